@@ -1,0 +1,45 @@
+// swift-tools-version:6.1
+import PackageDescription
+import Foundation
+
+// The CPU kernels need a concrete target CPU: without it Swift emits the SSE2 baseline and
+// FMA / f16 conversions become library calls (see shared/cpu-kernel-notes.md).
+let targetCPU = ProcessInfo.processInfo.environment["THEMIS_TARGET_CPU"] ?? "native"
+let fastMath: [SwiftSetting] = [.unsafeFlags(["-target-cpu", targetCPU, "-Ounchecked"])]
+
+let package = Package(
+    name: "Themis",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "themis", targets: ["themis"]),
+        .library(name: "ThemisBackend", targets: ["ThemisBackend"]),
+        .library(name: "ThemisModel", targets: ["ThemisModel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // The Backend protocol, device descriptions, storage formats and the scalar reference ops.
+        .target(name: "ThemisBackend", swiftSettings: fastMath),
+        // SIMD, multi-threaded CPU implementation of the Backend protocol.
+        .target(name: "CPUBackend", dependencies: ["ThemisBackend"], swiftSettings: fastMath),
+        // GGUF, tokenizer, chat templates, transformer, sampling and scoring: backend-agnostic.
+        .target(name: "ThemisModel", dependencies: ["ThemisBackend"], swiftSettings: fastMath),
+        // Meta-evaluation and speed benchmarks, against ThemisModel and the protocol only.
+        .target(name: "ThemisBench", dependencies: ["ThemisModel", "ThemisBackend"], swiftSettings: fastMath),
+        // Op cases with tolerances, runnable on any Backend (used by each backend's tests).
+        .target(name: "BackendConformance", dependencies: ["ThemisBackend"]),
+        // The CLI: the only place that names concrete backends.
+        .executableTarget(
+            name: "themis",
+            dependencies: [
+                "ThemisBackend", "ThemisModel", "ThemisBench", "CPUBackend",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fastMath),
+        .testTarget(name: "ThemisBackendTests", dependencies: ["ThemisBackend"]),
+        .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ThemisBackend", "BackendConformance"]),
+        .testTarget(name: "ThemisModelTests", dependencies: ["ThemisModel", "ThemisBackend", "CPUBackend"]),
+        .testTarget(name: "themisTests", dependencies: ["themis"]),
+    ]
+)

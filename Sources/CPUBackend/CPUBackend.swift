@@ -1,0 +1,277 @@
+import ThemisBackend
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The CPU implementation of `Backend`: SIMD kernels over a spinning thread pool.
+///
+/// Ops run eagerly on the calling thread plus the pool's workers, so `synchronize()` is a no-op.
+/// Weights are used in place from the caller's (memory-mapped) bytes.
+public final class CPUBackend: Backend, @unchecked Sendable {
+    // Used from one task at a time (the Backend contract); the pool and scratch are owned here.
+    public let device: DeviceInfo
+    let pool: ThreadPool
+    private var scratch: [UnsafeMutablePointer<Float>]
+    private var scratchCount = 0
+
+    /// A backend using `threads` threads (default: every core).
+    public init(threads: Int? = nil) {
+        let n = threads ?? CPUProvider.defaultThreadCount
+        pool = ThreadPool(threads: n)
+        device = CPUProvider.deviceInfo(threads: n)
+        scratch = []
+        ensureScratch(1 << 16)
+    }
+
+    deinit { for p in scratch { p.deallocate() } }
+
+    /// Makes sure every thread has `count` floats of scratch.
+    private func ensureScratch(_ count: Int) {
+        if count <= scratchCount { return }
+        for p in scratch { p.deallocate() }
+        let c = max(count, scratchCount * 2)
+        scratch = (0..<pool.threadCount).map { _ in
+            UnsafeMutableRawPointer.allocate(byteCount: c * 4, alignment: 64).bindMemory(to: Float.self, capacity: c)
+        }
+        scratchCount = c
+    }
+
+    public func supports(_ type: StorageType) -> Bool { true }
+
+    public func makeWeight(type: StorageType, shape: [Int], bytes: UnsafeRawBufferPointer) throws -> Tensor {
+        let t = Tensor(shape: shape, type: type, storage: CPUStorage(borrowing: bytes))
+        guard bytes.count >= t.rowBytes * t.rowCount else {
+            throw BackendError.shapeMismatch("weight \(shape) of \(type) needs \(t.rowBytes * t.rowCount) bytes, got \(bytes.count)")
+        }
+        return t
+    }
+
+    public func makeTensor(shape: [Int]) throws -> Tensor {
+        let count = shape.reduce(1, *)
+        return Tensor(shape: shape, type: .f32, storage: CPUStorage(zeroedBytes: count * 4))
+    }
+
+    @inline(__always) func pointer(_ t: Tensor) -> UnsafeMutablePointer<Float> {
+        precondition(t.type == .f32, "activation tensors are f32")
+        let s = t.storage as! CPUStorage
+        return (s.base + t.rowOffset * t.rowBytes).assumingMemoryBound(to: Float.self)
+    }
+
+    @inline(__always) func rawPointer(_ t: Tensor) -> UnsafeRawPointer {
+        let s = t.storage as! CPUStorage
+        return UnsafeRawPointer(s.base + t.rowOffset * t.rowBytes)
+    }
+
+    public func write(_ values: [Float], to tensor: Tensor) {
+        precondition(values.count == tensor.count, "write of \(values.count) values into \(tensor.shape)")
+        let p = pointer(tensor)
+        values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    public func read(_ tensor: Tensor) -> [Float] {
+        let p = pointer(tensor)
+        return Array(UnsafeBufferPointer(start: p, count: tensor.count))
+    }
+
+    public func synchronize() {}
+
+    // MARK: ops
+
+    public func getRows(_ table: Tensor, ids: [Int32], into out: Tensor) {
+        let k = table.rowLength
+        precondition(out.rowLength == k && out.rowCount >= ids.count, "getRows shape")
+        let src = rawPointer(table)
+        let dst = pointer(out)
+        let rowBytes = table.rowBytes
+        withKernel(table.type) { kernel in
+            for (i, id) in ids.enumerated() {
+                precondition(id >= 0 && Int(id) < table.rowCount, "token id \(id) out of range")
+                dequantizeRow(kernel, src + Int(id) * rowBytes, dst + i * k, count: k)
+            }
+        }
+    }
+
+    public func matmul(_ x: Tensor, weight w: Tensor, into y: Tensor) {
+        let n = x.rowCount, k = x.rowLength, m = w.rowCount
+        precondition(w.rowLength == k && y.rowLength == m && y.rowCount == n,
+                     "matmul shapes x\(x.shape) w\(w.shape) y\(y.shape)")
+        let xp = pointer(x), yp = pointer(y), wp = rawPointer(w)
+        let rowBytes = w.rowBytes
+        if n == 1 {
+            ensureScratch(256)
+            let chunk = max(8, (m + pool.threadCount * 8 - 1) / (pool.threadCount * 8))
+            let tasks = (m + chunk - 1) / chunk
+            withKernel(w.type) { kernel in
+                let scratch = self.scratch
+                pool.run(tasks: tasks) { t, thread in
+                    let rows = t * chunk..<min(m, (t + 1) * chunk)
+                    matVecRows(kernel, w: wp, rowBytes: rowBytes, k: k, x: xp, y: yp, rows: rows, scratch: scratch[thread])
+                }
+            }
+            return
+        }
+        ensureScratch(64 * k + 256)
+        let panels = (m + 31) / 32
+        withKernel(w.type) { kernel in
+            let scratch = self.scratch
+            pool.run(tasks: panels) { t, thread in
+                let s = scratch[thread]
+                gemmPanel(kernel, w: wp, rowBytes: rowBytes, m: m, k: k, j0: t * 32, x: xp, n: n, y: yp, ldy: m,
+                          tmp: s, panel: s + 32 * k)
+            }
+        }
+    }
+
+    public func add(_ a: Tensor, _ b: Tensor, into out: Tensor) {
+        let width = a.rowLength, rows = a.rowCount
+        precondition(b.rowLength == width && (b.rowCount == rows || b.rowCount == 1) && out.count == a.count, "add shapes")
+        let ap = pointer(a), bp = pointer(b), op = pointer(out)
+        let broadcast = b.rowCount == 1 && rows > 1
+        parallelRows(rows, width: width) { r in
+            let x = ap + r * width, y = broadcast ? bp : bp + r * width, o = op + r * width
+            var i = 0
+            while i + 16 <= width { storeF(loadF(x + i) + loadF(y + i), o + i); i += 16 }
+            while i < width { o[i] = x[i] + y[i]; i += 1 }
+        }
+    }
+
+    public func rmsNorm(_ x: Tensor, weight: Tensor, epsilon: Float, into out: Tensor) {
+        let width = x.rowLength
+        precondition(weight.count == width && out.count == x.count, "rmsNorm shapes")
+        let xp = pointer(x), wp = pointer(weight), op = pointer(out)
+        parallelRows(x.rowCount, width: width) { r in
+            let v = xp + r * width, o = op + r * width
+            let scale = 1 / (dot(v, v, width) / Float(width) + epsilon).squareRoot()
+            let s = F16x(repeating: scale)
+            var i = 0
+            while i + 16 <= width { storeF(loadF(v + i) * s * loadF(wp + i), o + i); i += 16 }
+            while i < width { o[i] = v[i] * scale * wp[i]; i += 1 }
+        }
+    }
+
+    public func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout) {
+        let width = x.rowLength
+        precondition(width % headDim == 0 && ropeDim <= headDim && ropeDim % 2 == 0, "rope shapes")
+        let heads = width / headDim
+        let half = ropeDim / 2
+        // Frequencies in Double: positions reach tens of thousands and f32 angles drift.
+        let inv = (0..<half).map { Double(freqBase) ** (-2.0 * Double($0) / Double(ropeDim)) }
+        let xp = pointer(x)
+        parallelRows(x.rowCount, width: width * 4) { r in
+            let pos = Double(startPosition + r)
+            var cs = [Float](repeating: 0, count: half), sn = [Float](repeating: 0, count: half)
+            for j in 0..<half {
+                let a = pos * inv[j]
+                cs[j] = Float(cos(a)); sn[j] = Float(sin(a))
+            }
+            for h in 0..<heads {
+                let v = xp + r * width + h * headDim
+                for j in 0..<half {
+                    let (i0, i1) = layout == .adjacentPairs ? (2 * j, 2 * j + 1) : (j, j + half)
+                    let a = v[i0], b = v[i1]
+                    v[i0] = a * cs[j] - b * sn[j]
+                    v[i1] = a * sn[j] + b * cs[j]
+                }
+            }
+        }
+    }
+
+    public func swiglu(gate: Tensor, up: Tensor, into out: Tensor) {
+        let width = gate.rowLength
+        precondition(up.count == gate.count && out.count == gate.count, "swiglu shapes")
+        let gp = pointer(gate), up_ = pointer(up), op = pointer(out)
+        parallelRows(gate.rowCount, width: width) { r in
+            let g = gp + r * width, u = up_ + r * width, o = op + r * width
+            var i = 0
+            let one = F16x(repeating: 1)
+            while i + 16 <= width {
+                let gv = loadF(g + i)
+                storeF(gv / (one + vexp(-gv)) * loadF(u + i), o + i)
+                i += 16
+            }
+            while i < width { o[i] = g[i] / (1 + expf(-g[i])) * u[i]; i += 1 }
+        }
+    }
+
+    public func copyRows(_ source: Tensor, into destination: Tensor, atRow row: Int) {
+        precondition(source.rowLength == destination.rowLength && row + source.rowCount <= destination.rowCount,
+                     "copyRows shapes")
+        (pointer(destination) + row * destination.rowLength).update(from: pointer(source), count: source.count)
+    }
+
+    public func attention(q: Tensor, keys: Tensor, values: Tensor, headCount: Int, headCountKV: Int,
+                          startPosition: Int, scale: Float, into out: Tensor) {
+        let n = q.rowCount
+        let headDim = q.rowLength / headCount
+        let kvWidth = headCountKV * headDim
+        precondition(keys.rowLength == kvWidth && values.rowLength == kvWidth && headCount % headCountKV == 0
+                     && startPosition + n <= keys.rowCount && out.count == q.count, "attention shapes")
+        let group = headCount / headCountKV
+        let qp = pointer(q), kp = pointer(keys), vp = pointer(values), op = pointer(out)
+        let width = q.rowLength
+        ensureScratch(startPosition + n + 16)
+        let scratch = self.scratch
+        pool.run(tasks: n * headCount) { task, thread in
+            let i = task / headCount, h = task % headCount
+            let kvh = h / group
+            let length = startPosition + i + 1
+            let scores = scratch[thread]
+            let qv = qp + i * width + h * headDim
+            for p in 0..<length {
+                scores[p] = dot(qv, kp + p * kvWidth + kvh * headDim, headDim) * scale
+            }
+            let mx = maxOf(scores, length)
+            let total = expShiftSum(scores, length, shift: mx)
+            let o = op + i * width + h * headDim
+            o.update(repeating: 0, count: headDim)
+            for p in 0..<length {
+                axpy(scores[p], vp + p * kvWidth + kvh * headDim, o, headDim)
+            }
+            let inv = 1 / total
+            for d in 0..<headDim { o[d] *= inv }
+        }
+    }
+
+    public func softmax(_ x: Tensor, into out: Tensor) {
+        let width = x.rowLength
+        let xp = pointer(x), op = pointer(out)
+        parallelRows(x.rowCount, width: width) { r in
+            let v = xp + r * width, o = op + r * width
+            if v != o { o.update(from: v, count: width) }
+            let mx = maxOf(o, width)
+            let inv = 1 / expShiftSum(o, width, shift: mx)
+            for i in 0..<width { o[i] *= inv }
+        }
+    }
+
+    public func logSoftmax(_ x: Tensor, into out: Tensor) {
+        let width = x.rowLength
+        let xp = pointer(x), op = pointer(out)
+        ensureScratch(width)
+        let scratch = self.scratch
+        pool.run(tasks: x.rowCount) { r, thread in
+            let v = xp + r * width, o = op + r * width
+            let mx = maxOf(v, width)
+            let tmp = scratch[thread]
+            tmp.update(from: v, count: width)
+            let lse = mx + logf(expShiftSum(tmp, width, shift: mx))
+            for i in 0..<width { o[i] = v[i] - lse }
+        }
+    }
+
+    /// Runs `body(row)` for every row, in parallel when the work is large enough to pay for it.
+    private func parallelRows(_ rows: Int, width: Int, _ body: (Int) -> Void) {
+        if rows * width < 16_384 || rows == 1 {
+            for r in 0..<rows { body(r) }
+            return
+        }
+        let chunk = max(1, rows / (pool.threadCount * 4))
+        let tasks = (rows + chunk - 1) / chunk
+        pool.run(tasks: tasks) { t, _ in
+            for r in t * chunk..<min(rows, (t + 1) * chunk) { body(r) }
+        }
+    }
+}
+
+infix operator **: MultiplicationPrecedence
+private func ** (a: Double, b: Double) -> Double { pow(a, b) }

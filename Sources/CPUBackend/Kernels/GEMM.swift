@@ -1,0 +1,90 @@
+/// Prefill-shape matmul over one panel of 32 weight rows: `y[i, j0 + c] = x[i] · w[j0 + c]`.
+///
+/// The panel's rows are dequantised once into `tmp` (`[32, k]`), transposed into `panel`
+/// (`[k, 32]`, so a k-step loads two vectors), and an 8x32 register-blocked kernel runs over
+/// the activation rows. Rows of the panel past `m` are zero and their outputs not stored.
+func gemmPanel<K: BlockKernel>(_: K.Type, w: UnsafeRawPointer, rowBytes: Int, m: Int, k: Int, j0: Int,
+                               x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
+                               tmp: UnsafeMutablePointer<Float>, panel: UnsafeMutablePointer<Float>) {
+    let cols = min(32, m - j0)
+    for c in 0..<cols {
+        dequantizeRow(K.self, w + (j0 + c) * rowBytes, tmp + c * k, count: k)
+    }
+    for kk in 0..<k {
+        let p = panel + kk * 32
+        for c in 0..<cols { p[c] = tmp[c * k + kk] }
+        for c in cols..<32 { p[c] = 0 }
+    }
+    var i = 0
+    while i + 8 <= n {
+        kernel8x32(x: x + i * k, k: k, panel: panel, y: y + i * ldy + j0, ldy: ldy, cols: cols)
+        i += 8
+    }
+    while i < n {
+        kernel1x32(x: x + i * k, k: k, panel: panel, y: y + i * ldy + j0, cols: cols)
+        i += 1
+    }
+}
+
+@inline(__always)
+private func store32(_ a: F16x, _ b: F16x, _ y: UnsafeMutablePointer<Float>, cols: Int) {
+    if cols == 32 {
+        storeF(a, y)
+        storeF(b, y + 16)
+    } else {
+        for c in 0..<min(cols, 16) { y[c] = a[c] }
+        if cols > 16 { for c in 16..<cols { y[c] = b[c - 16] } }
+    }
+}
+
+// Written out by hand: arrays or tuples of accumulators spill to the stack.
+@inline(__always)
+private func kernel8x32(x: UnsafePointer<Float>, k: Int, panel: UnsafePointer<Float>,
+                        y: UnsafeMutablePointer<Float>, ldy: Int, cols: Int) {
+    var c00 = F16x(), c01 = F16x(), c10 = F16x(), c11 = F16x()
+    var c20 = F16x(), c21 = F16x(), c30 = F16x(), c31 = F16x()
+    var c40 = F16x(), c41 = F16x(), c50 = F16x(), c51 = F16x()
+    var c60 = F16x(), c61 = F16x(), c70 = F16x(), c71 = F16x()
+    let x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k
+    let x4 = x + 4 * k, x5 = x + 5 * k, x6 = x + 6 * k, x7 = x + 7 * k
+    for kk in 0..<k {
+        let b0 = loadF(panel + kk * 32)
+        let b1 = loadF(panel + kk * 32 + 16)
+        var a = F16x(repeating: x0[kk])
+        c00 = c00.addingProduct(a, b0); c01 = c01.addingProduct(a, b1)
+        a = F16x(repeating: x1[kk])
+        c10 = c10.addingProduct(a, b0); c11 = c11.addingProduct(a, b1)
+        a = F16x(repeating: x2[kk])
+        c20 = c20.addingProduct(a, b0); c21 = c21.addingProduct(a, b1)
+        a = F16x(repeating: x3[kk])
+        c30 = c30.addingProduct(a, b0); c31 = c31.addingProduct(a, b1)
+        a = F16x(repeating: x4[kk])
+        c40 = c40.addingProduct(a, b0); c41 = c41.addingProduct(a, b1)
+        a = F16x(repeating: x5[kk])
+        c50 = c50.addingProduct(a, b0); c51 = c51.addingProduct(a, b1)
+        a = F16x(repeating: x6[kk])
+        c60 = c60.addingProduct(a, b0); c61 = c61.addingProduct(a, b1)
+        a = F16x(repeating: x7[kk])
+        c70 = c70.addingProduct(a, b0); c71 = c71.addingProduct(a, b1)
+    }
+    store32(c00, c01, y, cols: cols)
+    store32(c10, c11, y + ldy, cols: cols)
+    store32(c20, c21, y + 2 * ldy, cols: cols)
+    store32(c30, c31, y + 3 * ldy, cols: cols)
+    store32(c40, c41, y + 4 * ldy, cols: cols)
+    store32(c50, c51, y + 5 * ldy, cols: cols)
+    store32(c60, c61, y + 6 * ldy, cols: cols)
+    store32(c70, c71, y + 7 * ldy, cols: cols)
+}
+
+@inline(__always)
+private func kernel1x32(x: UnsafePointer<Float>, k: Int, panel: UnsafePointer<Float>,
+                        y: UnsafeMutablePointer<Float>, cols: Int) {
+    var c0 = F16x(), c1 = F16x()
+    for kk in 0..<k {
+        let a = F16x(repeating: x[kk])
+        c0 = c0.addingProduct(a, loadF(panel + kk * 32))
+        c1 = c1.addingProduct(a, loadF(panel + kk * 32 + 16))
+    }
+    store32(c0, c1, y, cols: cols)
+}

@@ -1,0 +1,88 @@
+/// e^x for 16 lanes: Cephes-style range reduction and a degree-6 polynomial (relative error
+/// about 2e-7 over the clamped range; inputs below -87 give about 1e-38, not 0).
+@inline(__always) func vexp(_ v: F16x) -> F16x {
+    let lo = F16x(repeating: -87.0), hi = F16x(repeating: 88.0)
+    let x = v.replacing(with: lo, where: v .< lo).replacing(with: hi, where: v .> hi)
+    let magic = F16x(repeating: 12_582_912.0)  // 1.5 * 2^23: adding it rounds to an integer
+    let t = x * 1.442_695_04 + magic
+    let n = t - magic
+    var r = x.addingProduct(n, F16x(repeating: -0.693_359_375))
+    r = r.addingProduct(n, F16x(repeating: 2.121_944_4e-4))
+    var p = F16x(repeating: 1.987_569_15e-4)
+    p = p * r + 1.398_199_950_7e-3
+    p = p * r + 8.333_451_907_3e-3
+    p = p * r + 4.166_579_589_4e-2
+    p = p * r + 1.666_666_545_9e-1
+    p = p * r + 5.000_000_120_1e-1
+    let e = (p * r * r + r) + 1
+    let nBits = unsafeBitCast(t, to: SIMD16<Int32>.self) &- unsafeBitCast(magic, to: SIMD16<Int32>.self)
+    let scale = unsafeBitCast((nBits &+ 127) &<< 23, to: F16x.self)
+    return e * scale
+}
+
+/// Sum of `count` floats.
+@inline(__always) func sumOf(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
+    var acc = F16x()
+    var i = 0
+    while i + 16 <= count { acc += loadF(p + i); i += 16 }
+    var s = acc.sum()
+    while i < count { s += p[i]; i += 1 }
+    return s
+}
+
+/// Dot product of `count` floats.
+@inline(__always) func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
+    var acc0 = F16x(), acc1 = F16x()
+    var i = 0
+    while i + 32 <= count {
+        acc0 = acc0.addingProduct(loadF(a + i), loadF(b + i))
+        acc1 = acc1.addingProduct(loadF(a + i + 16), loadF(b + i + 16))
+        i += 32
+    }
+    if i + 16 <= count { acc0 = acc0.addingProduct(loadF(a + i), loadF(b + i)); i += 16 }
+    var s = (acc0 + acc1).sum()
+    while i < count { s += a[i] * b[i]; i += 1 }
+    return s
+}
+
+/// Maximum of `count > 0` floats.
+@inline(__always) func maxOf(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
+    var i = 0
+    var m = -Float.infinity
+    if count >= 16 {
+        var acc = loadF(p)
+        i = 16
+        while i + 16 <= count { let v = loadF(p + i); acc.replace(with: v, where: v .> acc); i += 16 }
+        m = acc.max()
+    }
+    while i < count { m = max(m, p[i]); i += 1 }
+    return m
+}
+
+/// `p[i] = exp(p[i] - shift)` in place; returns the sum of the results.
+@inline(__always) func expShiftSum(_ p: UnsafeMutablePointer<Float>, _ count: Int, shift: Float) -> Float {
+    var acc = F16x()
+    let s = F16x(repeating: shift)
+    var i = 0
+    while i + 16 <= count {
+        let e = vexp(loadF(p + i) - s)
+        storeF(e, p + i)
+        acc += e
+        i += 16
+    }
+    if i < count {
+        var v = F16x(repeating: -Float.infinity)
+        for j in 0..<(count - i) { v[j] = p[i + j] }
+        let e = vexp(v - s)
+        for j in 0..<(count - i) { p[i + j] = e[j]; acc[j] += e[j] }
+    }
+    return acc.sum()
+}
+
+/// `y += a * x` over `count` floats.
+@inline(__always) func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int) {
+    let av = F16x(repeating: a)
+    var i = 0
+    while i + 16 <= count { storeF(loadF(y + i).addingProduct(av, loadF(x + i)), y + i); i += 16 }
+    while i < count { y[i] += a * x[i]; i += 1 }
+}

@@ -1,0 +1,93 @@
+/// Where RoPE pairs its rotated elements within a head.
+public enum RoPELayout: String, Sendable, CaseIterable {
+    /// Element `2i` rotates with `2i+1` (GGUF llama: Q/K weights are permuted for this).
+    case adjacentPairs
+    /// Element `i` rotates with `i + ropeDim/2` (GPT-NeoX, qwen2).
+    case halfSplit
+}
+
+/// A compute device that runs the ops of a transformer forward pass.
+///
+/// Contract:
+/// - Ops are recorded in call order and may run later; `read(_:)` and `synchronize()` block until
+///   every op recorded before them is done, so results are visible. An eager backend may run each
+///   op at once.
+/// - Activations are `f32`. Weights keep their GGUF storage type and are never dequantised as a
+///   whole; `supports(_:)` tells which types `matmul` and `getRows` accept.
+/// - Shapes: activations `[n, width]`; a weight `[m, k]` has `m` output rows of `k` inputs.
+///   An op's output must not alias its inputs unless the op says it works in place.
+/// - A backend is used from one task at a time; it need not be re-entrant.
+public protocol Backend: AnyObject, Sendable {
+    /// The device this backend runs on.
+    var device: DeviceInfo { get }
+
+    /// Whether `matmul` and `getRows` accept weights of this storage type.
+    func supports(_ type: StorageType) -> Bool
+
+    /// A weight tensor of GGUF storage `type` whose rows are `bytes` (row-major, `shape[0]` rows).
+    /// The backend may use the bytes in place: the caller keeps them alive and unchanged for the
+    /// tensor's lifetime (they are usually a memory-mapped model file).
+    func makeWeight(type: StorageType, shape: [Int], bytes: UnsafeRawBufferPointer) throws -> Tensor
+
+    /// A zero-filled `f32` tensor.
+    func makeTensor(shape: [Int]) throws -> Tensor
+
+    /// Copies `values` (row-major, exactly `tensor.count` of them) into an `f32` tensor.
+    func write(_ values: [Float], to tensor: Tensor)
+
+    /// The values of an `f32` tensor; blocks until recorded work is done.
+    func read(_ tensor: Tensor) -> [Float]
+
+    /// `out[i] = dequantise(table[ids[i]])`; `out` is `[ids.count, table.shape[1]]` f32.
+    func getRows(_ table: Tensor, ids: [Int32], into out: Tensor)
+
+    /// `y[n, m] = x[n, k] · wᵀ` with `w` `[m, k]` in any supported storage type.
+    func matmul(_ x: Tensor, weight w: Tensor, into y: Tensor)
+
+    /// `out = a + b`; `b` has the shape of `a` or is a single row broadcast over `a`'s rows
+    /// (a bias). `out` may be `a`.
+    func add(_ a: Tensor, _ b: Tensor, into out: Tensor)
+
+    /// Per row: `out = x / sqrt(mean(x²) + epsilon) * weight`. `out` may be `x`.
+    func rmsNorm(_ x: Tensor, weight: Tensor, epsilon: Float, into out: Tensor)
+
+    /// Rotary position embedding, in place, on `x` `[n, heads * headDim]`: row `i` is at position
+    /// `startPosition + i`; the first `ropeDim` elements of each head rotate with
+    /// `theta_j = position * freqBase^(-2j/ropeDim)`.
+    func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout)
+
+    /// `out = silu(gate) * up`, element-wise. `out` may be `gate`.
+    func swiglu(gate: Tensor, up: Tensor, into out: Tensor)
+
+    /// Copies all rows of `source` into `destination` starting at row `row` (a KV-cache write).
+    func copyRows(_ source: Tensor, into destination: Tensor, atRow row: Int)
+
+    /// Causal grouped-query attention over a KV cache.
+    ///
+    /// `q` is `[n, headCount * headDim]` for positions `startPosition ..< startPosition + n`;
+    /// `keys` and `values` are `[contextLength, headCountKV * headDim]` with rows
+    /// `0 ..< startPosition + n` written. Query head `h` uses KV head `h / (headCount / headCountKV)`.
+    /// Row `i` attends to positions `0 ... startPosition + i`. `out` is `[n, headCount * headDim]`.
+    func attention(q: Tensor, keys: Tensor, values: Tensor, headCount: Int, headCountKV: Int,
+                   startPosition: Int, scale: Float, into out: Tensor)
+
+    /// Per row: `out = softmax(x)`. `out` may be `x`.
+    func softmax(_ x: Tensor, into out: Tensor)
+
+    /// Per row: `out = log(softmax(x))`. `out` may be `x`.
+    func logSoftmax(_ x: Tensor, into out: Tensor)
+
+    /// Blocks until every recorded op has finished.
+    func synchronize()
+}
+
+/// One backend technology (CPU, Vulkan, ...): lists its devices and opens backends on them.
+public protocol BackendProvider: Sendable {
+    /// The device-name prefix on the command line (`cpu`, `vulkan`).
+    var name: String { get }
+    /// The devices this provider can use now; empty when its driver or loader is missing.
+    /// `diagnostic` explains an empty list (for the fall-back message).
+    func devices() -> (devices: [DeviceInfo], diagnostic: String?)
+    /// Opens a backend on one of this provider's devices.
+    func makeBackend(on device: DeviceInfo) throws -> any Backend
+}

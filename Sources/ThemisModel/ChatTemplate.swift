@@ -1,0 +1,243 @@
+/// The chat formats Themis renders; `rawValue` is the spelling of the `--chat-template` option.
+public enum ChatTemplateKind: String, CaseIterable, Sendable {
+    /// `<|im_start|>role\n…<|im_end|>\n` (SmolLM2, Qwen2.5 and many others).
+    case chatml
+    /// `<|start_header_id|>role<|end_header_id|>\n\n…<|eot_id|>` after `<|begin_of_text|>`.
+    case llama3
+    /// `<s>[INST] … [/INST]answer</s>` (Mistral, Llama 2 style).
+    case mistral
+}
+
+/// Who wrote a chat message.
+public enum ChatRole: String, Sendable, CaseIterable {
+    case system, user, assistant
+}
+
+/// One message of a conversation.
+public struct ChatMessage: Sendable, Equatable {
+    public var role: ChatRole
+    public var content: String
+
+    /// A message from `role`.
+    public init(role: ChatRole, content: String) {
+        self.role = role
+        self.content = content
+    }
+
+    /// A system message.
+    public static func system(_ content: String) -> ChatMessage { ChatMessage(role: .system, content: content) }
+    /// A user message.
+    public static func user(_ content: String) -> ChatMessage { ChatMessage(role: .user, content: content) }
+    /// An assistant message.
+    public static func assistant(_ content: String) -> ChatMessage { ChatMessage(role: .assistant, content: content) }
+}
+
+/// Why a model's chat template cannot be used.
+public enum ChatTemplateError: Error, CustomStringConvertible, Equatable {
+    /// The file has no `tokenizer.chat_template`.
+    case missing
+    /// The template matches none of the known formats; carries its beginning.
+    case unrecognized(String)
+
+    public var description: String {
+        let choose = "choose one with --chat-template " + ChatTemplateKind.allCases.map(\.rawValue).joined(separator: "|")
+        switch self {
+        case .missing:
+            return "the model file has no chat template (tokenizer.chat_template); \(choose)"
+        case .unrecognized(let start):
+            return "unrecognized chat template in the model file (it begins \(start.debugDescription)); \(choose)"
+        }
+    }
+}
+
+/// Formats a conversation into the prompt text a chat model was trained on.
+///
+/// Only the three formats of `ChatTemplateKind` are rendered, by code rather than by running the file's Jinja
+/// template; `init(gguf:)` recognises which one a file uses and keeps the default system prompt the template
+/// inserts when a conversation has none.
+public struct ChatTemplate: Sendable, Equatable {
+    /// The format rendered.
+    public let kind: ChatTemplateKind
+    /// The system message used when the conversation does not start with one; nil for none.
+    public let defaultSystemPrompt: String?
+    /// Spelling of the beginning-of-sequence token written at the start (Llama 3 and Mistral formats).
+    public let bosText: String
+    /// Spelling of the end-of-sequence token written after each assistant message (Mistral format).
+    public let eosText: String
+
+    /// A template of `kind`; `bosText` and `eosText` default to the usual spellings of that format.
+    public init(
+        kind: ChatTemplateKind, defaultSystemPrompt: String? = nil, bosText: String? = nil, eosText: String? = nil
+    ) {
+        self.kind = kind
+        self.defaultSystemPrompt = defaultSystemPrompt
+        switch kind {
+        case .chatml:
+            self.bosText = bosText ?? ""
+            self.eosText = eosText ?? "<|im_end|>"
+        case .llama3:
+            self.bosText = bosText ?? "<|begin_of_text|>"
+            self.eosText = eosText ?? "<|eot_id|>"
+        case .mistral:
+            self.bosText = bosText ?? "<s>"
+            self.eosText = eosText ?? "</s>"
+        }
+    }
+
+    /// The template of a model file: `kind` when given (the `--chat-template` override), else the format
+    /// recognised in `tokenizer.chat_template`.
+    ///
+    /// Throws `ChatTemplateError` naming the `--chat-template` option when no kind is given and the template is
+    /// missing or unrecognised.
+    public init(gguf: GGUFFile, kind override: ChatTemplateKind? = nil) throws {
+        let source = gguf.metadata["tokenizer.chat_template"]?.string
+        let kind: ChatTemplateKind
+        if let override {
+            kind = override
+        } else {
+            guard let source, !source.isEmpty else { throw ChatTemplateError.missing }
+            guard let detected = ChatTemplate.detect(source) else {
+                throw ChatTemplateError.unrecognized(String(source.prefix(60)))
+            }
+            kind = detected
+        }
+        let defaultSystemPrompt = source.flatMap { ChatTemplate.detect($0) == kind ? ChatTemplate.defaultSystemPrompt(in: $0, kind: kind) : nil }
+        func spelling(_ key: String) -> String? {
+            guard let id = gguf.metadata["tokenizer.ggml.\(key)"]?.int,
+                let tokens = gguf.metadata["tokenizer.ggml.tokens"]?.array, id >= 0, id < tokens.count
+            else { return nil }
+            return tokens[id].string
+        }
+        // ChatML writes no BOS; the other formats write the file's own spellings.
+        let usesFileTokens = kind != .chatml
+        self.init(
+            kind: kind, defaultSystemPrompt: defaultSystemPrompt,
+            bosText: usesFileTokens ? spelling("bos_token_id") : nil,
+            eosText: usesFileTokens ? spelling("eos_token_id") : nil)
+    }
+
+    /// The format a Jinja chat template renders, recognised by its markers; nil when none is known.
+    public static func detect(_ template: String) -> ChatTemplateKind? {
+        if template.contains("<|start_header_id|>") { return .llama3 }
+        if template.contains("<|im_start|>") { return .chatml }
+        if template.contains("[INST]") { return .mistral }
+        return nil
+    }
+
+    /// The system prompt a template inserts as a string literal when the conversation has none, if any.
+    ///
+    /// For ChatML it is the literal text between `<|im_start|>system\n` and `<|im_end|>` inside one Jinja string
+    /// (SmolLM2: "You are a helpful AI assistant named SmolLM, trained by Hugging Face").
+    public static func defaultSystemPrompt(in template: String, kind: ChatTemplateKind) -> String? {
+        guard kind == .chatml else { return nil }
+        let opener = "<|im_start|>system"
+        var searchStart = template.startIndex
+        while let open = template[searchStart...].firstRange(of: opener) {
+            searchStart = open.upperBound
+            // The newline after the role is either a real newline or an escaped `\n` inside the Jinja string.
+            var bodyStart = open.upperBound
+            if template[bodyStart...].hasPrefix("\\n") {
+                bodyStart = template.index(bodyStart, offsetBy: 2)
+            } else if template[bodyStart...].hasPrefix("\n") {
+                bodyStart = template.index(after: bodyStart)
+            } else {
+                continue
+            }
+            guard let close = template[bodyStart...].firstRange(of: "<|im_end|>") else { break }
+            if let literal = unescapedLiteral(template[bodyStart..<close.lowerBound]), !literal.isEmpty {
+                return literal
+            }
+        }
+        return nil
+    }
+
+    /// The text of a Jinja string-literal fragment, or nil when it leaves the literal (an unescaped quote or a
+    /// template tag), i.e. when the system text is computed rather than fixed.
+    private static func unescapedLiteral(_ fragment: Substring) -> String? {
+        var result = ""
+        var escaped = false
+        for character in fragment {
+            if escaped {
+                switch character {
+                case "n": result.append("\n")
+                case "t": result.append("\t")
+                default: result.append(character)
+                }
+                escaped = false
+                continue
+            }
+            switch character {
+            case "\\": escaped = true
+            case "'", "\"", "{", "}": return nil
+            default: result.append(character)
+            }
+        }
+        return escaped ? nil : result
+    }
+
+    /// The prompt text for `messages`, ending with the assistant's turn opener when `addGenerationPrompt`.
+    ///
+    /// For the Llama 3 and Mistral formats the text starts with `bosText`, as their templates do: tokenize it with
+    /// special tokens parsed and without adding another BOS.
+    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
+        var conversation = messages
+        if let defaultSystemPrompt, let first = messages.first, first.role != .system {
+            conversation.insert(.system(defaultSystemPrompt), at: 0)
+        }
+        switch kind {
+        case .chatml: return renderChatML(conversation, addGenerationPrompt: addGenerationPrompt)
+        case .llama3: return renderLlama3(conversation, addGenerationPrompt: addGenerationPrompt)
+        case .mistral: return renderMistral(conversation)
+        }
+    }
+
+    private func renderChatML(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> String {
+        var text = bosText
+        for message in messages {
+            text += "<|im_start|>\(message.role.rawValue)\n\(message.content)<|im_end|>\n"
+        }
+        if addGenerationPrompt { text += "<|im_start|>assistant\n" }
+        return text
+    }
+
+    private func renderLlama3(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> String {
+        var text = bosText
+        for message in messages {
+            // The Llama 3 template trims each message.
+            let content = message.content.trimmingWhitespace()
+            text += "<|start_header_id|>\(message.role.rawValue)<|end_header_id|>\n\n\(content)<|eot_id|>"
+        }
+        if addGenerationPrompt { text += "<|start_header_id|>assistant<|end_header_id|>\n\n" }
+        return text
+    }
+
+    /// Mistral's format has no system role: the system text opens the first user turn. The `[/INST]` that closes
+    /// each user turn is already the generation prompt.
+    private func renderMistral(_ messages: [ChatMessage]) -> String {
+        var text = bosText
+        var system: String?
+        for message in messages {
+            switch message.role {
+            case .system:
+                system = message.content
+            case .user:
+                let prefix = system.map { $0 + "\n\n" } ?? ""
+                system = nil
+                text += "[INST] \(prefix)\(message.content) [/INST]"
+            case .assistant:
+                text += message.content + eosText
+            }
+        }
+        return text
+    }
+}
+
+extension String {
+    /// The string without leading and trailing whitespace (Jinja's `trim`).
+    fileprivate func trimmingWhitespace() -> String {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
+        return String(scalars[first...last])
+    }
+}

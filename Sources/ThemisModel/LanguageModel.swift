@@ -1,0 +1,102 @@
+import ThemisBackend
+
+/// A loaded model: GGUF file, tokenizer, chat template and transformer on one backend.
+///
+/// This is what the judge, distillation and benchmark layers receive; they never see a
+/// concrete backend.
+public final class LanguageModel: @unchecked Sendable {
+    // Immutable after init; the transformer is used by one session at a time.
+    public let file: GGUFFile
+    public let config: ModelConfig
+    public let tokenizer: Tokenizer
+    public let transformer: Transformer
+    /// The context length sessions get by default.
+    public let contextLength: Int
+    private let templateOverride: ChatTemplateKind?
+
+    /// Loads `path` onto `backend`. `contextLength` defaults to min(model's, 4096).
+    public init(path: String, backend: any Backend, contextLength: Int? = nil,
+                chatTemplate: ChatTemplateKind? = nil, maxBatch: Int = 512) throws {
+        file = try GGUFFile(path: path)
+        config = try ModelConfig(file: file)
+        tokenizer = try Tokenizer(gguf: file)
+        let ctx = contextLength ?? min(config.contextLength, 4096)
+        guard ctx > 0 else { throw ModelError.badHyperParameter("context length \(ctx)") }
+        self.contextLength = ctx
+        templateOverride = chatTemplate
+        transformer = try Transformer(file: file, backend: backend, maxBatch: maxBatch)
+    }
+
+    /// The backend the model runs on.
+    public var backend: any Backend { transformer.backend }
+
+    /// The chat template: the override if given, else the one recognised in the file.
+    /// Throws when the file's template is unknown (the message names `--chat-template`).
+    public func chatTemplate() throws -> ChatTemplate {
+        if let kind = templateOverride {
+            let fromFile = try? ChatTemplate(gguf: file)
+            let system = fromFile?.kind == kind ? fromFile?.defaultSystemPrompt : nil
+            return ChatTemplate(kind: kind, defaultSystemPrompt: system)
+        }
+        return try ChatTemplate(gguf: file)
+    }
+
+    /// A new sequence with its own KV cache.
+    public func makeSession(contextLength: Int? = nil) throws -> Session {
+        try Session(model: self, contextLength: contextLength ?? self.contextLength)
+    }
+}
+
+/// One sequence's state: its KV cache and the tokens in it.
+public final class Session: @unchecked Sendable {
+    // Used by one task at a time.
+    public let model: LanguageModel
+    public let cache: KVCache
+    /// Tokens whose keys and values are in the cache, in order.
+    public private(set) var tokens: [Int32] = []
+
+    init(model: LanguageModel, contextLength: Int) throws {
+        self.model = model
+        cache = try KVCache(config: model.config, contextLength: contextLength, backend: model.backend)
+    }
+
+    public var contextLength: Int { cache.contextLength }
+
+    /// Forgets every token after the first `count` (keeps a shared prefix for reuse).
+    public func truncate(to count: Int) {
+        tokens.removeLast(max(0, tokens.count - count))
+    }
+
+    /// Appends `newTokens` and returns the logits of the rows `outputs` (indices into
+    /// `newTokens`), `[outputs.count * vocab]`. Throws `contextOverflow` when they do not fit.
+    public func evaluate(_ newTokens: [Int32], outputs: Range<Int>) throws -> [Float] {
+        guard tokens.count + newTokens.count <= contextLength else {
+            throw ModelError.contextOverflow(tokens: tokens.count + newTokens.count, context: contextLength)
+        }
+        let vocab = model.config.vocabularySize
+        for id in newTokens where id < 0 || Int(id) >= vocab {
+            throw ModelError.badHyperParameter("token id \(id) outside the vocabulary of \(vocab)")
+        }
+        var result: [Float] = []
+        var begin = 0
+        let rows = model.transformer.maxLogitRows
+        // Split so that each call's output rows fit the logits buffer.
+        while begin < newTokens.count {
+            var end = newTokens.count
+            let wanted = max(outputs.lowerBound, begin)..<outputs.upperBound
+            if !wanted.isEmpty && wanted.count > rows { end = wanted.lowerBound + rows }
+            let local = wanted.isEmpty ? 0..<0 : (wanted.lowerBound - begin)..<(min(wanted.upperBound, end) - begin)
+            result += model.transformer.forward(Array(newTokens[begin..<end]), startPosition: tokens.count,
+                                                cache: cache, outputs: local)
+            tokens += newTokens[begin..<end]
+            begin = end
+        }
+        return result
+    }
+
+    /// Appends `newTokens` and returns the logits after the last of them.
+    public func evaluateLast(_ newTokens: [Int32]) throws -> [Float] {
+        guard !newTokens.isEmpty else { throw ModelError.emptyPrompt }
+        return try evaluate(newTokens, outputs: (newTokens.count - 1)..<newTokens.count)
+    }
+}

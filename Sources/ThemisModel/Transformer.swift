@@ -1,0 +1,116 @@
+import ThemisBackend
+
+/// The llama / qwen2 decoder-only transformer, as a sequence of backend ops.
+///
+/// Reads like llama2.c's `forward`: embedding; per block RMSNorm → QKV (+bias) → RoPE →
+/// KV-cache write → attention → output projection → residual → RMSNorm → SwiGLU → residual;
+/// final norm; classifier on the rows asked for. Scratch is allocated once for `maxBatch` rows.
+public final class Transformer: @unchecked Sendable {
+    // Used by one task at a time (the backend contract); scratch tensors are reused per call.
+    public let config: ModelConfig
+    public let backend: any Backend
+    public let weights: TransformerWeights
+    /// Most tokens per forward call; longer inputs are split by `forward`.
+    public let maxBatch: Int
+    /// Most rows of logits per forward call.
+    public let maxLogitRows: Int
+
+    private let x: Tensor       // [maxBatch, dim] residual stream
+    private let h: Tensor       // [maxBatch, dim] normed input
+    private let q: Tensor       // [maxBatch, qWidth]
+    private let k: Tensor       // [maxBatch, kvWidth]
+    private let v: Tensor       // [maxBatch, kvWidth]
+    private let attn: Tensor    // [maxBatch, qWidth]
+    private let proj: Tensor    // [maxBatch, dim]
+    private let gate: Tensor    // [maxBatch, ffn]
+    private let up: Tensor      // [maxBatch, ffn]
+    private let logits: Tensor  // [maxLogitRows, vocab]
+
+    public init(file: GGUFFile, backend: any Backend, maxBatch: Int = 512, maxLogitRows: Int = 64) throws {
+        let c = try ModelConfig(file: file)
+        config = c
+        self.backend = backend
+        self.maxBatch = maxBatch
+        self.maxLogitRows = maxLogitRows
+        weights = try TransformerWeights(file: file, config: c, backend: backend)
+        x = try backend.makeTensor(shape: [maxBatch, c.embeddingLength])
+        h = try backend.makeTensor(shape: [maxBatch, c.embeddingLength])
+        q = try backend.makeTensor(shape: [maxBatch, c.qWidth])
+        k = try backend.makeTensor(shape: [maxBatch, c.kvWidth])
+        v = try backend.makeTensor(shape: [maxBatch, c.kvWidth])
+        attn = try backend.makeTensor(shape: [maxBatch, c.qWidth])
+        proj = try backend.makeTensor(shape: [maxBatch, c.embeddingLength])
+        gate = try backend.makeTensor(shape: [maxBatch, c.feedForwardLength])
+        up = try backend.makeTensor(shape: [maxBatch, c.feedForwardLength])
+        logits = try backend.makeTensor(shape: [maxLogitRows, c.vocabularySize])
+    }
+
+    /// Runs `tokens` at positions `startPosition...` through the model, writing their keys and
+    /// values into `cache`, and returns the logits of the rows `outputs` (indices into `tokens`)
+    /// as `[outputs.count, vocab]` floats, row-major. Blocks until done.
+    ///
+    /// Precondition: `startPosition + tokens.count <= cache.contextLength`,
+    /// `outputs.count <= maxLogitRows`.
+    public func forward(_ tokens: [Int32], startPosition: Int, cache: KVCache, outputs: Range<Int>) -> [Float] {
+        precondition(startPosition + tokens.count <= cache.contextLength, "context overflow")
+        precondition(outputs.count <= maxLogitRows && outputs.lowerBound >= 0 && outputs.upperBound <= tokens.count)
+        var result: [Float] = []
+        result.reserveCapacity(outputs.count * config.vocabularySize)
+        var begin = 0
+        while begin < tokens.count {
+            let end = min(tokens.count, begin + maxBatch)
+            let wanted = max(outputs.lowerBound, begin)..<min(outputs.upperBound, end)
+            let local = wanted.isEmpty ? 0..<0 : (wanted.lowerBound - begin)..<(wanted.upperBound - begin)
+            step(Array(tokens[begin..<end]), startPosition: startPosition + begin, cache: cache, outputs: local)
+            if !local.isEmpty { result += backend.read(logits.rows(0..<local.count)) }
+            begin = end
+        }
+        backend.synchronize()
+        return result
+    }
+
+    /// One batch of at most `maxBatch` tokens.
+    private func step(_ tokens: [Int32], startPosition pos: Int, cache: KVCache, outputs: Range<Int>) {
+        let c = config, b = backend, n = tokens.count
+        let x = x.rows(0..<n), h = h.rows(0..<n), q = q.rows(0..<n), k = k.rows(0..<n), v = v.rows(0..<n)
+        let attn = attn.rows(0..<n), proj = proj.rows(0..<n), gate = gate.rows(0..<n), up = up.rows(0..<n)
+        let scale = 1 / Float(c.headDim).squareRoot()
+        // token embedding
+        b.getRows(weights.tokenEmbedding, ids: tokens, into: x)
+        for (layer, w) in weights.blocks.enumerated() {
+            // attention: norm, projections, rotary positions
+            b.rmsNorm(x, weight: w.attnNorm, epsilon: c.rmsEpsilon, into: h)
+            b.matmul(h, weight: w.q, into: q)
+            b.matmul(h, weight: w.k, into: k)
+            b.matmul(h, weight: w.v, into: v)
+            if let bias = w.qBias { b.add(q, bias, into: q) }
+            if let bias = w.kBias { b.add(k, bias, into: k) }
+            if let bias = w.vBias { b.add(v, bias, into: v) }
+            b.rope(q, headDim: c.headDim, ropeDim: c.ropeDimensionCount, startPosition: pos,
+                   freqBase: c.ropeFreqBase, layout: c.architecture.ropeLayout)
+            b.rope(k, headDim: c.headDim, ropeDim: c.ropeDimensionCount, startPosition: pos,
+                   freqBase: c.ropeFreqBase, layout: c.architecture.ropeLayout)
+            // KV cache write, then causal GQA attention over positions 0 ..< pos + n
+            b.copyRows(k, into: cache.keys[layer], atRow: pos)
+            b.copyRows(v, into: cache.values[layer], atRow: pos)
+            b.attention(q: q, keys: cache.keys[layer], values: cache.values[layer], headCount: c.headCount,
+                        headCountKV: c.headCountKV, startPosition: pos, scale: scale, into: attn)
+            // output projection and residual
+            b.matmul(attn, weight: w.output, into: proj)
+            b.add(x, proj, into: x)
+            // feed-forward: norm, SwiGLU, down projection, residual
+            b.rmsNorm(x, weight: w.ffnNorm, epsilon: c.rmsEpsilon, into: h)
+            b.matmul(h, weight: w.gate, into: gate)
+            b.matmul(h, weight: w.up, into: up)
+            b.swiglu(gate: gate, up: up, into: gate)
+            b.matmul(gate, weight: w.down, into: proj)
+            b.add(x, proj, into: x)
+        }
+        guard !outputs.isEmpty else { return }
+        // final norm and classifier, only for the rows asked for
+        let rows = x.rows(outputs)
+        let normed = h.rows(0..<outputs.count)
+        b.rmsNorm(rows, weight: weights.outputNorm, epsilon: c.rmsEpsilon, into: normed)
+        b.matmul(normed, weight: weights.output, into: logits.rows(0..<outputs.count))
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import ThemisModel
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Generate text from a prompt or a chat message.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var sampling: SamplingOptions
+
+    @Option(help: "Raw prompt text (special tokens are not parsed).") var prompt: String?
+    @Option(help: "A user message, formatted with the model's chat template.") var chat: String?
+    @Option(help: "System prompt for --chat (default: the template's own).") var system: String?
+    @Option(name: .customLong("max-tokens"), help: "Most tokens to generate.") var maxTokens: Int = 256
+    @Option(name: .customLong("stop"), help: "A stop string (repeatable).") var stops: [String] = []
+    @Flag(help: "Print one JSON object instead of streaming text.") var json = false
+
+    func validate() throws {
+        if (prompt == nil) == (chat == nil) { throw ValidationError("give exactly one of --prompt and --chat") }
+        if system != nil && chat == nil { throw ValidationError("--system needs --chat") }
+        if maxTokens < 0 { throw ValidationError("--max-tokens must be >= 0") }
+    }
+
+    func run() throws {
+        reportingErrors {
+            try sampling.parameters.validate()
+            let model = try modelOptions.load()
+            let ids: [Int32]
+            if let chat {
+                var messages: [ChatMessage] = []
+                if let system { messages.append(ChatMessage(role: .system, content: system)) }
+                messages.append(ChatMessage(role: .user, content: chat))
+                let text = try model.chatTemplate().render(messages)
+                ids = model.tokenizer.encode(text, parseSpecial: true)
+            } else {
+                ids = model.tokenizer.encode(prompt!, parseSpecial: false)
+            }
+            let session = try model.makeSession()
+            let out = FileHandle.standardOutput
+            let result = try session.generate(prompt: ids, maxTokens: maxTokens, sampling: sampling.parameters,
+                                              stop: stops) { piece in
+                if !json { out.write(Data(piece.utf8)) }
+            }
+            if json {
+                let object: [String: Any] = [
+                    "text": result.text,
+                    "token_ids": result.tokenIDs.map { Int($0) },
+                    "prompt_tokens": result.promptTokens,
+                    "generated_tokens": result.tokenIDs.count,
+                    "stop_reason": result.stopReason.rawValue,
+                    "prefill_tokens_per_second": result.prefillTokensPerSecond,
+                    "tokens_per_second": result.decodeTokensPerSecond,
+                ]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                out.write(data + Data("\n".utf8))
+            } else {
+                out.write(Data("\n".utf8))
+            }
+        }
+    }
+}

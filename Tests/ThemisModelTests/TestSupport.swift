@@ -1,0 +1,211 @@
+import Foundation
+import Testing
+import ThemisModel
+
+/// Where the test data lives: llama.cpp reference recordings and the downloaded model files.
+enum TestSupport {
+    /// The package root, found from this file's location (`Tests/ThemisModelTests/TestSupport.swift`).
+    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// `../shared/reference` beside the package: the llama.cpp reference recordings.
+    static let referenceDirectory: URL = packageRoot.deletingLastPathComponent()
+        .appendingPathComponent("shared").appendingPathComponent("reference")
+
+    /// `$THEMIS_MODELS`, else `~/.cache/themis/models`.
+    static let modelDirectory: URL = {
+        if let path = ProcessInfo.processInfo.environment["THEMIS_MODELS"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
+        return FileManager.default.homeDirectoryForCurrentUser
+            .appendingPathComponent(".cache/themis/models")
+    }()
+
+    /// The path of model file `name`; throws (failing the test) when it has not been downloaded.
+    static func modelPath(_ name: String) throws -> String {
+        let url = modelDirectory.appendingPathComponent(name)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw TestDataError.missing(
+                "model file \(url.path) is missing: run `make models` (or set THEMIS_MODELS to the folder holding it)")
+        }
+        return url.path
+    }
+}
+
+/// Test data that is absent or unreadable. Tests throw it so they fail with the reason instead of skipping.
+struct TestDataError: Error, CustomStringConvertible {
+    let description: String
+    static func missing(_ message: String) -> TestDataError { TestDataError(description: message) }
+}
+
+/// The two default models and their llama.cpp recordings.
+enum ReferenceModel: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case smolLM2
+    case qwen25Coder
+
+    var modelFile: String {
+        switch self {
+        case .smolLM2: return "SmolLM2-135M-Instruct.Q4_1.gguf"
+        case .qwen25Coder: return "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+        }
+    }
+
+    var referenceFile: String {
+        switch self {
+        case .smolLM2: return "smollm2-135m-instruct-q4_1.llamacpp.json"
+        case .qwen25Coder: return "qwen2.5-coder-0.5b-instruct-q4_k_m.llamacpp.json"
+        }
+    }
+
+    var testDescription: String { rawValue }
+
+    /// The opened model file (opened once per test run).
+    func gguf() throws -> GGUFFile { try ReferenceModel.loaded[self]!.gguf.get() }
+
+    /// The model's tokenizer (built once per test run).
+    func tokenizer() throws -> Tokenizer { try ReferenceModel.loaded[self]!.tokenizer.get() }
+
+    /// llama.cpp's recorded behaviour on this model.
+    func reference() throws -> ReferenceRecording { try ReferenceModel.recordings[self]!.get() }
+
+    private struct Loaded: Sendable {
+        let gguf: Result<GGUFFile, any Error>
+        let tokenizer: Result<Tokenizer, any Error>
+    }
+
+    private static let loaded: [ReferenceModel: Loaded] = Dictionary(uniqueKeysWithValues: allCases.map { model in
+        let gguf = Result { try GGUFFile(path: TestSupport.modelPath(model.modelFile)) }
+        let tokenizer = gguf.flatMap { file in Result { try Tokenizer(gguf: file) } }
+        return (model, Loaded(gguf: gguf, tokenizer: tokenizer))
+    })
+
+    private static let recordings: [ReferenceModel: Result<ReferenceRecording, any Error>] =
+        Dictionary(uniqueKeysWithValues: allCases.map { model in
+            (model, Result { try ReferenceRecording.load(model.referenceFile) })
+        })
+}
+
+/// One `*.llamacpp.json` file: see `shared/reference/README.md`.
+struct ReferenceRecording: Decodable, Sendable {
+    struct Case: Decodable, Sendable {
+        let kind: String
+        /// `chat` cases: the user message.
+        let user: String?
+        /// `chat` and `raw` cases: the prompt text given to llama.cpp.
+        let prompt: String?
+        /// `chat` and `raw` cases: its tokens.
+        let promptIDs: [Int32]?
+        /// `tokenize` cases: the text and its tokens.
+        let text: String?
+        let ids: [Int32]?
+        let greedyIDs: [Int32]?
+        let greedyText: String?
+
+        enum CodingKeys: String, CodingKey {
+            case kind, user, prompt, text, ids
+            case promptIDs = "prompt_ids"
+            case greedyIDs = "greedy_ids"
+            case greedyText = "greedy_text"
+        }
+    }
+
+    let model: String
+    let cases: [Case]
+
+    var chatCases: [Case] { cases.filter { $0.kind == "chat" } }
+    var rawCases: [Case] { cases.filter { $0.kind == "raw" } }
+    var tokenizeCases: [Case] { cases.filter { $0.kind == "tokenize" } }
+
+    static func load(_ name: String) throws -> ReferenceRecording {
+        let url = TestSupport.referenceDirectory.appendingPathComponent(name)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TestDataError.missing("reference recording \(url.path) is missing")
+        }
+        return try JSONDecoder().decode(ReferenceRecording.self, from: data)
+    }
+}
+
+/// Writes a small GGUF file holding only metadata, for tests that need a model file with chosen keys.
+struct TinyGGUF {
+    enum Value {
+        case string(String)
+        case strings([String])
+        case int32s([Int32])
+        case uint32(UInt32)
+        case bool(Bool)
+    }
+
+    var entries: [(key: String, value: Value)] = []
+
+    /// A byte-level BPE vocabulary: the 256 single-byte tokens in byte order, then `extraTokens`, with `merges`.
+    static func byteLevel(pre: String?, extraTokens: [String] = [], merges: [String] = []) -> TinyGGUF {
+        var scalars: [Unicode.Scalar] = []
+        var next: UInt32 = 256
+        for byte in 0..<256 {
+            let printable = (0x21...0x7E).contains(byte) || (0xA1...0xAC).contains(byte) || (0xAE...0xFF).contains(byte)
+            if printable {
+                scalars.append(Unicode.Scalar(UInt8(byte)))
+            } else {
+                scalars.append(Unicode.Scalar(next)!)
+                next += 1
+            }
+        }
+        let tokens = scalars.map { String($0) } + extraTokens
+        var file = TinyGGUF()
+        file.entries.append(("tokenizer.ggml.model", .string("gpt2")))
+        if let pre { file.entries.append(("tokenizer.ggml.pre", .string(pre))) }
+        file.entries.append(("tokenizer.ggml.tokens", .strings(tokens)))
+        file.entries.append(("tokenizer.ggml.token_type", .int32s(tokens.map { _ in 1 })))
+        file.entries.append(("tokenizer.ggml.merges", .strings(merges)))
+        return file
+    }
+
+    /// The file's bytes.
+    var bytes: [UInt8] {
+        var out: [UInt8] = []
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func string(_ s: String) {
+            u64(UInt64(s.utf8.count))
+            out.append(contentsOf: s.utf8)
+        }
+        u32(0x4655_4747)  // "GGUF"
+        u32(3)
+        u64(0)  // tensors
+        u64(UInt64(entries.count))
+        for (key, value) in entries {
+            string(key)
+            switch value {
+            case .string(let s):
+                u32(8)
+                string(s)
+            case .strings(let array):
+                u32(9)
+                u32(8)
+                u64(UInt64(array.count))
+                array.forEach(string)
+            case .int32s(let array):
+                u32(9)
+                u32(5)
+                u64(UInt64(array.count))
+                array.forEach { u32(UInt32(bitPattern: $0)) }
+            case .uint32(let v):
+                u32(4)
+                u32(v)
+            case .bool(let b):
+                u32(7)
+                out.append(b ? 1 : 0)
+            }
+        }
+        return out
+    }
+
+    /// Writes the file to a fresh temporary path and opens it.
+    func open() throws -> GGUFFile {
+        let url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("themis-test-\(UUID().uuidString).gguf")
+        try Data(bytes).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        return try GGUFFile(path: url.path)
+    }
+}

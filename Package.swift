@@ -37,7 +37,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
-        .testTarget(name: "ThemisBackendTests", dependencies: ["ThemisBackend"]),
+        .testTarget(name: "ThemisBackendTests", dependencies: ["ThemisBackend"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ThemisBackend", "BackendConformance"]),
         .testTarget(name: "ThemisModelTests", dependencies: ["ThemisModel", "ThemisBackend", "CPUBackend"]),
         .testTarget(name: "themisTests", dependencies: ["themis"]),

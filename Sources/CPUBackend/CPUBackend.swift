@@ -80,46 +80,17 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func getRows(_ table: Tensor, ids: [Int32], into out: Tensor) {
         let k = table.rowLength
         precondition(out.rowLength == k && out.rowCount >= ids.count, "getRows shape")
-        let src = rawPointer(table)
-        let dst = pointer(out)
-        let rowBytes = table.rowBytes
-        withKernel(table.type) { kernel in
-            for (i, id) in ids.enumerated() {
-                precondition(id >= 0 && Int(id) < table.rowCount, "token id \(id) out of range")
-                dequantizeRow(kernel, src + Int(id) * rowBytes, dst + i * k, count: k)
-            }
-        }
+        for id in ids { precondition(id >= 0 && Int(id) < table.rowCount, "token id \(id) out of range") }
+        dispatch(table.type, GetRowsJob(src: rawPointer(table), rowBytes: table.rowBytes, k: k, ids: ids, dst: pointer(out)))
     }
 
     public func matmul(_ x: Tensor, weight w: Tensor, into y: Tensor) {
         let n = x.rowCount, k = x.rowLength, m = w.rowCount
         precondition(w.rowLength == k && y.rowLength == m && y.rowCount == n,
                      "matmul shapes x\(x.shape) w\(w.shape) y\(y.shape)")
-        let xp = pointer(x), yp = pointer(y), wp = rawPointer(w)
-        let rowBytes = w.rowBytes
-        if n == 1 {
-            ensureScratch(256)
-            let chunk = max(8, (m + pool.threadCount * 8 - 1) / (pool.threadCount * 8))
-            let tasks = (m + chunk - 1) / chunk
-            withKernel(w.type) { kernel in
-                let scratch = self.scratch
-                pool.run(tasks: tasks) { t, thread in
-                    let rows = t * chunk..<min(m, (t + 1) * chunk)
-                    matVecRows(kernel, w: wp, rowBytes: rowBytes, k: k, x: xp, y: yp, rows: rows, scratch: scratch[thread])
-                }
-            }
-            return
-        }
-        ensureScratch(64 * k + 256)
-        let panels = (m + 31) / 32
-        withKernel(w.type) { kernel in
-            let scratch = self.scratch
-            pool.run(tasks: panels) { t, thread in
-                let s = scratch[thread]
-                gemmPanel(kernel, w: wp, rowBytes: rowBytes, m: m, k: k, j0: t * 32, x: xp, n: n, y: yp, ldy: m,
-                          tmp: s, panel: s + 32 * k)
-            }
-        }
+        ensureScratch(n == 1 ? 256 : 64 * k + 256)
+        dispatch(w.type, MatMulJob(pool: pool, scratch: scratch, w: rawPointer(w), rowBytes: w.rowBytes,
+                                   x: pointer(x), y: pointer(y), n: n, k: k, m: m))
     }
 
     public func add(_ a: Tensor, _ b: Tensor, into out: Tensor) {

@@ -10,12 +10,19 @@ public enum ChatTemplateKind: String, CaseIterable, Sendable {
 
 /// Who wrote a chat message.
 public enum ChatRole: String, Sendable, CaseIterable {
-    case system, user, assistant
+    /// Instructions that frame the conversation.
+    case system
+    /// The person asking.
+    case user
+    /// The model.
+    case assistant
 }
 
 /// One message of a conversation.
 public struct ChatMessage: Sendable, Equatable {
+    /// Who wrote it.
     public var role: ChatRole
+    /// Its text, inserted verbatim (Llama 3 trims surrounding whitespace, as its template does).
     public var content: String
 
     /// A message from `role`.
@@ -39,8 +46,10 @@ public enum ChatTemplateError: Error, CustomStringConvertible, Equatable {
     /// The template matches none of the known formats; carries its beginning.
     case unrecognized(String)
 
+    /// A one-line message for users, naming the `--chat-template` option.
     public var description: String {
-        let choose = "choose one with --chat-template " + ChatTemplateKind.allCases.map(\.rawValue).joined(separator: "|")
+        let choose =
+            "choose one with --chat-template " + ChatTemplateKind.allCases.map(\.rawValue).joined(separator: "|")
         switch self {
         case .missing:
             return "the model file has no chat template (tokenizer.chat_template); \(choose)"
@@ -64,6 +73,9 @@ public struct ChatTemplate: Sendable, Equatable {
     public let bosText: String
     /// Spelling of the end-of-sequence token written after each assistant message (Mistral format).
     public let eosText: String
+
+    /// Whether `render` writes the BOS spelling itself, so the prompt must be encoded with `addBOS: false`.
+    public var rendersBOS: Bool { !bosText.isEmpty }
 
     /// A template of `kind`; `bosText` and `eosText` default to the usual spellings of that format.
     public init(
@@ -101,15 +113,18 @@ public struct ChatTemplate: Sendable, Equatable {
             }
             kind = detected
         }
-        let defaultSystemPrompt = source.flatMap { ChatTemplate.detect($0) == kind ? ChatTemplate.defaultSystemPrompt(in: $0, kind: kind) : nil }
+        let defaultSystemPrompt = source.flatMap {
+            ChatTemplate.detect($0) == kind ? ChatTemplate.defaultSystemPrompt(in: $0, kind: kind) : nil
+        }
         func spelling(_ key: String) -> String? {
             guard let id = gguf.metadata["tokenizer.ggml.\(key)"]?.int,
                 let tokens = gguf.metadata["tokenizer.ggml.tokens"]?.array, id >= 0, id < tokens.count
             else { return nil }
             return tokens[id].string
         }
-        // ChatML writes no BOS; the other formats write the file's own spellings.
-        let usesFileTokens = kind != .chatml
+        // ChatML writes no BOS; the other formats write the file's own spellings when the file is of that format
+        // (an overridden format keeps its usual spellings: SmolLM2's BOS is `<|im_start|>`).
+        let usesFileTokens = kind != .chatml && source.flatMap(ChatTemplate.detect) == kind
         self.init(
             kind: kind, defaultSystemPrompt: defaultSystemPrompt,
             bosText: usesFileTokens ? spelling("bos_token_id") : nil,

@@ -38,12 +38,19 @@ import ThemisModel
     @Test(
         "formats are recognised from small templates",
         arguments: [
-            ("{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n'}}{% endfor %}",
-                ChatTemplateKind.chatml),
-            ("{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' "
-                + "+ m['content'] | trim + '<|eot_id|>' }}{% endfor %}", .llama3),
-            ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + "
-                + "' [/INST]' }}{% else %}{{ m['content'] + eos_token }}{% endif %}{% endfor %}", .mistral),
+            (
+                "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] "
+                    + "+ '<|im_end|>\\n'}}{% endfor %}",
+                ChatTemplateKind.chatml
+            ),
+            (
+                "{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] "
+                    + "+ '<|end_header_id|>\\n\\n' + m['content'] | trim + '<|eot_id|>' }}{% endfor %}", .llama3
+            ),
+            (
+                "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + "
+                    + "' [/INST]' }}{% else %}{{ m['content'] + eos_token }}{% endif %}{% endfor %}", .mistral
+            ),
         ])
     func detection(template: String, kind: ChatTemplateKind) throws {
         #expect(ChatTemplate.detect(template) == kind)
@@ -81,7 +88,9 @@ import ThemisModel
     func overrideKeepsDefault() throws {
         let smol = try ReferenceModel.smolLM2.gguf()
         #expect(try ChatTemplate(gguf: smol, kind: .chatml).defaultSystemPrompt != nil)
-        #expect(try ChatTemplate(gguf: smol, kind: .llama3).defaultSystemPrompt == nil)
+        let llama3 = try ChatTemplate(gguf: smol, kind: .llama3)
+        #expect(llama3.defaultSystemPrompt == nil)
+        #expect(llama3.bosText == "<|begin_of_text|>")
     }
 
     @Test("Llama 3 format")
@@ -98,6 +107,8 @@ import ThemisModel
     func mistral() {
         let template = ChatTemplate(kind: .mistral)
         #expect(template.render([.user("Hi")]) == "<s>[INST] Hi [/INST]")
+        #expect(template.rendersBOS)
+        #expect(!ChatTemplate(kind: .chatml).rendersBOS)
         #expect(
             template.render([.system("Sys"), .user("Hi"), .assistant("Hello"), .user("Bye")])
                 == "<s>[INST] Sys\n\nHi [/INST]Hello</s>[INST] Bye [/INST]")

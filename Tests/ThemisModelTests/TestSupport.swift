@@ -73,16 +73,18 @@ enum ReferenceModel: String, CaseIterable, Sendable, CustomTestStringConvertible
         let tokenizer: Result<Tokenizer, any Error>
     }
 
-    private static let loaded: [ReferenceModel: Loaded] = Dictionary(uniqueKeysWithValues: allCases.map { model in
-        let gguf = Result { try GGUFFile(path: TestSupport.modelPath(model.modelFile)) }
-        let tokenizer = gguf.flatMap { file in Result { try Tokenizer(gguf: file) } }
-        return (model, Loaded(gguf: gguf, tokenizer: tokenizer))
-    })
+    private static let loaded: [ReferenceModel: Loaded] = Dictionary(
+        uniqueKeysWithValues: allCases.map { model in
+            let gguf = Result { try GGUFFile(path: TestSupport.modelPath(model.modelFile)) }
+            let tokenizer = gguf.flatMap { file in Result { try Tokenizer(gguf: file) } }
+            return (model, Loaded(gguf: gguf, tokenizer: tokenizer))
+        })
 
     private static let recordings: [ReferenceModel: Result<ReferenceRecording, any Error>] =
-        Dictionary(uniqueKeysWithValues: allCases.map { model in
-            (model, Result { try ReferenceRecording.load(model.referenceFile) })
-        })
+        Dictionary(
+            uniqueKeysWithValues: allCases.map { model in
+                (model, Result { try ReferenceRecording.load(model.referenceFile) })
+            })
 }
 
 /// One `*.llamacpp.json` file: see `shared/reference/README.md`.
@@ -183,12 +185,12 @@ struct TinyGGUF {
                 u32(9)
                 u32(8)
                 u64(UInt64(array.count))
-                array.forEach(string)
+                for item in array { string(item) }
             case .int32s(let array):
                 u32(9)
                 u32(5)
                 u64(UInt64(array.count))
-                array.forEach { u32(UInt32(bitPattern: $0)) }
+                for item in array { u32(UInt32(bitPattern: item)) }
             case .uint32(let v):
                 u32(4)
                 u32(v)

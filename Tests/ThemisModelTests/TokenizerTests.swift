@@ -46,7 +46,9 @@ import ThemisModel
         let tokenizer = try model.tokenizer()
         // Neither default model asks for BOS.
         #expect(!tokenizer.addsBOS)
-        #expect(tokenizer.encode("Hello", parseSpecial: false) == tokenizer.encode("Hello", parseSpecial: false, addBOS: false))
+        #expect(
+            tokenizer.encode("Hello", parseSpecial: false)
+                == tokenizer.encode("Hello", parseSpecial: false, addBOS: false))
         let bos = try #require(tokenizer.bosID)
         #expect(tokenizer.encode("Hello", parseSpecial: false, addBOS: true).first == bos)
     }
@@ -62,6 +64,15 @@ import ThemisModel
         #expect(tokenizer.tokenType(imEnd) == .control)
     }
 
+    @Test("user-defined tokens are matched even when special tokens are not parsed (as in llama.cpp)")
+    func userDefinedTokens() throws {
+        let tokenizer = try ReferenceModel.qwen25Coder.tokenizer()
+        let toolCall = try #require(tokenizer.id(of: "<tool_call>"))
+        #expect(tokenizer.tokenType(toolCall) == .userDefined)
+        #expect(tokenizer.encode("a<tool_call>", parseSpecial: false, addBOS: false).last == toolCall)
+        #expect(tokenizer.decode([toolCall]) == "<tool_call>")
+    }
+
     @Test("end-of-generation tokens", arguments: ReferenceModel.allCases)
     func endOfGeneration(model: ReferenceModel) throws {
         let tokenizer = try model.tokenizer()
@@ -71,8 +82,8 @@ import ThemisModel
             let id = try #require(tokenizer.id(of: spelling))
             #expect(tokenizer.isEndOfGeneration(id), "\(spelling)")
         }
-        let im_start = try #require(tokenizer.id(of: "<|im_start|>"))
-        #expect(!tokenizer.isEndOfGeneration(im_start))
+        let imStart = try #require(tokenizer.id(of: "<|im_start|>"))
+        #expect(!tokenizer.isEndOfGeneration(imStart))
         let hello = tokenizer.encode("Hello", parseSpecial: false, addBOS: false)
         #expect(!hello.contains { tokenizer.isEndOfGeneration($0) })
     }
@@ -104,7 +115,8 @@ import ThemisModel
         }
     }
 
-    @Test("streaming decoder emits decode's text, one id at a time, never a partial character",
+    @Test(
+        "streaming decoder emits decode's text, one id at a time, never a partial character",
         arguments: ReferenceModel.allCases)
     func streaming(model: ReferenceModel) throws {
         let tokenizer = try model.tokenizer()
@@ -134,7 +146,8 @@ import ThemisModel
     @Test("streaming holds back a character split across tokens", arguments: ReferenceModel.allCases)
     func streamingSplitCharacters(model: ReferenceModel) throws {
         let tokenizer = try model.tokenizer()
-        for text in ["😀👍🏽🇫🇷", "日本語のテキスト", "Ἀρχιμήδης ∑∫∂√∞", "👨‍👩‍👧"] {
+        let texts = ["😀👍🏽🇫🇷", "日本語のテキスト", "Ἀρχιμήδης ∑∫∂√∞", "👨‍👩‍👧"]
+        for text in texts {
             let ids = tokenizer.encode(text, parseSpecial: false, addBOS: false)
             var decoder = tokenizer.makeStreamingDecoder()
             var chunks: [String] = []

@@ -11,20 +11,26 @@ func dequantizeRow<K: BlockKernel>(_: K.Type, _ src: UnsafeRawPointer, _ dst: Un
     if tail > 0 { K.dequantizeTail(src + blocks * K.bytes, dst + blocks * K.elements, count: tail) }
 }
 
-/// Calls `body` with the block kernel of `type`, so generic kernels are specialised per format.
+/// Work generic over the block format, run by `dispatch` with the concrete kernel type so the
+/// compiler specialises it (an existential metatype would make every block a dynamic call).
+protocol KernelVisitor {
+    func visit<K: BlockKernel>(_ kernel: K.Type)
+}
+
+/// Runs `visitor` with the block kernel of `type`.
 @inline(__always)
-func withKernel<R>(_ type: StorageType, _ body: (any BlockKernel.Type) -> R) -> R {
+func dispatch<V: KernelVisitor>(_ type: StorageType, _ visitor: V) {
     switch type {
-    case .f32: return body(KernelF32.self)
-    case .f16: return body(KernelF16.self)
-    case .bf16: return body(KernelBF16.self)
-    case .q4_0: return body(KernelQ4_0.self)
-    case .q4_1: return body(KernelQ4_1.self)
-    case .q5_0: return body(KernelQ5_0.self)
-    case .q5_1: return body(KernelQ5_1.self)
-    case .q8_0: return body(KernelQ8_0.self)
-    case .q4K: return body(KernelQ4K.self)
-    case .q5K: return body(KernelQ5K.self)
-    case .q6K: return body(KernelQ6K.self)
+    case .f32: visitor.visit(KernelF32.self)
+    case .f16: visitor.visit(KernelF16.self)
+    case .bf16: visitor.visit(KernelBF16.self)
+    case .q4_0: visitor.visit(KernelQ4_0.self)
+    case .q4_1: visitor.visit(KernelQ4_1.self)
+    case .q5_0: visitor.visit(KernelQ5_0.self)
+    case .q5_1: visitor.visit(KernelQ5_1.self)
+    case .q8_0: visitor.visit(KernelQ8_0.self)
+    case .q4K: visitor.visit(KernelQ4K.self)
+    case .q5K: visitor.visit(KernelQ5K.self)
+    case .q6K: visitor.visit(KernelQ6K.self)
     }
 }

@@ -5,7 +5,8 @@ extension Tokenizer {
     ///   - parseSpecial: when true, the spellings of control tokens (`<|im_start|>`) in the text become those
     ///     tokens; when false they are tokenized as plain text. User-defined tokens are matched either way, as in
     ///     llama.cpp and Hugging Face tokenizers.
-    ///   - addBOS: whether to prepend BOS; nil follows the file (`addsBOS`).
+    ///   - addBOS: whether to prepend BOS; nil follows the file (`addsBOS`). Nothing is added when the file names
+    ///     no BOS token.
     public func encode(_ text: String, parseSpecial: Bool, addBOS: Bool? = nil) -> [Int32] {
         var output: [Int32] = []
         if addBOS ?? addsBOS, let bosID { output.append(bosID) }
@@ -108,7 +109,7 @@ extension Tokenizer {
         let count = word.count
         var symbols = word.map { byteSymbols[Int($0)] }
         guard count > 1 else {
-            symbols.forEach { emit($0, into: &output) }
+            for symbol in symbols { emit(symbol, into: &output) }
             return
         }
         // Doubly linked list over `symbols`; a merged-away symbol gets id -1.
@@ -121,7 +122,8 @@ extension Tokenizer {
             let leftID = symbols[Int(left)]
             let rightID = symbols[Int(right)]
             guard let rule = merges[Tokenizer.mergeKey(leftID, rightID)] else { return }
-            queue.push(MergeCandidate(rank: rule.rank, left: left, leftID: leftID, rightID: rightID, result: rule.result))
+            queue.push(
+                MergeCandidate(rank: rule.rank, left: left, leftID: leftID, rightID: rightID, result: rule.result))
         }
         for index in 0..<(count - 1) { consider(Int32(index)) }
         while let candidate = queue.pop() {

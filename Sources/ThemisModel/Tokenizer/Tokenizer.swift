@@ -124,8 +124,9 @@ public final class Tokenizer: Sendable {
 
         var specials: [SpecialToken] = []
         for id in 0..<count where [.control, .userDefined, .unknown].contains(types[id]) {
-            specials.append(SpecialToken(
-                bytes: Array(tokens[id].utf8), id: Int32(id), needsParseSpecial: types[id] != .userDefined))
+            specials.append(
+                SpecialToken(
+                    bytes: Array(tokens[id].utf8), id: Int32(id), needsParseSpecial: types[id] != .userDefined))
         }
         specialTokens = specials.sorted { ($0.bytes.count, -$0.id) > ($1.bytes.count, -$1.id) }
 

@@ -9,6 +9,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     /// The vocabulary is unusable (empty, duplicate entries, arrays of different lengths).
     case malformedVocabulary(String)
 
+    /// A one-line message for users.
     public var description: String {
         switch self {
         case .unsupportedModel(let name):

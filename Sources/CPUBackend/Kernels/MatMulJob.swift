@@ -1,0 +1,44 @@
+/// `y[n, m] = x[n, k] · wᵀ`: matrix-vector rows for one token, 32-row GEMM panels for more.
+struct MatMulJob: KernelVisitor {
+    let pool: ThreadPool
+    let scratch: [UnsafeMutablePointer<Float>]
+    let w: UnsafeRawPointer
+    let rowBytes: Int
+    let x: UnsafeMutablePointer<Float>
+    let y: UnsafeMutablePointer<Float>
+    let n: Int, k: Int, m: Int
+
+    func visit<K: BlockKernel>(_ kernel: K.Type) {
+        let (w, rowBytes, x, y, n, k, m, scratch) = (w, rowBytes, x, y, n, k, m, scratch)
+        if n == 1 {
+            // enough chunks per thread to balance a noisy machine, few enough to stay cheap
+            let chunk = max(8, (m + pool.threadCount * 8 - 1) / (pool.threadCount * 8))
+            let tasks = (m + chunk - 1) / chunk
+            pool.run(tasks: tasks) { t, thread in
+                let rows = t * chunk..<min(m, (t + 1) * chunk)
+                matVecRows(K.self, w: w, rowBytes: rowBytes, k: k, x: x, y: y, rows: rows, scratch: scratch[thread])
+            }
+            return
+        }
+        pool.run(tasks: (m + 31) / 32) { t, thread in
+            let s = scratch[thread]
+            gemmPanel(K.self, w: w, rowBytes: rowBytes, m: m, k: k, j0: t * 32, x: x, n: n, y: y, ldy: m,
+                      tmp: s, panel: s + 32 * k)
+        }
+    }
+}
+
+/// `out[i] = dequantise(table[ids[i]])`.
+struct GetRowsJob: KernelVisitor {
+    let src: UnsafeRawPointer
+    let rowBytes: Int
+    let k: Int
+    let ids: [Int32]
+    let dst: UnsafeMutablePointer<Float>
+
+    func visit<K: BlockKernel>(_ kernel: K.Type) {
+        for (i, id) in ids.enumerated() {
+            dequantizeRow(K.self, src + Int(id) * rowBytes, dst + i * k, count: k)
+        }
+    }
+}

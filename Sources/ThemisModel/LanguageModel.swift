@@ -33,12 +33,7 @@ public final class LanguageModel: @unchecked Sendable {
     /// The chat template: the override if given, else the one recognised in the file.
     /// Throws when the file's template is unknown (the message names `--chat-template`).
     public func chatTemplate() throws -> ChatTemplate {
-        if let kind = templateOverride {
-            let fromFile = try? ChatTemplate(gguf: file)
-            let system = fromFile?.kind == kind ? fromFile?.defaultSystemPrompt : nil
-            return ChatTemplate(kind: kind, defaultSystemPrompt: system)
-        }
-        return try ChatTemplate(gguf: file)
+        try ChatTemplate(gguf: file, kind: templateOverride)
     }
 
     /// A new sequence with its own KV cache.

@@ -102,9 +102,12 @@ struct ReferenceRecording: Decodable, Sendable {
         let ids: [Int32]?
         let greedyIDs: [Int32]?
         let greedyText: String?
+        /// `chat` and `raw` cases: [token id, logit] of the 20 highest logits after the prompt.
+        let top20First: [[Double]]?
 
         enum CodingKeys: String, CodingKey {
             case kind, user, prompt, text, ids
+            case top20First = "top20_first"
             case promptIDs = "prompt_ids"
             case greedyIDs = "greedy_ids"
             case greedyText = "greedy_text"

@@ -30,8 +30,10 @@ struct Generate: ParsableCommand {
                 var messages: [ChatMessage] = []
                 if let system { messages.append(ChatMessage(role: .system, content: system)) }
                 messages.append(ChatMessage(role: .user, content: chat))
-                let text = try model.chatTemplate().render(messages)
-                ids = model.tokenizer.encode(text, parseSpecial: true)
+                let template = try model.chatTemplate()
+                // templates that write BOS themselves must not get a second one from the tokenizer
+                ids = model.tokenizer.encode(template.render(messages), parseSpecial: true,
+                                             addBOS: template.rendersBOS ? false : nil)
             } else {
                 ids = model.tokenizer.encode(prompt!, parseSpecial: false)
             }

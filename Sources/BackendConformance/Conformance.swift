@@ -1,0 +1,168 @@
+import ThemisBackend
+
+/// The op cases every backend must pass: every op of the protocol, every weight type, and odd
+/// shapes (lengths that are not a multiple of a block or a workgroup, one token, GQA 1, 3, 7).
+public enum Conformance {
+    public static var cases: [ConformanceCase] {
+        matmulCases + getRowsCases + elementwiseCases + ropeCases + attentionCases + softmaxCases
+    }
+
+    static func tensor(_ b: any Backend, _ shape: [Int], _ values: [Float]) throws -> Tensor {
+        let t = try b.makeTensor(shape: shape)
+        b.write(values, to: t)
+        return t
+    }
+
+    /// Row length used for a weight type: whole blocks, not a multiple of 64 where possible.
+    static func inner(_ type: StorageType) -> Int {
+        switch type.blockSize {
+        case 256: return 512
+        case 32: return 96
+        default: return 45
+        }
+    }
+
+    static var matmulCases: [ConformanceCase] {
+        StorageType.allCases.flatMap { type in
+            [(1, 37), (3, 33), (8, 64), (13, 70)].map { n, m in
+                let k = inner(type)
+                return ConformanceCase(name: "matmul \(type) n=\(n) k=\(k) m=\(m)", tolerance: 1e-9) { b in
+                    var r = Inputs(seed: UInt64(n * 1000 + m) &+ UInt64(type.rawValue))
+                    let box = ByteBox(r.weightBytes(type, rows: m, k: k))
+                    let x = try tensor(b, [n, k], r.floats(n * k))
+                    let w = try b.makeWeight(type: type, shape: [m, k], bytes: UnsafeRawBufferPointer(box.bytes))
+                    let y = try b.makeTensor(shape: [n, m])
+                    b.matmul(x, weight: w, into: y)
+                    let out = b.read(y)
+                    withExtendedLifetime(box) {}
+                    return out
+                }
+            }
+        } + [ConformanceCase(name: "matmul f32 on row views", tolerance: 1e-9) { b in
+            var r = Inputs(seed: 7)
+            let box = ByteBox(r.weightBytes(.q8_0, rows: 40, k: 64))
+            let x = try tensor(b, [6, 64], r.floats(6 * 64))
+            let w = try b.makeWeight(type: .q8_0, shape: [40, 64], bytes: UnsafeRawBufferPointer(box.bytes))
+            let y = try b.makeTensor(shape: [6, 40])
+            b.matmul(x.rows(2..<5), weight: w, into: y.rows(1..<4))
+            let out = b.read(y)
+            withExtendedLifetime(box) {}
+            return out
+        }]
+    }
+
+    static var getRowsCases: [ConformanceCase] {
+        StorageType.allCases.map { type in
+            ConformanceCase(name: "getRows \(type)", tolerance: 0) { b in
+                let k = inner(type)
+                var r = Inputs(seed: 11 &+ UInt64(type.rawValue))
+                let box = ByteBox(r.weightBytes(type, rows: 9, k: k))
+                let table = try b.makeWeight(type: type, shape: [9, k], bytes: UnsafeRawBufferPointer(box.bytes))
+                let out = try b.makeTensor(shape: [4, k])
+                b.getRows(table, ids: [8, 0, 3, 3], into: out)
+                let result = b.read(out)
+                withExtendedLifetime(box) {}
+                return result
+            }
+        }
+    }
+
+    static var elementwiseCases: [ConformanceCase] {
+        var cases: [ConformanceCase] = []
+        for (rows, width) in [(1, 45), (5, 576), (3, 17)] {
+            cases.append(ConformanceCase(name: "add \(rows)x\(width)", tolerance: 1e-14) { b in
+                var r = Inputs(seed: 21)
+                let a = try tensor(b, [rows, width], r.floats(rows * width))
+                let c = try tensor(b, [rows, width], r.floats(rows * width))
+                b.add(a, c, into: a)
+                return b.read(a)
+            })
+            cases.append(ConformanceCase(name: "add bias \(rows)x\(width)", tolerance: 1e-14) { b in
+                var r = Inputs(seed: 22)
+                let a = try tensor(b, [rows, width], r.floats(rows * width))
+                let bias = try tensor(b, [1, width], r.floats(width))
+                let out = try b.makeTensor(shape: [rows, width])
+                b.add(a, bias, into: out)
+                return b.read(out)
+            })
+            cases.append(ConformanceCase(name: "rmsNorm \(rows)x\(width)", tolerance: 1e-11) { b in
+                var r = Inputs(seed: 23)
+                let x = try tensor(b, [rows, width], r.floats(rows * width, scale: 3))
+                let w = try tensor(b, [1, width], r.floats(width))
+                let out = try b.makeTensor(shape: [rows, width])
+                b.rmsNorm(x, weight: w, epsilon: 1e-5, into: out)
+                return b.read(out)
+            })
+            cases.append(ConformanceCase(name: "swiglu \(rows)x\(width)", tolerance: 1e-11) { b in
+                var r = Inputs(seed: 24)
+                let g = try tensor(b, [rows, width], r.floats(rows * width, scale: 8))
+                let u = try tensor(b, [rows, width], r.floats(rows * width))
+                b.swiglu(gate: g, up: u, into: g)
+                return b.read(g)
+            })
+            cases.append(ConformanceCase(name: "copyRows \(rows)x\(width)", tolerance: 0) { b in
+                var r = Inputs(seed: 25)
+                let src = try tensor(b, [rows, width], r.floats(rows * width))
+                let dst = try tensor(b, [rows + 7, width], r.floats((rows + 7) * width))
+                b.copyRows(src, into: dst, atRow: 4)
+                return b.read(dst)
+            })
+        }
+        return cases
+    }
+
+    static var ropeCases: [ConformanceCase] {
+        RoPELayout.allCases.flatMap { layout in
+            [(1, 64, 64, 0), (5, 64, 64, 17), (3, 64, 32, 1000), (2, 128, 128, 30000)].map { n, headDim, ropeDim, start in
+                ConformanceCase(name: "rope \(layout) n=\(n) head=\(headDim) rot=\(ropeDim) at \(start)", tolerance: 1e-10) { b in
+                    var r = Inputs(seed: 31)
+                    let width = 3 * headDim
+                    let x = try tensor(b, [n, width], r.floats(n * width))
+                    b.rope(x, headDim: headDim, ropeDim: ropeDim, startPosition: start, freqBase: 10_000, layout: layout)
+                    return b.read(x)
+                }
+            }
+        }
+    }
+
+    static var attentionCases: [ConformanceCase] {
+        var cases: [ConformanceCase] = []
+        for (heads, kvHeads) in [(2, 2), (3, 1), (14, 2)] {  // GQA ratios 1, 3, 7
+            for (n, start, headDim) in [(1, 0, 64), (1, 40, 64), (5, 0, 64), (6, 11, 16), (9, 3, 24)] {
+                let name = "attention heads=\(heads)/\(kvHeads) n=\(n) start=\(start) dim=\(headDim)"
+                cases.append(ConformanceCase(name: name, tolerance: 1e-10) { b in
+                    var r = Inputs(seed: UInt64(heads * 100 + n * 10 + start))
+                    let ctx = start + n + 5
+                    let q = try tensor(b, [n, heads * headDim], r.floats(n * heads * headDim, scale: 2))
+                    let k = try tensor(b, [ctx, kvHeads * headDim], r.floats(ctx * kvHeads * headDim, scale: 2))
+                    let v = try tensor(b, [ctx, kvHeads * headDim], r.floats(ctx * kvHeads * headDim))
+                    let out = try b.makeTensor(shape: [n, heads * headDim])
+                    b.attention(q: q, keys: k, values: v, headCount: heads, headCountKV: kvHeads, startPosition: start,
+                                scale: 1 / Float(headDim).squareRoot(), into: out)
+                    return b.read(out)
+                })
+            }
+        }
+        return cases
+    }
+
+    static var softmaxCases: [ConformanceCase] {
+        [(1, 17), (3, 1000), (2, 49152)].flatMap { rows, width in
+            [
+                ConformanceCase(name: "softmax \(rows)x\(width)", tolerance: 1e-11) { b in
+                    var r = Inputs(seed: 41)
+                    let x = try tensor(b, [rows, width], r.floats(rows * width, scale: 20))
+                    b.softmax(x, into: x)
+                    return b.read(x)
+                },
+                ConformanceCase(name: "logSoftmax \(rows)x\(width)", tolerance: 1e-11) { b in
+                    var r = Inputs(seed: 42)
+                    let x = try tensor(b, [rows, width], r.floats(rows * width, scale: 20))
+                    let out = try b.makeTensor(shape: [rows, width])
+                    b.logSoftmax(x, into: out)
+                    return b.read(out)
+                },
+            ]
+        }
+    }
+}

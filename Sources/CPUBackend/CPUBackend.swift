@@ -88,8 +88,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         let n = x.rowCount, k = x.rowLength, m = w.rowCount
         precondition(w.rowLength == k && y.rowLength == m && y.rowCount == n,
                      "matmul shapes x\(x.shape) w\(w.shape) y\(y.shape)")
-        ensureScratch(n == 1 ? 256 : 64 * k + 256)
-        dispatch(w.type, MatMulJob(pool: pool, scratch: scratch, w: rawPointer(w), rowBytes: w.rowBytes,
+        ensureScratch(n == 1 ? 256 + QuantizedRow.floatsNeeded(k: k) : 64 * k + 256)
+        // the caller's thread quantises the activation row into its own scratch, shared read-only
+        dispatch(w.type, MatMulJob(pool: pool, scratch: scratch, activationBuffer: scratch[0] + 256,
+                                   w: rawPointer(w), rowBytes: w.rowBytes,
                                    x: pointer(x), y: pointer(y), n: n, k: k, m: m))
     }
 

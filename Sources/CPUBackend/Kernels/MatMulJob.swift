@@ -2,17 +2,32 @@
 struct MatMulJob: KernelVisitor {
     let pool: ThreadPool
     let scratch: [UnsafeMutablePointer<Float>]
+    /// Room for the quantised activation row (`QuantizedRow.floatsNeeded`).
+    let activationBuffer: UnsafeMutablePointer<Float>
     let w: UnsafeRawPointer
     let rowBytes: Int
     let x: UnsafeMutablePointer<Float>
     let y: UnsafeMutablePointer<Float>
     let n: Int, k: Int, m: Int
 
+    /// Decode on a quantised weight: quantise the activation row once, then 8-bit dots.
+    func visitQuantized<K: BlockDotQ8>(_ kernel: K.Type) {
+        guard n == 1 else { return visit(kernel) }
+        let (w, rowBytes, y, k, m) = (w, rowBytes, y, k, m)
+        let xq = QuantizedRow(x, k: k, buffer: activationBuffer)
+        let chunk = decodeChunk
+        pool.run(tasks: (m + chunk - 1) / chunk) { t, _ in
+            matVecRowsQ8(K.self, w: w, rowBytes: rowBytes, k: k, x: xq, y: y, rows: t * chunk..<min(m, (t + 1) * chunk))
+        }
+    }
+
+    /// Rows per decode task: enough tasks per thread to balance a noisy machine, few enough to stay cheap.
+    private var decodeChunk: Int { max(8, (m + pool.threadCount * 8 - 1) / (pool.threadCount * 8)) }
+
     func visit<K: BlockKernel>(_ kernel: K.Type) {
         let (w, rowBytes, x, y, n, k, m, scratch) = (w, rowBytes, x, y, n, k, m, scratch)
         if n == 1 {
-            // enough chunks per thread to balance a noisy machine, few enough to stay cheap
-            let chunk = max(8, (m + pool.threadCount * 8 - 1) / (pool.threadCount * 8))
+            let chunk = decodeChunk
             let tasks = (m + chunk - 1) / chunk
             pool.run(tasks: tasks) { t, thread in
                 let rows = t * chunk..<min(m, (t + 1) * chunk)

@@ -1,0 +1,287 @@
+/// Decode matvec with 8-bit activations, as llama.cpp does: the activation row is quantised once
+/// per matmul (per 32 elements: scale `d`, sum `s = d·Σq`, values widened to Int16), and each
+/// weight block is dotted in 16-bit integer lanes (`vpmullw`; every product and every sum of two
+/// fits in Int16), then widened, converted and scaled once per 32 (or 16) elements. This needs
+/// about a third of the vector work of dequantising to floats, and decode is bound by it.
+
+/// An activation row quantised for `BlockDotQ8` kernels.
+struct QuantizedRow {
+    /// `k` values in -127...127.
+    let q: UnsafeMutablePointer<Int16>
+    /// Per 32 elements: the scale.
+    let d: UnsafeMutablePointer<Float>
+    /// Per 32 elements: `d · Σq`.
+    let s: UnsafeMutablePointer<Float>
+
+    /// Floats needed for a row of `k` elements (the Int16 values take `k / 2` of them).
+    static func floatsNeeded(k: Int) -> Int { k / 2 + 2 * (k / 32) + 64 }
+
+    /// Quantises `x[0 ..< k]` (k a multiple of 32) into `buffer`.
+    init(_ x: UnsafePointer<Float>, k: Int, buffer: UnsafeMutablePointer<Float>) {
+        let blocks = k / 32
+        d = buffer
+        s = buffer + blocks
+        q = UnsafeMutableRawPointer(buffer + 2 * blocks).bindMemory(to: Int16.self, capacity: k)
+        for b in 0..<blocks {
+            let x0 = loadF(x + 32 * b), x1 = loadF(x + 32 * b + 16)
+            let amax = Swift.max(absMax(x0), absMax(x1))
+            let scale = amax / 127
+            let inv = F16x(repeating: scale == 0 ? 0 : 1 / scale)
+            let q0 = roundToInt16(x0 * inv), q1 = roundToInt16(x1 * inv)
+            UnsafeMutableRawPointer(q + 32 * b).storeBytes(of: q0, as: SIMD16<Int16>.self)
+            UnsafeMutableRawPointer(q + 32 * b + 16).storeBytes(of: q1, as: SIMD16<Int16>.self)
+            d[b] = scale
+            s[b] = scale * Float(sumInt16(q0) + sumInt16(q1))
+        }
+    }
+}
+
+@inline(__always) private func absMax(_ v: F16x) -> Float {
+    let a = v.replacing(with: -v, where: v .< 0)
+    return a.max()
+}
+
+@inline(__always) private func roundToInt16(_ v: F16x) -> SIMD16<Int16> {
+    let r = v.rounded(.toNearestOrEven)
+    var out = SIMD16<Int16>()
+    for i in 0..<16 { out[i] = Int16(Int32(r[i])) }
+    return out
+}
+
+@inline(__always) private func sumInt16(_ v: SIMD16<Int16>) -> Int32 {
+    var t: Int32 = 0
+    for i in 0..<16 { t &+= Int32(v[i]) }
+    return t
+}
+
+@inline(__always) func int16(_ v: SIMD16<UInt8>) -> SIMD16<Int16> {
+    var r = SIMD16<Int16>()
+    for i in 0..<16 { r[i] = Int16(v[i]) }
+    return r
+}
+
+@inline(__always) func int16(_ v: SIMD16<Int8>) -> SIMD16<Int16> {
+    var r = SIMD16<Int16>()
+    for i in 0..<16 { r[i] = Int16(v[i]) }
+    return r
+}
+
+@inline(__always) func floats(_ v: SIMD16<Int16>) -> F16x {
+    var r = F16x()
+    for i in 0..<16 { r[i] = Float(Int32(v[i])) }
+    return r
+}
+
+@inline(__always) func loadQ(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self)
+}
+
+let laneIndex16 = SIMD16<UInt16>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+
+/// A block format with an 8-bit-activation dot.
+protocol BlockDotQ8: BlockKernel {
+    /// `acc` (lane partial sums) and `accS` (scalar terms) gain `w_block · x_block`; `xq`, `xd`,
+    /// `xs` point at the block's first element, scale and sum.
+    static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
+                      _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float)
+}
+
+extension KernelQ4_0: BlockDotQ8 {
+    @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
+                                        _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
+        let d = halfToFloat(src)
+        let q = load16(src, 2)
+        let t = int16(q & 0x0F) &* loadQ(xq) &+ int16(q &>> 4) &* loadQ(xq + 16)
+        acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
+        accS -= 8 * d * xs[0]
+    }
+}
+
+extension KernelQ4_1: BlockDotQ8 {
+    @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
+                                        _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
+        let d = halfToFloat(src), m = halfToFloat(src, 2)
+        let q = load16(src, 4)
+        let t = int16(q & 0x0F) &* loadQ(xq) &+ int16(q &>> 4) &* loadQ(xq + 16)
+        acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
+        accS += m * xs[0]
+    }
+}
+
+/// The fifth bits of a Q5 block as 0/16 per lane: low 16 lanes from bits 0-15, high from 16-31.
+@inline(__always) private func fifthBits(_ qh: UInt32) -> (SIMD16<Int16>, SIMD16<Int16>) {
+    let lo = SIMD16<UInt16>(repeating: UInt16(truncatingIfNeeded: qh))
+    let hi = SIMD16<UInt16>(repeating: UInt16(truncatingIfNeeded: qh >> 16))
+    let a = ((lo &>> laneIndex16) & 1) &<< 4, b = ((hi &>> laneIndex16) & 1) &<< 4
+    return (SIMD16<Int16>(truncatingIfNeeded: a), SIMD16<Int16>(truncatingIfNeeded: b))
+}
+
+extension KernelQ5_0: BlockDotQ8 {
+    @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
+                                        _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
+        let d = halfToFloat(src)
+        let (h0, h1) = fifthBits(src.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+        let q = load16(src, 6)
+        let t = (int16(q & 0x0F) | h0) &* loadQ(xq) &+ (int16(q &>> 4) | h1) &* loadQ(xq + 16)
+        acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
+        accS -= 16 * d * xs[0]
+    }
+}
+
+extension KernelQ5_1: BlockDotQ8 {
+    @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
+                                        _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
+        let d = halfToFloat(src), m = halfToFloat(src, 2)
+        let (h0, h1) = fifthBits(src.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        let q = load16(src, 8)
+        let t = (int16(q & 0x0F) | h0) &* loadQ(xq) &+ (int16(q &>> 4) | h1) &* loadQ(xq + 16)
+        acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
+        accS += m * xs[0]
+    }
+}
+
+extension KernelQ8_0: BlockDotQ8 {
+    @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
+                                        _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
+        let d = halfToFloat(src)
+        let w0 = src.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
+        let w1 = src.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
+        let t = int16(w0) &* loadQ(xq) &+ int16(w1) &* loadQ(xq + 16)
+        acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
+    }
+}
+
+extension KernelQ4K: BlockDotQ8 {
+    @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
+                                        _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
+        let d = halfToFloat(src), dmin = halfToFloat(src, 2)
+        let scales = src + 4
+        var mins: Float = 0
+        for j in 0..<4 {
+            let (s1, m1) = scaleMinK4(2 * j, scales)
+            let (s2, m2) = scaleMinK4(2 * j + 1, scales)
+            let qa = load16(src, 16 + 32 * j), qb = load16(src, 32 + 32 * j)
+            let x = xq + 64 * j
+            let t1 = int16(qa & 0x0F) &* loadQ(x) &+ int16(qb & 0x0F) &* loadQ(x + 16)
+            let t2 = int16(qa &>> 4) &* loadQ(x + 32) &+ int16(qb &>> 4) &* loadQ(x + 48)
+            acc = acc.addingProduct(floats(t1), F16x(repeating: d * s1 * xd[2 * j]))
+            acc = acc.addingProduct(floats(t2), F16x(repeating: d * s2 * xd[2 * j + 1]))
+            mins += m1 * xs[2 * j] + m2 * xs[2 * j + 1]
+        }
+        accS -= dmin * mins
+    }
+}
+
+extension KernelQ5K: BlockDotQ8 {
+    @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
+                                        _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
+        let d = halfToFloat(src), dmin = halfToFloat(src, 2)
+        let scales = src + 4
+        let qh0 = load16(src, 16), qh1 = load16(src, 32)
+        var mins: Float = 0
+        for j in 0..<4 {
+            let (s1, m1) = scaleMinK4(2 * j, scales)
+            let (s2, m2) = scaleMinK4(2 * j + 1, scales)
+            let qa = load16(src, 48 + 32 * j), qb = load16(src, 64 + 32 * j)
+            let sl = UInt8(2 * j), sh = UInt8(2 * j + 1)
+            let a0 = (qa & 0x0F) | (((qh0 &>> sl) & 1) &<< 4), b0 = (qb & 0x0F) | (((qh1 &>> sl) & 1) &<< 4)
+            let a1 = (qa &>> 4) | (((qh0 &>> sh) & 1) &<< 4), b1 = (qb &>> 4) | (((qh1 &>> sh) & 1) &<< 4)
+            let x = xq + 64 * j
+            let t1 = int16(a0) &* loadQ(x) &+ int16(b0) &* loadQ(x + 16)
+            let t2 = int16(a1) &* loadQ(x + 32) &+ int16(b1) &* loadQ(x + 48)
+            acc = acc.addingProduct(floats(t1), F16x(repeating: d * s1 * xd[2 * j]))
+            acc = acc.addingProduct(floats(t2), F16x(repeating: d * s2 * xd[2 * j + 1]))
+            mins += m1 * xs[2 * j] + m2 * xs[2 * j + 1]
+        }
+        accS -= dmin * mins
+    }
+}
+
+extension KernelQ6K: BlockDotQ8 {
+    @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
+                                        _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
+        let d = halfToFloat(src, 208)
+        let sc = (src + 192).assumingMemoryBound(to: Int8.self)
+        let bias = SIMD16<Int16>(repeating: 32)
+        for n in 0..<2 {
+            let ql = 64 * n, qh = 128 + 32 * n
+            let s = sc + 8 * n
+            let x = xq + 128 * n
+            let xdn = xd + 4 * n
+            for c in 0..<2 {
+                let a = load16(src, ql + 16 * c), b = load16(src, ql + 32 + 16 * c)
+                let h = load16(src, qh + 16 * c)
+                let q1 = int16((a & 0x0F) | ((h & 3) &<< 4)) &- bias
+                let q2 = int16((b & 0x0F) | (((h &>> 2) & 3) &<< 4)) &- bias
+                let q3 = int16((a &>> 4) | (((h &>> 4) & 3) &<< 4)) &- bias
+                let q4 = int16((b &>> 4) | (((h &>> 6) & 3) &<< 4)) &- bias
+                let o = 16 * c
+                acc = acc.addingProduct(floats(q1 &* loadQ(x + o)), F16x(repeating: d * Float(s[c]) * xdn[0]))
+                acc = acc.addingProduct(floats(q2 &* loadQ(x + 32 + o)), F16x(repeating: d * Float(s[c + 2]) * xdn[1]))
+                acc = acc.addingProduct(floats(q3 &* loadQ(x + 64 + o)), F16x(repeating: d * Float(s[c + 4]) * xdn[2]))
+                acc = acc.addingProduct(floats(q4 &* loadQ(x + 96 + o)), F16x(repeating: d * Float(s[c + 6]) * xdn[3]))
+            }
+        }
+    }
+}
+
+/// Reads one byte of every cache line of `bytes` bytes at `p`, so they are on their way into the
+/// cache before the kernel needs them. Swift has no prefetch instruction; a loop of bare loads
+/// keeps many more misses in flight than the dot kernel itself, whose instruction window covers
+/// only about a kilobyte of weights (measured: streaming decode was latency-bound at a third
+/// of the hot-cache speed). The result is returned so the loads cannot be dropped.
+@inline(__always)
+func touch(_ p: UnsafeRawPointer, bytes: Int) -> UInt8 {
+    var t: UInt8 = 0
+    var o = 0
+    while o < bytes {
+        t |= p.load(fromByteOffset: o, as: UInt8.self)
+        o += 64
+    }
+    return t
+}
+
+/// Decode rows with 8-bit activations: two rows at a time, each with its own accumulators; the
+/// next group of rows is touched into the cache before each group is computed.
+@inline(__always)
+func matVecRowsQ8<K: BlockDotQ8>(_: K.Type, w: UnsafeRawPointer, rowBytes: Int, k: Int, x: QuantizedRow,
+                                 y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+    let blocks = k / K.elements
+    let per = K.elements / 32
+    // rows per group: about 8 KB of weights
+    let group = max(2, (8192 / rowBytes) & ~1)
+    var sink: UInt8 = 0
+    sink |= touch(w + rows.lowerBound * rowBytes, bytes: min(group, rows.count) * rowBytes)
+    var g = rows.lowerBound
+    while g < rows.upperBound {
+        let end = min(rows.upperBound, g + group)
+        let next = min(rows.upperBound, end + group)
+        if next > end { sink |= touch(w + end * rowBytes, bytes: (next - end) * rowBytes) }
+        var r = g
+        while r + 1 < end {
+            let row0 = w + r * rowBytes, row1 = row0 + rowBytes
+            var acc0 = F16x(), acc1 = F16x()
+            var s0: Float = 0, s1: Float = 0
+            for b in 0..<blocks {
+                let xq = x.q + b * K.elements, xd = x.d + b * per, xs = x.s + b * per
+                K.dotQ8(row0 + b * K.bytes, xq, xd, xs, &acc0, &s0)
+                K.dotQ8(row1 + b * K.bytes, xq, xd, xs, &acc1, &s1)
+            }
+            y[r] = acc0.sum() + s0
+            y[r + 1] = acc1.sum() + s1
+            r += 2
+        }
+        if r < end {
+            let row = w + r * rowBytes
+            var acc = F16x()
+            var s: Float = 0
+            for b in 0..<blocks {
+                K.dotQ8(row + b * K.bytes, x.q + b * K.elements, x.d + b * per, x.s + b * per, &acc, &s)
+            }
+            y[r] = acc.sum() + s
+        }
+        g = end
+    }
+    // A zero contribution that depends on every touched byte.
+    if sink == 0xFF && y[rows.lowerBound].isNaN { y[rows.lowerBound] = 0 }
+}

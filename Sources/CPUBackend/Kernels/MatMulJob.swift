@@ -21,8 +21,10 @@ struct MatMulJob: KernelVisitor {
         }
     }
 
-    /// Rows per decode task: enough tasks per thread to balance a noisy machine, few enough to stay cheap.
-    private var decodeChunk: Int { max(8, (m + pool.threadCount * 8 - 1) / (pool.threadCount * 8)) }
+    /// Rows per decode task: one contiguous range per thread. Decode streams weights from memory,
+    /// and the hardware prefetcher keeps up only with long sequential runs: measured on SmolLM2,
+    /// 1 task per thread gave 155 tokens/s, 2 gave 117, 8 gave 112.
+    private var decodeChunk: Int { max(8, (m + pool.threadCount - 1) / pool.threadCount) }
 
     func visit<K: BlockKernel>(_ kernel: K.Type) {
         let (w, rowBytes, x, y, n, k, m, scratch) = (w, rowBytes, x, y, n, k, m, scratch)

@@ -41,6 +41,23 @@ public enum Conformance {
                     return out
                 }
             }
+        } + [1, 3].map { n in
+            // one input through weights of different formats and heights (Q/K/V, gate/up)
+            ConformanceCase(name: "matmul several weights n=\(n)", tolerance: n == 1 ? 2e-4 : 1e-9) { b in
+                var r = Inputs(seed: 51 &+ UInt64(n))
+                let k = 256
+                let shapes: [(StorageType, Int)] = [(.q5_0, 40), (.q6K, 9), (.q8_0, 33)]
+                let boxes = shapes.map { ByteBox(r.weightBytes($0.0, rows: $0.1, k: k)) }
+                let x = try tensor(b, [n, k], r.floats(n * k))
+                let ws = try zip(shapes, boxes).map { shape, box in
+                    try b.makeWeight(type: shape.0, shape: [shape.1, k], bytes: UnsafeRawBufferPointer(box.bytes))
+                }
+                let ys = try shapes.map { try b.makeTensor(shape: [n, $0.1]) }
+                b.matmul(x, weights: ws, into: ys)
+                let out = ys.flatMap { b.read($0) }
+                withExtendedLifetime(boxes) {}
+                return out
+            }
         } + [ConformanceCase(name: "matmul f32 on row views", tolerance: 1e-9) { b in
             var r = Inputs(seed: 7)
             let box = ByteBox(r.weightBytes(.q8_0, rows: 40, k: 64))

@@ -95,6 +95,35 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                                    x: pointer(x), y: pointer(y), n: n, k: k, m: m))
     }
 
+    /// One token through several quantised weights: the activation row is quantised once and
+    /// each thread takes its contiguous share of every weight's rows in one dispatch.
+    public func matmul(_ x: Tensor, weights: [Tensor], into outputs: [Tensor]) {
+        precondition(weights.count == outputs.count, "matmul: \(weights.count) weights, \(outputs.count) outputs")
+        let k = x.rowLength
+        guard x.rowCount == 1, weights.allSatisfy({ $0.type.blockSize > 1 }) else {
+            for (w, y) in zip(weights, outputs) { matmul(x, weight: w, into: y) }
+            return
+        }
+        for (w, y) in zip(weights, outputs) {
+            precondition(w.rowLength == k && y.rowLength == w.rowCount && y.rowCount == 1, "matmul shapes x\(x.shape) w\(w.shape) y\(y.shape)")
+        }
+        ensureScratch(256 + QuantizedRow.floatsNeeded(k: k))
+        let xq = QuantizedRow(pointer(x), k: k, buffer: scratch[0] + 256)
+        let kernels = zip(weights, outputs).map { w, y in
+            let job = RowKernelJob(w: rawPointer(w), rowBytes: w.rowBytes, k: k, x: xq, y: pointer(y))
+            dispatch(w.type, job)
+            return (rows: w.rowCount, run: job.kernel.run!)
+        }
+        let threads = pool.threadCount
+        pool.run(tasks: threads) { t, _ in
+            for kernel in kernels {
+                let chunk = (kernel.rows + threads - 1) / threads
+                let rows = min(kernel.rows, t * chunk)..<min(kernel.rows, (t + 1) * chunk)
+                if !rows.isEmpty { kernel.run(rows) }
+            }
+        }
+    }
+
     public func add(_ a: Tensor, _ b: Tensor, into out: Tensor) {
         let width = a.rowLength, rows = a.rowCount
         precondition(b.rowLength == width && (b.rowCount == rows || b.rowCount == 1) && out.count == a.count, "add shapes")

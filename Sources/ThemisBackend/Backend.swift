@@ -44,6 +44,11 @@ public protocol Backend: AnyObject, Sendable {
     /// `y[n, m] = x[n, k] · wᵀ` with `w` `[m, k]` in any supported storage type.
     func matmul(_ x: Tensor, weight w: Tensor, into y: Tensor)
 
+    /// `outputs[i] = x · weights[i]ᵀ` for several weights that share one input (Q/K/V, gate/up),
+    /// so a backend can prepare `x` once and run them in one dispatch. A default runs `matmul`
+    /// for each.
+    func matmul(_ x: Tensor, weights: [Tensor], into outputs: [Tensor])
+
     /// `out = a + b`; `b` has the shape of `a` or is a single row broadcast over `a`'s rows
     /// (a bias). `out` may be `a`.
     func add(_ a: Tensor, _ b: Tensor, into out: Tensor)
@@ -79,6 +84,13 @@ public protocol Backend: AnyObject, Sendable {
 
     /// Blocks until every recorded op has finished.
     func synchronize()
+}
+
+extension Backend {
+    public func matmul(_ x: Tensor, weights: [Tensor], into outputs: [Tensor]) {
+        precondition(weights.count == outputs.count, "matmul: \(weights.count) weights, \(outputs.count) outputs")
+        for (w, y) in zip(weights, outputs) { matmul(x, weight: w, into: y) }
+    }
 }
 
 /// One backend technology (CPU, Vulkan, ...): lists its devices and opens backends on them.

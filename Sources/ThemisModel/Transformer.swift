@@ -80,9 +80,7 @@ public final class Transformer: @unchecked Sendable {
         for (layer, w) in weights.blocks.enumerated() {
             // attention: norm, projections, rotary positions
             b.rmsNorm(x, weight: w.attnNorm, epsilon: c.rmsEpsilon, into: h)
-            b.matmul(h, weight: w.q, into: q)
-            b.matmul(h, weight: w.k, into: k)
-            b.matmul(h, weight: w.v, into: v)
+            b.matmul(h, weights: [w.q, w.k, w.v], into: [q, k, v])
             if let bias = w.qBias { b.add(q, bias, into: q) }
             if let bias = w.kBias { b.add(k, bias, into: k) }
             if let bias = w.vBias { b.add(v, bias, into: v) }
@@ -100,8 +98,7 @@ public final class Transformer: @unchecked Sendable {
             b.add(x, proj, into: x)
             // feed-forward: norm, SwiGLU, down projection, residual
             b.rmsNorm(x, weight: w.ffnNorm, epsilon: c.rmsEpsilon, into: h)
-            b.matmul(h, weight: w.gate, into: gate)
-            b.matmul(h, weight: w.up, into: up)
+            b.matmul(h, weights: [w.gate, w.up], into: [gate, up])
             b.swiglu(gate: gate, up: up, into: gate)
             b.matmul(gate, weight: w.down, into: proj)
             b.add(x, proj, into: x)

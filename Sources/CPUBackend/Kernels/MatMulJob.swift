@@ -59,3 +59,26 @@ struct GetRowsJob: KernelVisitor {
         }
     }
 }
+
+/// Builds the one-token row kernel of a quantised weight, specialised for its format.
+struct RowKernelJob: KernelVisitor {
+    final class Kernel {
+        // Set once by `visitQuantized`, then only read.
+        var run: ((Range<Int>) -> Void)?
+    }
+    let w: UnsafeRawPointer
+    let rowBytes: Int
+    let k: Int
+    let x: QuantizedRow
+    let y: UnsafeMutablePointer<Float>
+    let kernel = Kernel()
+
+    func visit<K: BlockKernel>(_ kernel: K.Type) {
+        preconditionFailure("RowKernelJob is for quantised weights")
+    }
+
+    func visitQuantized<K: BlockDotQ8>(_: K.Type) {
+        let (w, rowBytes, k, x, y) = (w, rowBytes, k, x, y)
+        kernel.run = { rows in matVecRowsQ8(K.self, w: w, rowBytes: rowBytes, k: k, x: x, y: y, rows: rows) }
+    }
+}

@@ -114,12 +114,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             dispatch(w.type, job)
             return (rows: w.rowCount, run: job.kernel.run!)
         }
-        let threads = pool.threadCount
-        pool.run(tasks: threads) { t, _ in
-            for kernel in kernels {
-                let chunk = (kernel.rows + threads - 1) / threads
-                let rows = min(kernel.rows, t * chunk)..<min(kernel.rows, (t + 1) * chunk)
-                if !rows.isEmpty { kernel.run(rows) }
+        // one row space over all weights; a claimed piece never spans two of them
+        var starts = [0]
+        for kernel in kernels { starts.append(starts.last! + kernel.rows) }
+        let unit = weights.map { decodeUnit(rowBytes: $0.rowBytes) }.min()!
+        pool.run(count: starts.last!, unit: unit) { piece in
+            for (i, kernel) in kernels.enumerated() {
+                let lo = max(piece.lowerBound, starts[i]), hi = min(piece.upperBound, starts[i + 1])
+                if lo < hi { kernel.run((lo - starts[i])..<(hi - starts[i])) }
             }
         }
     }

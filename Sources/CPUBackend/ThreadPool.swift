@@ -26,6 +26,8 @@ public final class ThreadPool: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
     private var threads: [pthread_t] = []
+    /// One claim cursor per segment for `run(count:unit:)`.
+    private let cursors: UnsafeMutablePointer<Atomic<Int>>
 
     /// Spin iterations before a worker sleeps (a few milliseconds).
     private static let spinLimit = 2_000_000
@@ -33,6 +35,8 @@ public final class ThreadPool: @unchecked Sendable {
     /// Starts `threads - 1` workers; the calling thread is the last participant.
     public init(threads: Int) {
         threadCount = max(1, threads)
+        cursors = .allocate(capacity: threadCount)
+        for i in 0..<threadCount { (cursors + i).initialize(to: Atomic<Int>(0)) }
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&cond, nil)
         for index in 1..<threadCount {
@@ -57,6 +61,33 @@ public final class ThreadPool: @unchecked Sendable {
         for t in threads { pthread_join(t, nil) }
         pthread_mutex_destroy(&mutex)
         pthread_cond_destroy(&cond)
+        cursors.deinitialize(count: threadCount)
+        cursors.deallocate()
+    }
+
+    /// Runs `body` over `0..<count` in pieces of at most `unit`, split into one contiguous
+    /// segment per thread; a thread that finishes its segment takes pieces from the others.
+    ///
+    /// Decode streams weights, and the prefetcher wants each thread on one long sequential run;
+    /// a static split then leaves the faster thread idle at every barrier. This keeps the long
+    /// runs and lets the faster thread finish the slower one's tail.
+    public func run(count: Int, unit: Int, _ body: (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let segments = threadCount
+        let length = (count + segments - 1) / segments
+        for s in 0..<segments { cursors[s].store(s * length, ordering: .relaxed) }
+        let cursors = self.cursors
+        run(tasks: segments) { first, _ in
+            for i in 0..<segments {
+                let s = (first + i) % segments
+                let end = min(count, (s + 1) * length)
+                while true {
+                    let start = cursors[s].add(unit, ordering: .relaxed).oldValue
+                    if start >= end { break }
+                    body(start..<min(end, start + unit))
+                }
+            }
+        }
     }
 
     /// Runs `body(task, thread)` for every task in `0..<tasks` across the pool and returns when

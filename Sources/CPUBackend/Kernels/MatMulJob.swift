@@ -15,15 +15,14 @@ struct MatMulJob: KernelVisitor {
         guard n == 1 else { return visit(kernel) }
         let (w, rowBytes, y, k, m) = (w, rowBytes, y, k, m)
         let xq = QuantizedRow(x, k: k, buffer: activationBuffer)
-        let chunk = decodeChunk
-        pool.run(tasks: (m + chunk - 1) / chunk) { t, _ in
-            matVecRowsQ8(K.self, w: w, rowBytes: rowBytes, k: k, x: xq, y: y, rows: t * chunk..<min(m, (t + 1) * chunk))
+        pool.run(count: m, unit: decodeUnit(rowBytes: rowBytes)) { rows in
+            matVecRowsQ8(K.self, w: w, rowBytes: rowBytes, k: k, x: xq, y: y, rows: rows)
         }
     }
 
-    /// Rows per decode task: one contiguous range per thread. Decode streams weights from memory,
-    /// and the hardware prefetcher keeps up only with long sequential runs: measured on SmolLM2,
-    /// 1 task per thread gave 155 tokens/s, 2 gave 117, 8 gave 112.
+    /// Rows per decode task for formats without an 8-bit dot: one contiguous range per thread.
+    /// Decode streams weights from memory, and the hardware prefetcher keeps up only with long
+    /// sequential runs: measured on SmolLM2, 1 task per thread gave 155 tokens/s, 2 gave 117.
     private var decodeChunk: Int { max(8, (m + pool.threadCount - 1) / pool.threadCount) }
 
     func visit<K: BlockKernel>(_ kernel: K.Type) {
@@ -59,6 +58,9 @@ struct GetRowsJob: KernelVisitor {
         }
     }
 }
+
+/// Rows claimed at a time in decode: about 32 KB of weights, long enough to keep a stream going.
+func decodeUnit(rowBytes: Int) -> Int { max(4, 32_768 / rowBytes) }
 
 /// Builds the one-token row kernel of a quantised weight, specialised for its format.
 struct RowKernelJob: KernelVisitor {

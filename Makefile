@@ -27,9 +27,9 @@ run: models build
 	.build/$(CONFIG)/themis generate --model smollm2-135m --device auto --temperature 0 --max-tokens 64 \
 		--chat "Explain in two sentences what an LLM-as-a-judge is."
 
+# Side by side with llama.cpp (installed into .venv on first use), both default models.
 bench: models build
-	.build/$(CONFIG)/themis bench model --model smollm2-135m --device cpu
-	.build/$(CONFIG)/themis bench model --model qwen2.5-0.5b --device cpu
+	scripts/bench-vs-llamacpp
 
 clean:
 	rm -rf .build

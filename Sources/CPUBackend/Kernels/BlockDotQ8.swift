@@ -76,7 +76,6 @@ struct QuantizedRow {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self)
 }
 
-let laneIndex16 = SIMD16<UInt16>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
 /// A block format with an 8-bit-activation dot.
 protocol BlockDotQ8: BlockKernel {
@@ -108,23 +107,29 @@ extension KernelQ4_1: BlockDotQ8 {
     }
 }
 
-/// The fifth bits of a Q5 block as 0/16 per lane: low 16 lanes from bits 0-15, high from 16-31.
-@inline(__always) private func fifthBits(_ qh: UInt32) -> (SIMD16<Int16>, SIMD16<Int16>) {
-    let lo = SIMD16<UInt16>(repeating: UInt16(truncatingIfNeeded: qh))
-    let hi = SIMD16<UInt16>(repeating: UInt16(truncatingIfNeeded: qh >> 16))
-    let a = ((lo &>> laneIndex16) & 1) &<< 4, b = ((hi &>> laneIndex16) & 1) &<< 4
-    return (SIMD16<Int16>(truncatingIfNeeded: a), SIMD16<Int16>(truncatingIfNeeded: b))
+/// The fifth bits of a Q5 block as lane masks (all ones where the bit is set): low 16 lanes
+/// from bits 0-15, high 16 from bits 16-31. Shifting bit i to the top and back arithmetically
+/// spreads it over the lane in two shifts.
+@inline(__always) private func fifthBitMasks(_ qh: UInt32) -> (SIMD16<Int16>, SIMD16<Int16>) {
+    let lo = SIMD16<Int16>(repeating: Int16(truncatingIfNeeded: qh))
+    let hi = SIMD16<Int16>(repeating: Int16(truncatingIfNeeded: qh >> 16))
+    return ((lo &<< bitToTop) &>> 15, (hi &<< bitToTop) &>> 15)
 }
 
+private let bitToTop = SIMD16<Int16>(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+
 extension KernelQ5_0: BlockDotQ8 {
+    /// value = nibble + 16·bit - 16, which in two's complement is the nibble with 0xFFF0 set
+    /// where the bit is clear: no separate offset term.
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
         let d = halfToFloat(src)
-        let (h0, h1) = fifthBits(src.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+        let (m0, m1) = fifthBitMasks(src.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
         let q = load16(src, 6)
-        let t = (int16(q & 0x0F) | h0) &* loadQ(xq) &+ (int16(q &>> 4) | h1) &* loadQ(xq + 16)
+        let high = SIMD16<Int16>(repeating: -16)
+        let v0 = int16(q & 0x0F) | (~m0 & high), v1 = int16(q &>> 4) | (~m1 & high)
+        let t = v0 &* loadQ(xq) &+ v1 &* loadQ(xq + 16)
         acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
-        accS -= 16 * d * xs[0]
     }
 }
 
@@ -132,9 +137,11 @@ extension KernelQ5_1: BlockDotQ8 {
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
         let d = halfToFloat(src), m = halfToFloat(src, 2)
-        let (h0, h1) = fifthBits(src.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        let (m0, m1) = fifthBitMasks(src.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         let q = load16(src, 8)
-        let t = (int16(q & 0x0F) | h0) &* loadQ(xq) &+ (int16(q &>> 4) | h1) &* loadQ(xq + 16)
+        let sixteen = SIMD16<Int16>(repeating: 16)
+        let v0 = int16(q & 0x0F) | (m0 & sixteen), v1 = int16(q &>> 4) | (m1 & sixteen)
+        let t = v0 &* loadQ(xq) &+ v1 &* loadQ(xq + 16)
         acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
         accS += m * xs[0]
     }

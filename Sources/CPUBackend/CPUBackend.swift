@@ -227,9 +227,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             let mx = maxOf(scores, length)
             let total = expShiftSum(scores, length, shift: mx)
             let o = op + i * width + h * headDim
+            let v = vp + kvh * headDim
+            if headDim == 64 {
+                weightedSum64(scores, v, stride: kvWidth, count: length, scale: 1 / total, into: o)
+                return
+            }
             o.update(repeating: 0, count: headDim)
             for p in 0..<length {
-                axpy(scores[p], vp + p * kvWidth + kvh * headDim, o, headDim)
+                axpy(scores[p], v + p * kvWidth, o, headDim)
             }
             let inv = 1 / total
             for d in 0..<headDim { o[d] *= inv }

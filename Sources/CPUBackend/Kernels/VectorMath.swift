@@ -86,3 +86,23 @@
     while i + 16 <= count { storeF(loadF(y + i).addingProduct(av, loadF(x + i)), y + i); i += 16 }
     while i < count { y[i] += a * x[i]; i += 1 }
 }
+
+/// `out[0..<64] = scale · Σ_p w[p] · v[p·stride ..< p·stride + 64]`, with the sum in registers
+/// (the common head size; the generic path reads and writes `out` for every position).
+@inline(__always) func weightedSum64(_ w: UnsafePointer<Float>, _ v: UnsafePointer<Float>, stride: Int, count: Int,
+                                     scale: Float, into out: UnsafeMutablePointer<Float>) {
+    var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
+    for p in 0..<count {
+        let wp = F16x(repeating: w[p])
+        let row = v + p * stride
+        a0 = a0.addingProduct(wp, loadF(row))
+        a1 = a1.addingProduct(wp, loadF(row + 16))
+        a2 = a2.addingProduct(wp, loadF(row + 32))
+        a3 = a3.addingProduct(wp, loadF(row + 48))
+    }
+    let s = F16x(repeating: scale)
+    storeF(a0 * s, out)
+    storeF(a1 * s, out + 16)
+    storeF(a2 * s, out + 32)
+    storeF(a3 * s, out + 48)
+}

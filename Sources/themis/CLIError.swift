@@ -13,10 +13,8 @@ func exitWithError(_ error: any Error) -> Never {
     Foundation.exit(status)
 }
 
-func describe(_ error: any Error) -> String {
-    if let e = error as? CustomStringConvertible { return e.description }
-    return String(describing: error)
-}
+/// The message of an error: its `description` for our error enums.
+func describe(_ error: any Error) -> String { String(describing: error) }
 
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))

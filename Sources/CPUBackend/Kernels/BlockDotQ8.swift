@@ -24,34 +24,36 @@ struct QuantizedRow {
         q = UnsafeMutableRawPointer(buffer + 2 * blocks).bindMemory(to: Int16.self, capacity: k)
         for b in 0..<blocks {
             let x0 = loadF(x + 32 * b), x1 = loadF(x + 32 * b + 16)
-            let amax = Swift.max(absMax(x0), absMax(x1))
+            let a0 = absolute(x0), a1 = absolute(x1)
+            let amax = a0.replacing(with: a1, where: a1 .> a0).max()
             let scale = amax / 127
             let inv = F16x(repeating: scale == 0 ? 0 : 1 / scale)
-            let q0 = roundToInt16(x0 * inv), q1 = roundToInt16(x1 * inv)
-            UnsafeMutableRawPointer(q + 32 * b).storeBytes(of: q0, as: SIMD16<Int16>.self)
-            UnsafeMutableRawPointer(q + 32 * b + 16).storeBytes(of: q1, as: SIMD16<Int16>.self)
+            let r0 = roundedToEven(x0 * inv), r1 = roundedToEven(x1 * inv)
+            UnsafeMutableRawPointer(q + 32 * b).storeBytes(of: int16(r0), as: SIMD16<Int16>.self)
+            UnsafeMutableRawPointer(q + 32 * b + 16).storeBytes(of: int16(r1), as: SIMD16<Int16>.self)
             d[b] = scale
-            s[b] = scale * Float(sumInt16(q0) + sumInt16(q1))
+            s[b] = scale * (r0 + r1).sum()
         }
     }
 }
 
-@inline(__always) private func absMax(_ v: F16x) -> Float {
-    let a = v.replacing(with: -v, where: v .< 0)
-    return a.max()
+/// |v| by clearing the sign bits.
+@inline(__always) private func absolute(_ v: F16x) -> F16x {
+    unsafeBitCast(unsafeBitCast(v, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF, to: F16x.self)
 }
 
-@inline(__always) private func roundToInt16(_ v: F16x) -> SIMD16<Int16> {
-    let r = v.rounded(.toNearestOrEven)
+/// Rounds to the nearest integer, ties to even, for |v| < 2^22: adding and subtracting 1.5·2^23
+/// leaves the rounded value (the standard library's `rounded` is a generic call per vector).
+@inline(__always) private func roundedToEven(_ v: F16x) -> F16x {
+    let magic = F16x(repeating: 12_582_912)
+    return (v + magic) - magic
+}
+
+/// Integral floats in Int16 range to Int16 lanes.
+@inline(__always) private func int16(_ v: F16x) -> SIMD16<Int16> {
     var out = SIMD16<Int16>()
-    for i in 0..<16 { out[i] = Int16(Int32(r[i])) }
+    for i in 0..<16 { out[i] = Int16(Int32(v[i])) }
     return out
-}
-
-@inline(__always) private func sumInt16(_ v: SIMD16<Int16>) -> Int32 {
-    var t: Int32 = 0
-    for i in 0..<16 { t &+= Int32(v[i]) }
-    return t
 }
 
 @inline(__always) func int16(_ v: SIMD16<UInt8>) -> SIMD16<Int16> {

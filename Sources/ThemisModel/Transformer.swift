@@ -55,14 +55,17 @@ public final class Transformer: @unchecked Sendable {
         precondition(startPosition + tokens.count <= cache.contextLength, "context overflow")
         precondition(outputs.count <= maxLogitRows && outputs.lowerBound >= 0 && outputs.upperBound <= tokens.count)
         var result: [Float] = []
-        result.reserveCapacity(outputs.count * config.vocabularySize)
         var begin = 0
         while begin < tokens.count {
             let end = min(tokens.count, begin + maxBatch)
             let wanted = max(outputs.lowerBound, begin)..<min(outputs.upperBound, end)
             let local = wanted.isEmpty ? 0..<0 : (wanted.lowerBound - begin)..<(wanted.upperBound - begin)
             step(Array(tokens[begin..<end]), startPosition: startPosition + begin, cache: cache, outputs: local)
-            if !local.isEmpty { result += backend.read(logits.rows(0..<local.count)) }
+            if !local.isEmpty {
+                // the common case (one chunk) hands the read array over without another copy
+                let rows = backend.read(logits.rows(0..<local.count))
+                if result.isEmpty { result = rows } else { result += rows }
+            }
             begin = end
         }
         backend.synchronize()

@@ -5,22 +5,32 @@ CONFIG ?= release
 PYTHON ?= python3
 export THEMIS_MODELS ?= $(HOME)/.cache/themis/models
 
+# Debian packages: Vulkan headers (the loader itself is opened at run time) and lavapipe, the
+# CPU Vulkan driver the tests enumerate.
+APT_PACKAGES = libvulkan-dev mesa-vulkan-drivers
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: all deps models build test run bench clean
 
 all: build
 
-# Python's gguf package is the outside reference for dequantisation tests.
+# Installs what is missing: the Debian packages above, and Python's gguf package (the outside
+# reference for dequantisation tests).
 deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 	@$(PYTHON) -c "import gguf, numpy" 2>/dev/null || $(PYTHON) -m pip install --quiet gguf numpy
 
 models:
 	@scripts/fetch-models
 
-build:
+build: deps
 	$(SWIFT) build -c $(CONFIG)
 
-test: deps models
-	$(SWIFT) build -c $(CONFIG)
+test: build models
 	$(SWIFT) test -c $(CONFIG)
 
 run: models build

@@ -23,6 +23,10 @@ let package = Package(
         .target(name: "ThemisBackend", swiftSettings: fastMath),
         // SIMD, multi-threaded CPU implementation of the Backend protocol.
         .target(name: "CPUBackend", dependencies: ["ThemisBackend"], swiftSettings: fastMath),
+        // <vulkan/vulkan.h> without prototypes (libvulkan-dev); the loader is opened at run time.
+        .systemLibrary(name: "CVulkan", path: "Sources/CVulkan", providers: [.apt(["libvulkan-dev"])]),
+        // Vulkan devices (the compute backend itself is issue 3's work in progress).
+        .target(name: "VulkanBackend", dependencies: ["ThemisBackend", "CVulkan"]),
         // GGUF, tokenizer, chat templates, transformer, sampling and scoring: backend-agnostic.
         .target(name: "ThemisModel", dependencies: ["ThemisBackend"], swiftSettings: fastMath),
         // Meta-evaluation and speed benchmarks, against ThemisModel and the protocol only.
@@ -33,7 +37,7 @@ let package = Package(
         .executableTarget(
             name: "themis",
             dependencies: [
-                "ThemisBackend", "ThemisModel", "ThemisBench", "CPUBackend",
+                "ThemisBackend", "ThemisModel", "ThemisBench", "CPUBackend", "VulkanBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),

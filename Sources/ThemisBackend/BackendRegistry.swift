@@ -21,6 +21,27 @@ public struct BackendRegistry: Sendable {
         providers.flatMap { p in p.devices().devices.map { (p, $0) } }
     }
 
+    /// Opens a backend for `spec`. Under `auto`, a device whose backend cannot be opened is
+    /// skipped for the next best (the CPU last), and `notice` says why; a named device that
+    /// cannot be opened is an error.
+    public func open(_ spec: String) throws -> (backend: any Backend, notice: String?) {
+        let choice = try resolve(spec)
+        guard spec.lowercased() == "auto", choice.device.kind != .cpu else {
+            return (try choice.provider.makeBackend(on: choice.device), choice.notice)
+        }
+        do {
+            return (try choice.provider.makeBackend(on: choice.device), choice.notice)
+        } catch {
+            for p in providers {
+                if let cpu = p.devices().devices.first(where: { $0.kind == .cpu }) {
+                    let notice = "themis: \(choice.device.id) (\(choice.device.name)) unusable: \(error); running on the CPU"
+                    return (try p.makeBackend(on: cpu), notice)
+                }
+            }
+            throw error
+        }
+    }
+
     /// Picks the device for `spec`; throws `BackendError.deviceNotFound` for a named device that
     /// does not exist.
     public func resolve(_ spec: String) throws -> Choice {

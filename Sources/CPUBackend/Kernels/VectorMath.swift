@@ -20,16 +20,6 @@
     return e * scale
 }
 
-/// Sum of `count` floats.
-@inline(__always) func sumOf(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
-    var acc = F16x()
-    var i = 0
-    while i + 16 <= count { acc += loadF(p + i); i += 16 }
-    var s = acc.sum()
-    while i < count { s += p[i]; i += 1 }
-    return s
-}
-
 /// Dot product of `count` floats.
 @inline(__always) func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
     var acc0 = F16x(), acc1 = F16x()

@@ -19,6 +19,7 @@ struct BenchModel: ParsableCommand {
 
     func validate() throws {
         if pp < 0 || tg < 0 || reps < 1 { throw ValidationError("--pp and --tg must be >= 0 and --reps >= 1") }
+        if pp == 0 && tg == 0 { throw ValidationError("nothing to measure: give --pp or --tg above 0") }
     }
 
     func run() throws {

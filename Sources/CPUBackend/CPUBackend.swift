@@ -13,6 +13,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     let pool: ThreadPool
     private var scratch: [UnsafeMutablePointer<Float>]
     private var scratchCount = 0
+    /// Keys transposed into blocks of 16 positions for batched attention (`[kvHead][block][dim][16]`).
+    private var keyBlocks = UnsafeMutablePointer<Float>.allocate(capacity: 0)
+    private var keyBlocksCount = 0
 
     /// A backend using `threads` threads (default: every core).
     public init(threads: Int? = nil) {
@@ -23,7 +26,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         ensureScratch(1 << 16)
     }
 
-    deinit { for p in scratch { p.deallocate() } }
+    deinit {
+        for p in scratch { p.deallocate() }
+        keyBlocks.deallocate()
+    }
 
     /// Makes sure every thread has `count` floats of scratch.
     private func ensureScratch(_ count: Int) {
@@ -215,14 +221,65 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         let width = q.rowLength
         ensureScratch(startPosition + n + 16)
         let scratch = self.scratch
+        // For a batch, transpose the keys once into blocks of 16 positions: each query then gets
+        // 16 scores per 16-lane FMA chain instead of one horizontal sum per position. A single
+        // token reads every key once anyway, so it keeps the direct dots.
+        let length = startPosition + n
+        let blocks = (length + 15) / 16
+        let transposed = n > 1
+        if transposed {
+            let needed = headCountKV * blocks * headDim * 16
+            if needed > keyBlocksCount {
+                keyBlocks.deallocate()
+                keyBlocks = .allocate(capacity: needed)
+                keyBlocksCount = needed
+            }
+            let kt = keyBlocks
+            pool.run(tasks: headCountKV * blocks) { task, _ in
+                let g = task / blocks, b = task % blocks
+                let dst = kt + (g * blocks + b) * headDim * 16
+                for j in 0..<16 {
+                    let p = b * 16 + j
+                    if p < length {
+                        let src = kp + p * kvWidth + g * headDim
+                        for d in 0..<headDim { dst[d * 16 + j] = src[d] }
+                    } else {
+                        for d in 0..<headDim { dst[d * 16 + j] = 0 }
+                    }
+                }
+            }
+        }
+        let kt = keyBlocks
         pool.run(tasks: n * headCount) { task, thread in
             let i = task / headCount, h = task % headCount
             let kvh = h / group
             let length = startPosition + i + 1
             let scores = scratch[thread]
             let qv = qp + i * width + h * headDim
-            for p in 0..<length {
-                scores[p] = dot(qv, kp + p * kvWidth + kvh * headDim, headDim) * scale
+            if transposed {
+                let base = kt + kvh * blocks * headDim * 16
+                let scaleV = F16x(repeating: scale)
+                for b in 0..<((length + 15) / 16) {
+                    let block = base + b * headDim * 16
+                    var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
+                    var d = 0
+                    while d + 4 <= headDim {
+                        a0 = a0.addingProduct(F16x(repeating: qv[d]), loadF(block + d * 16))
+                        a1 = a1.addingProduct(F16x(repeating: qv[d + 1]), loadF(block + (d + 1) * 16))
+                        a2 = a2.addingProduct(F16x(repeating: qv[d + 2]), loadF(block + (d + 2) * 16))
+                        a3 = a3.addingProduct(F16x(repeating: qv[d + 3]), loadF(block + (d + 3) * 16))
+                        d += 4
+                    }
+                    while d < headDim {
+                        a0 = a0.addingProduct(F16x(repeating: qv[d]), loadF(block + d * 16))
+                        d += 1
+                    }
+                    storeF(((a0 + a1) + (a2 + a3)) * scaleV, scores + b * 16)
+                }
+            } else {
+                for p in 0..<length {
+                    scores[p] = dot(qv, kp + p * kvWidth + kvh * headDim, headDim) * scale
+                }
             }
             let mx = maxOf(scores, length)
             let total = expShiftSum(scores, length, shift: mx)

@@ -54,7 +54,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func makeTensor(shape: [Int]) throws -> Tensor {
         let count = shape.reduce(1, *)
-        return Tensor(shape: shape, type: .f32, storage: CPUStorage(zeroedBytes: count * 4))
+        guard let storage = CPUStorage(zeroedBytes: count * 4) else {
+            throw BackendError.outOfMemory(requested: count * 4, detail: "tensor \(shape)")
+        }
+        return Tensor(shape: shape, type: .f32, storage: storage)
     }
 
     @inline(__always) func pointer(_ t: Tensor) -> UnsafeMutablePointer<Float> {

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Bytes of a CPU tensor: owned (activations) or borrowed in place (memory-mapped weights).
 final class CPUStorage: @unchecked Sendable {
     // The pointer is fixed for the object's life; contents are written only by the owning
@@ -6,10 +12,14 @@ final class CPUStorage: @unchecked Sendable {
     let byteCount: Int
     private let owned: Bool
 
-    init(zeroedBytes count: Int) {
+    /// Zeroed memory from calloc: large blocks come as untouched zero pages, so a KV cache
+    /// becomes resident only as far as it is written. Kernels load unaligned, so calloc's
+    /// alignment is enough.
+    /// Nil when the memory cannot be had.
+    init?(zeroedBytes count: Int) {
         byteCount = count
-        base = UnsafeMutableRawPointer.allocate(byteCount: max(count, 64), alignment: 64)
-        base.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 64))
+        guard let p = calloc(max(count, 64), 1) else { return nil }
+        base = p
         owned = true
     }
 
@@ -19,5 +29,5 @@ final class CPUStorage: @unchecked Sendable {
         owned = false
     }
 
-    deinit { if owned { base.deallocate() } }
+    deinit { if owned { free(base) } }
 }

@@ -71,7 +71,9 @@ public struct BackendRegistry: Sendable {
             return Choice(provider: p, device: d, notice: notice)
         }
         let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
-        let available = allDevices().map { $0.device.id }
+        // Only the named provider is probed unless the name is wrong: probing Vulkan loads its
+        // drivers (lavapipe maps LLVM, tens of MB), which `--device cpu` should not pay for.
+        var available: [String] { allDevices().map { $0.device.id } }
         guard let p = providers.first(where: { $0.name == parts[0] }) else {
             throw BackendError.deviceNotFound(spec, available: available)
         }

@@ -195,55 +195,84 @@ public struct ChatTemplate: Sendable, Equatable {
     /// For the Llama 3 and Mistral formats the text starts with `bosText`, as their templates do: tokenize it with
     /// special tokens parsed and without adding another BOS.
     public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
+        renderPrompt(messages, addGenerationPrompt: addGenerationPrompt).text
+    }
+
+    /// The prompt with the byte ranges of the messages' own text, where special-token spellings
+    /// must stay plain text (see `Tokenizer.encode(_:addBOS:)`).
+    public func renderPrompt(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> RenderedPrompt {
         var conversation = messages
         if let defaultSystemPrompt, let first = messages.first, first.role != .system {
             conversation.insert(.system(defaultSystemPrompt), at: 0)
         }
+        var prompt = RenderedPrompt()
+        prompt.appendTemplate(bosText)
         switch kind {
-        case .chatml: return renderChatML(conversation, addGenerationPrompt: addGenerationPrompt)
-        case .llama3: return renderLlama3(conversation, addGenerationPrompt: addGenerationPrompt)
-        case .mistral: return renderMistral(conversation)
+        case .chatml: renderChatML(conversation, addGenerationPrompt: addGenerationPrompt, into: &prompt)
+        case .llama3: renderLlama3(conversation, addGenerationPrompt: addGenerationPrompt, into: &prompt)
+        case .mistral: renderMistral(conversation, into: &prompt)
         }
+        return prompt
     }
 
-    private func renderChatML(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> String {
-        var text = bosText
+    private func renderChatML(_ messages: [ChatMessage], addGenerationPrompt: Bool, into prompt: inout RenderedPrompt) {
         for message in messages {
-            text += "<|im_start|>\(message.role.rawValue)\n\(message.content)<|im_end|>\n"
+            prompt.appendTemplate("<|im_start|>\(message.role.rawValue)\n")
+            prompt.appendContent(message.content)
+            prompt.appendTemplate("<|im_end|>\n")
         }
-        if addGenerationPrompt { text += "<|im_start|>assistant\n" }
-        return text
+        if addGenerationPrompt { prompt.appendTemplate("<|im_start|>assistant\n") }
     }
 
-    private func renderLlama3(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> String {
-        var text = bosText
+    private func renderLlama3(_ messages: [ChatMessage], addGenerationPrompt: Bool, into prompt: inout RenderedPrompt) {
         for message in messages {
+            prompt.appendTemplate("<|start_header_id|>\(message.role.rawValue)<|end_header_id|>\n\n")
             // The Llama 3 template trims each message.
-            let content = message.content.trimmingWhitespace()
-            text += "<|start_header_id|>\(message.role.rawValue)<|end_header_id|>\n\n\(content)<|eot_id|>"
+            prompt.appendContent(message.content.trimmingWhitespace())
+            prompt.appendTemplate("<|eot_id|>")
         }
-        if addGenerationPrompt { text += "<|start_header_id|>assistant<|end_header_id|>\n\n" }
-        return text
+        if addGenerationPrompt { prompt.appendTemplate("<|start_header_id|>assistant<|end_header_id|>\n\n") }
     }
 
     /// Mistral's format has no system role: the system text opens the first user turn. The `[/INST]` that closes
     /// each user turn is already the generation prompt.
-    private func renderMistral(_ messages: [ChatMessage]) -> String {
-        var text = bosText
+    private func renderMistral(_ messages: [ChatMessage], into prompt: inout RenderedPrompt) {
         var system: String?
         for message in messages {
             switch message.role {
             case .system:
                 system = message.content
             case .user:
-                let prefix = system.map { $0 + "\n\n" } ?? ""
+                prompt.appendTemplate("[INST] ")
+                if let system {
+                    prompt.appendContent(system)
+                    prompt.appendTemplate("\n\n")
+                }
                 system = nil
-                text += "[INST] \(prefix)\(message.content) [/INST]"
+                prompt.appendContent(message.content)
+                prompt.appendTemplate(" [/INST]")
             case .assistant:
-                text += message.content + eosText
+                prompt.appendContent(message.content)
+                prompt.appendTemplate(eosText)
             }
         }
-        return text
+    }
+}
+
+/// A rendered chat prompt and the UTF-8 byte ranges that hold message text.
+public struct RenderedPrompt: Sendable, Equatable {
+    public private(set) var text = ""
+    /// Byte ranges of `text` that came from messages: special tokens are not parsed there.
+    public private(set) var contentRanges: [Range<Int>] = []
+
+    public init() {}
+
+    mutating func appendTemplate(_ s: String) { text += s }
+
+    mutating func appendContent(_ s: String) {
+        let start = text.utf8.count
+        text += s
+        if !s.isEmpty { contentRanges.append(start..<text.utf8.count) }
     }
 }
 

@@ -8,11 +8,22 @@ extension Tokenizer {
     ///   - addBOS: whether to prepend BOS; nil follows the file (`addsBOS`). Nothing is added when the file names
     ///     no BOS token.
     public func encode(_ text: String, parseSpecial: Bool, addBOS: Bool? = nil) -> [Int32] {
+        encode(text, parseSpecial: parseSpecial, protected: [], addBOS: addBOS)
+    }
+
+    /// Token ids of a templated chat prompt: special tokens are parsed in the template's own text
+    /// but not inside the messages, so a message cannot inject `<|im_end|>` or similar. Text runs
+    /// are tokenized whole across template/message boundaries, as llama.cpp does.
+    public func encode(_ prompt: RenderedPrompt, addBOS: Bool? = nil) -> [Int32] {
+        encode(prompt.text, parseSpecial: true, protected: prompt.contentRanges, addBOS: addBOS)
+    }
+
+    private func encode(_ text: String, parseSpecial: Bool, protected: [Range<Int>], addBOS: Bool?) -> [Int32] {
         var output: [Int32] = []
         if addBOS ?? addsBOS, let bosID { output.append(bosID) }
         let bytes = Array(text.utf8)
         var cache: [ArraySlice<UInt8>: [Int32]] = [:]
-        for fragment in partition(bytes, parseSpecial: parseSpecial) {
+        for fragment in partition(bytes, parseSpecial: parseSpecial, protected: protected) {
             switch fragment {
             case .token(let id): output.append(id)
             case .text(let range): encodeText(bytes[range], into: &output, cache: &cache)
@@ -28,7 +39,8 @@ extension Tokenizer {
 
     /// Splits `bytes` at every occurrence of a special token, trying the longest tokens first over the whole
     /// text (llama.cpp's order, which decides overlaps).
-    private func partition(_ bytes: [UInt8], parseSpecial: Bool) -> [Fragment] {
+    /// A special-token match that overlaps a `protected` byte range stays text.
+    private func partition(_ bytes: [UInt8], parseSpecial: Bool, protected: [Range<Int>]) -> [Fragment] {
         var fragments: [Fragment] = bytes.isEmpty ? [] : [.text(0..<bytes.count)]
         for special in specialTokens where parseSpecial || !special.needsParseSpecial {
             var next: [Fragment] = []
@@ -39,10 +51,17 @@ extension Tokenizer {
                     continue
                 }
                 var start = range.lowerBound
-                while let match = Tokenizer.find(special.bytes, in: bytes, from: start, to: range.upperBound) {
+                var searchFrom = start
+                while let match = Tokenizer.find(special.bytes, in: bytes, from: searchFrom, to: range.upperBound) {
+                    let span = match..<(match + special.bytes.count)
+                    if special.needsParseSpecial && protected.contains(where: { $0.overlaps(span) }) {
+                        searchFrom = match + 1
+                        continue
+                    }
                     if match > start { next.append(.text(start..<match)) }
                     next.append(.token(special.id))
                     start = match + special.bytes.count
+                    searchFrom = start
                     changed = true
                 }
                 if start < range.upperBound { next.append(.text(start..<range.upperBound)) }

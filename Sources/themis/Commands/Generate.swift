@@ -31,9 +31,9 @@ struct Generate: ParsableCommand {
                 if let system { messages.append(ChatMessage(role: .system, content: system)) }
                 messages.append(ChatMessage(role: .user, content: chat))
                 let template = try model.chatTemplate()
-                // templates that write BOS themselves must not get a second one from the tokenizer
-                ids = model.tokenizer.encode(template.render(messages), parseSpecial: true,
-                                             addBOS: template.rendersBOS ? false : nil)
+                // special tokens count in the template's text only, never in the messages; templates
+                // that write BOS themselves must not get a second one from the tokenizer
+                ids = model.tokenizer.encode(template.renderPrompt(messages), addBOS: template.rendersBOS ? false : nil)
             } else {
                 ids = model.tokenizer.encode(prompt!, parseSpecial: false)
             }

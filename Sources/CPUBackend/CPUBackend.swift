@@ -97,15 +97,16 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         let n = x.rowCount, k = x.rowLength, m = w.rowCount
         precondition(w.rowLength == k && y.rowLength == m && y.rowCount == n,
                      "matmul shapes x\(x.shape) w\(w.shape) y\(y.shape)")
-        ensureScratch(n == 1 ? 256 + QuantizedRow.floatsNeeded(k: k) : 64 * k + 256)
-        // the caller's thread quantises the activation row into its own scratch, shared read-only
-        dispatch(w.type, MatMulJob(pool: pool, scratch: scratch, activationBuffer: scratch[0] + 256,
-                                   w: rawPointer(w), rowBytes: w.rowBytes,
+        // one token on a quantised weight: the 8-bit path, shared with several weights
+        if n == 1 && w.type.blockSize > 1 { return matmul(x, weights: [w], into: [y]) }
+        ensureScratch(n == 1 ? 256 : 64 * k + 256)
+        dispatch(w.type, MatMulJob(pool: pool, scratch: scratch, w: rawPointer(w), rowBytes: w.rowBytes,
                                    x: pointer(x), y: pointer(y), n: n, k: k, m: m))
     }
 
-    /// One token through several quantised weights: the activation row is quantised once and
-    /// each thread takes its contiguous share of every weight's rows in one dispatch.
+    /// One token through quantised weights: the activation row is quantised once (by the caller,
+    /// into its scratch, read by all) and each thread takes its contiguous share of every
+    /// weight's rows in one dispatch.
     public func matmul(_ x: Tensor, weights: [Tensor], into outputs: [Tensor]) {
         precondition(weights.count == outputs.count, "matmul: \(weights.count) weights, \(outputs.count) outputs")
         let k = x.rowLength

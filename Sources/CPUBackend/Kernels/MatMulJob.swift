@@ -1,26 +1,15 @@
-/// `y[n, m] = x[n, k] · wᵀ`: matrix-vector rows for one token, 32-row GEMM panels for more.
+/// `y[n, m] = x[n, k] · wᵀ`: matrix-vector rows for one token on float weights (quantised ones
+/// take `CPUBackend.matmul(_:weights:into:)`), 32-row GEMM panels for more tokens.
 struct MatMulJob: KernelVisitor {
     let pool: ThreadPool
     let scratch: [UnsafeMutablePointer<Float>]
-    /// Room for the quantised activation row (`QuantizedRow.floatsNeeded`).
-    let activationBuffer: UnsafeMutablePointer<Float>
     let w: UnsafeRawPointer
     let rowBytes: Int
     let x: UnsafeMutablePointer<Float>
     let y: UnsafeMutablePointer<Float>
     let n: Int, k: Int, m: Int
 
-    /// Decode on a quantised weight: quantise the activation row once, then 8-bit dots.
-    func visitQuantized<K: BlockDotQ8>(_ kernel: K.Type) {
-        guard n == 1 else { return visit(kernel) }
-        let (w, rowBytes, y, k, m) = (w, rowBytes, y, k, m)
-        let xq = QuantizedRow(x, k: k, buffer: activationBuffer)
-        pool.run(count: m, unit: decodeUnit(rowBytes: rowBytes)) { rows in
-            matVecRowsQ8(K.self, w: w, rowBytes: rowBytes, k: k, x: xq, y: y, rows: rows)
-        }
-    }
-
-    /// Rows per decode task for formats without an 8-bit dot: one contiguous range per thread.
+    /// Rows per decode task for float weights: one contiguous range per thread.
     /// Decode streams weights from memory, and the hardware prefetcher keeps up only with long
     /// sequential runs: measured on SmolLM2, 1 task per thread gave 155 tokens/s, 2 gave 117.
     private var decodeChunk: Int { max(8, (m + pool.threadCount - 1) / pool.threadCount) }

@@ -25,8 +25,14 @@ let package = Package(
         .target(name: "CPUBackend", dependencies: ["ThemisBackend"], swiftSettings: fastMath),
         // <vulkan/vulkan.h> without prototypes (libvulkan-dev); the loader is opened at run time.
         .systemLibrary(name: "CVulkan", path: "Sources/CVulkan", providers: [.apt(["libvulkan-dev"])]),
-        // Vulkan devices (the compute backend itself is issue 3's work in progress).
-        .target(name: "VulkanBackend", dependencies: ["ThemisBackend", "CVulkan"]),
+        // Vulkan compute implementation of the Backend protocol; its SPIR-V is compiled from
+        // Shaders/*.comp at build time and embedded.
+        .target(
+            name: "VulkanBackend", dependencies: ["ThemisBackend", "CVulkan"],
+            swiftSettings: fastMath, plugins: ["CompileShaders"]),
+        // glslangValidator over Shaders/manifest -> one Swift file of base64 SPIR-V modules.
+        .executableTarget(name: "shader-embed", path: "Sources/shader-embed"),
+        .plugin(name: "CompileShaders", capability: .buildTool(), dependencies: ["shader-embed"]),
         // GGUF, tokenizer, chat templates, transformer, sampling and scoring: backend-agnostic.
         .target(name: "ThemisModel", dependencies: ["ThemisBackend"], swiftSettings: fastMath),
         // Meta-evaluation and speed benchmarks, against ThemisModel and the protocol only.
@@ -43,6 +49,7 @@ let package = Package(
             swiftSettings: fastMath),
         .testTarget(name: "ThemisBackendTests", dependencies: ["ThemisBackend"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ThemisBackend", "BackendConformance"]),
+        .testTarget(name: "VulkanBackendTests", dependencies: ["VulkanBackend", "ThemisBackend", "BackendConformance"]),
         .testTarget(name: "ThemisModelTests", dependencies: ["ThemisModel", "ThemisBackend", "CPUBackend"]),
         .testTarget(name: "themisTests", dependencies: ["themis"]),
     ]

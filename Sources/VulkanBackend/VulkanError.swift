@@ -5,12 +5,17 @@ public enum VulkanError: Error, CustomStringConvertible {
     case loaderMissing(String)
     case missingEntryPoint(String)
     case call(String, VkResult)
+    case outOfMemory(bytes: Int, device: String)
+    case tooLarge(String)
 
     public var description: String {
         switch self {
         case .loaderMissing(let detail): return "Vulkan loader not available (\(detail))"
         case .missingEntryPoint(let name): return "Vulkan entry point \(name) not found"
         case .call(let name, let result): return "\(name) failed: \(Self.name(of: result))"
+        case .outOfMemory(let bytes, let device):
+            return "out of device memory: \(bytes >> 20) MiB more could not be allocated on \(device)"
+        case .tooLarge(let detail): return detail
         }
     }
 

@@ -1,10 +1,8 @@
 import CVulkan
 import ThemisBackend
 
-/// Lists the Vulkan devices that have a compute queue (`vulkan:0`, `vulkan:1`, ...).
-///
-/// The compute backend itself is not built yet: `makeBackend` throws, and `--device auto`
-/// then falls back to the CPU (see `BackendRegistry.open`).
+/// Lists the Vulkan devices that have a compute queue (`vulkan:0`, `vulkan:1`, ...) and opens
+/// `VulkanBackend`s on them.
 public struct VulkanProvider: BackendProvider {
     public let name = "vulkan"
 
@@ -13,7 +11,7 @@ public struct VulkanProvider: BackendProvider {
     public func devices() -> (devices: [DeviceInfo], diagnostic: String?) {
         do {
             let loader = try VulkanLoader()
-            let devices = try Self.enumerate(loader)
+            let devices = try Self.enumerate(loader).map(\.info)
             return (devices, devices.isEmpty ? "no Vulkan device with a compute queue" : nil)
         } catch {
             return ([], String(describing: error))
@@ -21,11 +19,23 @@ public struct VulkanProvider: BackendProvider {
     }
 
     public func makeBackend(on device: DeviceInfo) throws -> any Backend {
-        throw BackendError.unavailable(
-            "the Vulkan compute backend is not built yet (\(device.id) \(device.name) is listed only); use --device cpu")
+        try makeVulkanBackend(on: device)
     }
 
-    static func enumerate(_ loader: VulkanLoader) throws -> [DeviceInfo] {
+    /// A backend on `device`. For tests of the fall-back paths: `subgroups: false` makes the
+    /// decode kernels reduce through shared memory even where the device has subgroup arithmetic;
+    /// `pieceLimit` splits weights into pieces of at most that many bytes (as the device's
+    /// largest binding range does for very large tensors).
+    public func makeVulkanBackend(on device: DeviceInfo, subgroups: Bool? = nil, pieceLimit: Int? = nil) throws -> VulkanBackend {
+        let loader = try VulkanLoader()
+        guard let found = try Self.enumerate(loader).first(where: { $0.info.id == device.id }) else {
+            throw BackendError.deviceNotFound(device.id, available: [])
+        }
+        let vk = try VulkanDevice(loader: loader, physical: found.handle, info: found.info)
+        return try VulkanBackend(device: vk, subgroups: subgroups, pieceLimit: pieceLimit)
+    }
+
+    static func enumerate(_ loader: VulkanLoader) throws -> [(handle: VkPhysicalDevice, info: DeviceInfo)] {
         guard let enumerateDevices: PFN_vkEnumeratePhysicalDevices = loader.function("vkEnumeratePhysicalDevices"),
               let properties2: PFN_vkGetPhysicalDeviceProperties2 = loader.function("vkGetPhysicalDeviceProperties2"),
               let features2: PFN_vkGetPhysicalDeviceFeatures2 = loader.function("vkGetPhysicalDeviceFeatures2"),
@@ -41,7 +51,7 @@ public struct VulkanProvider: BackendProvider {
         guard result == VK_SUCCESS || result == VK_INCOMPLETE else {
             throw VulkanError.call("vkEnumeratePhysicalDevices", result)
         }
-        var infos: [DeviceInfo] = []
+        var infos: [(handle: VkPhysicalDevice, info: DeviceInfo)] = []
         for handle in handles.prefix(Int(count)) {
             guard let handle else { continue }
             // a compute queue is required
@@ -97,7 +107,7 @@ public struct VulkanProvider: BackendProvider {
                 storage16Bit: storage16.storageBuffer16BitAccess != 0, subgroupSize: Int(subgroup.subgroupSize),
                 maxBufferRange: Int(p.limits.maxStorageBufferRange))
             let heapText = heaps.map { "\($0.size >> 20) MiB\($0.flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT.rawValue != 0 ? " device-local" : "")" }
-            infos.append(DeviceInfo(
+            infos.append((handle, DeviceInfo(
                 id: "vulkan:\(infos.count)", name: name, kind: kind, memoryBytes: deviceLocal,
                 computeUnits: Int(subgroup.subgroupSize),
                 features: features16,
@@ -106,8 +116,7 @@ public struct VulkanProvider: BackendProvider {
                     "memory heaps: " + heapText.joined(separator: ", "),
                     "subgroup size \(subgroup.subgroupSize); fp16 \(features16.fp16), int8 \(features16.int8Dot), "
                         + "16-bit storage \(features16.storage16Bit); max storage buffer range \(p.limits.maxStorageBufferRange) B",
-                    "compute backend: not built yet (listed only)",
-                ]))
+                ])))
         }
         return infos
     }

@@ -14,6 +14,9 @@ let package = Package(
         .executable(name: "themis", targets: ["themis"]),
         .library(name: "ThemisBackend", targets: ["ThemisBackend"]),
         .library(name: "ThemisModel", targets: ["ThemisModel"]),
+        .library(name: "ThemisBench", targets: ["ThemisBench"]),
+        .library(name: "CPUBackend", targets: ["CPUBackend"]),
+        .library(name: "VulkanBackend", targets: ["VulkanBackend"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -36,21 +39,23 @@ let package = Package(
         // GGUF, tokenizer, chat templates, transformer, sampling and scoring: backend-agnostic.
         .target(name: "ThemisModel", dependencies: ["ThemisBackend"], swiftSettings: fastMath),
         // Meta-evaluation and speed benchmarks, against ThemisModel and the protocol only.
-        .target(name: "ThemisBench", dependencies: ["ThemisModel", "ThemisBackend"], swiftSettings: fastMath),
+        .target(
+            name: "ThemisBench", dependencies: ["ThemisModel", "ThemisBackend", "BackendConformance"],
+            swiftSettings: fastMath),
         // Op cases with tolerances, runnable on any Backend (used by each backend's tests).
         .target(name: "BackendConformance", dependencies: ["ThemisBackend"]),
         // The CLI: the only place that names concrete backends.
         .executableTarget(
             name: "themis",
             dependencies: [
-                "ThemisBackend", "ThemisModel", "ThemisBench", "CPUBackend", "VulkanBackend",
+                "ThemisBackend", "ThemisModel", "ThemisBench", "BackendConformance", "CPUBackend", "VulkanBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
         .testTarget(name: "ThemisBackendTests", dependencies: ["ThemisBackend"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ThemisBackend", "BackendConformance"]),
         .testTarget(name: "VulkanBackendTests", dependencies: ["VulkanBackend", "ThemisBackend", "BackendConformance"]),
-        .testTarget(name: "ThemisModelTests", dependencies: ["ThemisModel", "ThemisBackend", "CPUBackend"]),
+        .testTarget(name: "ThemisModelTests", dependencies: ["ThemisModel", "ThemisBackend", "CPUBackend", "VulkanBackend"]),
         .testTarget(name: "themisTests", dependencies: ["themis"]),
     ]
 )

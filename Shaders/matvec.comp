@@ -1,6 +1,10 @@
 #version 450
-// y[i, rowStart + r] = x[i, :] · w[r, :] for a few tokens (decode): one workgroup per weight row,
-// which is read once for all `n` (<= MAX_TOKENS) tokens and dequantised in registers.
+// y[i, rowStart + r] = x[i, :] · w[r, :] for a few tokens (decode): each weight row is read once
+// for all `n` (<= MAX_TOKENS) tokens and dequantised in registers.
+//
+// SUBGROUP=1: one subgroup per row, `rowsPerGroup` rows per workgroup, reduced by subgroupAdd
+// with no barrier. SUBGROUP=0 (devices without subgroup arithmetic): one row per workgroup,
+// reduced through shared memory.
 #extension GL_GOOGLE_include_directive : require
 #if SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
@@ -21,24 +25,14 @@ layout(push_constant) uniform Parameters {
     uint rowStart;                  // first output column of this piece
     uint groupsX;                   // workgroups along x (rows wrap into y past the 65535 limit)
     uint wBase;                     // byte offset of row 0 in the binding
+    uint rowsPerGroup;              // SUBGROUP=1: rows per workgroup
 } p;
 
-#if SUBGROUP
-shared float partial[MAX_TOKENS][gl_WorkGroupSize.x];  // one per subgroup is used
-#else
-shared float partial[MAX_TOKENS][gl_WorkGroupSize.x];
-#endif
-
-void main() {
-    uint r = gl_WorkGroupID.y * p.groupsX + gl_WorkGroupID.x;
-    if (r >= p.rows) return;  // uniform across the workgroup
-    uint tid = gl_LocalInvocationID.x;
-    float acc[MAX_TOKENS];
-    for (uint i = 0u; i < MAX_TOKENS; i++) acc[i] = 0.0;
-
+// acc[i] += x[i, :] · w[r, :] over the 8-element groups lane, lane + lanes, ...
+void accumulate(uint r, uint lane, uint lanes, inout float acc[MAX_TOKENS]) {
     uint rowBase = p.wBase + r * p.rowBytes;
     uint groups = (p.k + 7u) / 8u;
-    for (uint g = tid; g < groups; g += gl_WorkGroupSize.x) {
+    for (uint g = lane; g < groups; g += lanes) {
         uint e = 8u * g;
         float w[8];
         load8(rowBase, e, p.k, w);
@@ -54,19 +48,34 @@ void main() {
             acc[i] += s;
         }
     }
+}
 
 #if SUBGROUP
-    for (uint i = 0u; i < p.n; i++) {
-        float s = subgroupAdd(acc[i]);
-        if (subgroupElect()) partial[i][gl_SubgroupID] = s;
+void main() {
+    uint group = gl_WorkGroupID.y * p.groupsX + gl_WorkGroupID.x;
+    // however many subgroups the driver made, together they cover the workgroup's rows
+    for (uint slot = gl_SubgroupID; slot < p.rowsPerGroup; slot += gl_NumSubgroups) {
+        uint r = group * p.rowsPerGroup + slot;
+        if (r >= p.rows) return;
+        float acc[MAX_TOKENS];
+        for (uint i = 0u; i < MAX_TOKENS; i++) acc[i] = 0.0;
+        accumulate(r, gl_SubgroupInvocationID, gl_SubgroupSize, acc);
+        for (uint i = 0u; i < p.n; i++) {
+            float s = subgroupAdd(acc[i]);
+            if (subgroupElect()) y[p.yOffset + i * p.yStride + p.rowStart + r] = s;
+        }
     }
-    barrier();
-    if (tid < p.n) {
-        float s = 0.0;
-        for (uint j = 0u; j < gl_NumSubgroups; j++) s += partial[tid][j];
-        y[p.yOffset + tid * p.yStride + p.rowStart + r] = s;
-    }
+}
 #else
+shared float partial[MAX_TOKENS][gl_WorkGroupSize.x];
+
+void main() {
+    uint r = gl_WorkGroupID.y * p.groupsX + gl_WorkGroupID.x;
+    if (r >= p.rows) return;  // uniform across the workgroup
+    uint tid = gl_LocalInvocationID.x;
+    float acc[MAX_TOKENS];
+    for (uint i = 0u; i < MAX_TOKENS; i++) acc[i] = 0.0;
+    accumulate(r, tid, gl_WorkGroupSize.x, acc);
     for (uint i = 0u; i < p.n; i++) partial[i][tid] = acc[i];
     barrier();
     for (uint width = gl_WorkGroupSize.x / 2u; width > 0u; width /= 2u) {
@@ -76,5 +85,5 @@ void main() {
         barrier();
     }
     if (tid < p.n) y[p.yOffset + tid * p.yStride + p.rowStart + r] = partial[tid][0];
-#endif
 }
+#endif

@@ -29,10 +29,10 @@ public struct ConformanceCase: Sendable, CustomStringConvertible {
 }
 
 /// Deterministic inputs: xorshift values, and random quantised blocks with sane scales.
-struct Inputs {
+public struct Inputs: Sendable {
     private var state: UInt64
 
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    public init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
 
     mutating func next() -> UInt64 {
         state ^= state << 13; state ^= state >> 7; state ^= state << 17
@@ -40,12 +40,12 @@ struct Inputs {
     }
 
     /// Uniform in [-1, 1).
-    mutating func float() -> Float { Float(Double(next() >> 11) / Double(1 << 52) - 1) }
+    public mutating func float() -> Float { Float(Double(next() >> 11) / Double(1 << 52) - 1) }
 
-    mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in float() * scale } }
+    public mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in float() * scale } }
 
     /// Bytes of `rows` rows of `k` elements in `type`, with finite scales of about `scale`.
-    mutating func weightBytes(_ type: StorageType, rows: Int, k: Int, scale: Float = 0.05) -> [UInt8] {
+    public mutating func weightBytes(_ type: StorageType, rows: Int, k: Int, scale: Float = 0.05) -> [UInt8] {
         let rowBytes = type.byteCount(elements: k)
         var bytes = (0..<rows * rowBytes).map { _ in UInt8(truncatingIfNeeded: next()) }
         func putHalf(_ offset: Int, _ v: Float) {
@@ -75,10 +75,10 @@ struct Inputs {
 }
 
 /// Keeps weight bytes alive for as long as a case's tensors may use them in place.
-final class ByteBox: @unchecked Sendable {
+public final class ByteBox: @unchecked Sendable {
     // Written once at init, only read afterwards.
-    let bytes: UnsafeMutableRawBufferPointer
-    init(_ values: [UInt8]) {
+    public let bytes: UnsafeMutableRawBufferPointer
+    public init(_ values: [UInt8]) {
         bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, values.count), alignment: 64)
         bytes.copyBytes(from: values)
     }

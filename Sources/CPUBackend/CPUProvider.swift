@@ -8,9 +8,14 @@ import Foundation
 public struct CPUProvider: BackendProvider {
     public let name = "cpu"
     private let threads: Int?
+    private let roundDecodeActivations: Bool
 
     /// `threads`: worker threads including the caller (default: `THEMIS_THREADS`, else every core).
-    public init(threads: Int? = nil) { self.threads = threads }
+    /// `roundDecodeActivations`: see `CPUBackend.roundsDecodeActivations`.
+    public init(threads: Int? = nil, roundDecodeActivations: Bool = true) {
+        self.threads = threads
+        self.roundDecodeActivations = roundDecodeActivations
+    }
 
     static var defaultThreadCount: Int {
         if let s = ProcessInfo.processInfo.environment["THEMIS_THREADS"], let n = Int(s), n > 0 { return n }
@@ -22,7 +27,7 @@ public struct CPUProvider: BackendProvider {
     }
 
     public func makeBackend(on device: DeviceInfo) throws -> any Backend {
-        CPUBackend(threads: threads)
+        CPUBackend(threads: threads, roundDecodeActivations: roundDecodeActivations)
     }
 
     static func deviceInfo(threads: Int) -> DeviceInfo {

@@ -18,8 +18,15 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     /// Whether the decode matrix-vector kernel reduces with subgroup arithmetic.
     public let usesSubgroups: Bool
     private let reduceWorkgroup: Int
+    private let matvecWorkgroup: Int
+    private let matvecRowsPerGroup: Int
     private let matmulTile: [UInt32]
     private var ropeTable: (key: [Double], generation: Int, offset: Int)?
+    private var roundingScratch: Tensor?
+    /// Whether one-token matmuls on quantised weights round the activations to 8-bit blocks
+    /// first, as the CPU backend's fast path and llama.cpp's CPU backend do. Off by default: the
+    /// kernels dequantise weights in registers either way, so f32 activations cost nothing here.
+    public let roundsDecodeActivations: Bool
 
     /// Token counts up to this use the matrix-vector kernel; larger ones the tiled one.
     static let matvecMaxTokens = 8
@@ -27,7 +34,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     /// Largest piece of a weight in bytes: the device's binding range, or less for tests.
     public let pieceLimit: Int
 
-    init(device: VulkanDevice, subgroups: Bool?, pieceLimit: Int? = nil) throws {
+    init(device: VulkanDevice, subgroups: Bool?, pieceLimit: Int? = nil, roundDecodeActivations: Bool = false) throws {
+        roundsDecodeActivations = roundDecodeActivations
         vk = device
         pool = MemoryPool(device: device)
         pipelines = PipelineCache(device: device)
@@ -36,6 +44,10 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         usesSubgroups = (subgroups ?? true) && device.subgroupArithmetic
         self.pieceLimit = min(pieceLimit ?? .max, device.maxBindingRange - device.bindingAlignment)
         reduceWorkgroup = Self.powerOfTwo(atMost: min(256, device.maxInvocations))
+        // decode: one subgroup per weight row, four or more rows per workgroup
+        let subgroupSize = max(1, device.info.features.subgroupSize)
+        matvecWorkgroup = usesSubgroups ? Self.powerOfTwo(atMost: min(device.maxInvocations, max(64, 4 * subgroupSize))) : 64
+        matvecRowsPerGroup = usesSubgroups ? max(1, matvecWorkgroup / subgroupSize) : 1
         // BM, BN, TM, TN: 256 invocations where allowed, else 128 (the least any device has)
         matmulTile = device.maxInvocations >= 256 ? [64, 32, 4, 2] : [64, 32, 4, 4]
         var info = device.info
@@ -65,8 +77,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     /// Runs a recording step; a failure here is a lost device or exhausted driver memory, which
     /// the non-throwing op signatures cannot report, so it stops the process with the reason.
-    private func perform(_ what: String, _ body: () throws -> Void) {
-        do { try body() } catch { fatalError("themis: Vulkan \(what) failed on \(device.id): \(error)") }
+    private func perform<R>(_ what: String, _ body: () throws -> R) -> R {
+        do { return try body() } catch { fatalError("themis: Vulkan \(what) failed on \(device.id): \(error)") }
     }
 
     public func makeWeight(type: StorageType, shape: [Int], bytes: UnsafeRawBufferPointer) throws -> Tensor {
@@ -185,6 +197,40 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     }
 
     public func matmul(_ x: Tensor, weight w: Tensor, into y: Tensor) {
+        matmul(x, weights: [w], into: [y])
+    }
+
+    /// Several weights on one input; with `roundsDecodeActivations`, one token's activations are
+    /// rounded to 8-bit blocks once (`quantize_q8.comp`) before the weights' matvecs.
+    public func matmul(_ x: Tensor, weights: [Tensor], into outputs: [Tensor]) {
+        precondition(weights.count == outputs.count, "matmul: \(weights.count) weights, \(outputs.count) outputs")
+        var input = x
+        if roundsDecodeActivations, x.rowCount == 1, x.rowLength % 32 == 0,
+           !weights.isEmpty, weights.allSatisfy({ $0.type.blockSize > 1 }) {
+            input = rounded(x)
+        }
+        for (w, y) in zip(weights, outputs) { matmulOne(input, weight: w, into: y) }
+    }
+
+    /// `x` (one row) rounded to 8-bit blocks, in a scratch tensor.
+    private func rounded(_ x: Tensor) -> Tensor {
+        let k = x.rowLength
+        if roundingScratch == nil || roundingScratch!.count < k {
+            roundingScratch = perform("allocation") { try makeTensor(shape: [1, max(k, 4096)]) }
+        }
+        let scratch = roundingScratch!
+        let out = Tensor(shape: [1, k], type: .f32, storage: scratch.storage)
+        let xs = storage(x), os = storage(out)
+        perform("quantize_q8") {
+            let kernel = try pipelines.kernel("quantize_q8", bindings: 2, constants: [64])
+            try stream.dispatch(
+                kernel, bindings: [xs.whole, os.whole], reads: [xs.whole], writes: [os.whole],
+                push: [UInt32(k / 32), offset(x), 0], groups: ((k / 32 + 63) / 64, 1, 1), retain: [xs, os])
+        }
+        return out
+    }
+
+    private func matmulOne(_ x: Tensor, weight w: Tensor, into y: Tensor) {
         let n = x.rowCount, k = x.rowLength, m = w.rowCount
         precondition(w.rowLength == k && y.rowCount == n && y.rowLength == m, "matmul: x \(x.shape) · w \(w.shape)ᵀ into y \(y.shape)")
         guard n > 0, m > 0 else { return }
@@ -192,7 +238,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         perform("matmul") {
             let decode = n <= Self.matvecMaxTokens
             let kernel = decode
-                ? try pipelines.kernel("matvec_\(typeName(w.type))_subgroup\(usesSubgroups ? 1 : 0)", bindings: 3, constants: [64])
+                ? try pipelines.kernel("matvec_\(typeName(w.type))_subgroup\(usesSubgroups ? 1 : 0)", bindings: 3,
+                                       constants: [UInt32(matvecWorkgroup)])
                 : try pipelines.kernel("matmul_\(typeName(w.type))", bindings: 3,
                                        constants: [(matmulTile[0] / matmulTile[2]) * (matmulTile[1] / matmulTile[3])] + matmulTile)
             for piece in ws.pieces {
@@ -201,12 +248,12 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                 let last = min(piece.rows.upperBound, w.rowOffset + m)
                 guard first < last else { continue }
                 let rows = last - first
-                let groups = decode ? grid(rows, 1) : ((rows + Int(matmulTile[0]) - 1) / Int(matmulTile[0]),
+                let groups = decode ? grid(rows, matvecRowsPerGroup) : ((rows + Int(matmulTile[0]) - 1) / Int(matmulTile[0]),
                                                       (n + Int(matmulTile[1]) - 1) / Int(matmulTile[1]), 0)
                 let push: [UInt32] = [
                     UInt32(n), UInt32(k), UInt32(rows), UInt32(w.rowBytes),
                     offset(x), offset(y), UInt32(m), UInt32(first - w.rowOffset), groups.2,
-                    UInt32((first - piece.rows.lowerBound) * w.rowBytes),
+                    UInt32((first - piece.rows.lowerBound) * w.rowBytes), UInt32(matvecRowsPerGroup),
                 ]
                 try stream.dispatch(
                     kernel, bindings: [piece.range, xs.whole, ys.whole], reads: [piece.range, xs.whole],

@@ -25,14 +25,16 @@ public struct VulkanProvider: BackendProvider {
     /// A backend on `device`. For tests of the fall-back paths: `subgroups: false` makes the
     /// decode kernels reduce through shared memory even where the device has subgroup arithmetic;
     /// `pieceLimit` splits weights into pieces of at most that many bytes (as the device's
-    /// largest binding range does for very large tensors).
-    public func makeVulkanBackend(on device: DeviceInfo, subgroups: Bool? = nil, pieceLimit: Int? = nil) throws -> VulkanBackend {
+    /// largest binding range does for very large tensors); `roundDecodeActivations: true` rounds
+    /// one-token activations to 8-bit blocks as the CPU backend's fast path does.
+    public func makeVulkanBackend(on device: DeviceInfo, subgroups: Bool? = nil, pieceLimit: Int? = nil,
+                                  roundDecodeActivations: Bool = false) throws -> VulkanBackend {
         let loader = try VulkanLoader()
         guard let found = try Self.enumerate(loader).first(where: { $0.info.id == device.id }) else {
             throw BackendError.deviceNotFound(device.id, available: [])
         }
         let vk = try VulkanDevice(loader: loader, physical: found.handle, info: found.info)
-        return try VulkanBackend(device: vk, subgroups: subgroups, pieceLimit: pieceLimit)
+        return try VulkanBackend(device: vk, subgroups: subgroups, pieceLimit: pieceLimit, roundDecodeActivations: roundDecodeActivations)
     }
 
     static func enumerate(_ loader: VulkanLoader) throws -> [(handle: VkPhysicalDevice, info: DeviceInfo)] {

@@ -4,13 +4,14 @@ import VulkanBackend
 
 /// The composition root's list of backend providers: the only place naming concrete backends.
 enum DeviceSelection {
-    static func registry() -> BackendRegistry {
-        BackendRegistry(providers: [VulkanProvider(), CPUProvider()])
+    /// `exactDecode`: the CPU keeps one-token activations in f32 (see `--exact-decode`).
+    static func registry(exactDecode: Bool = false) -> BackendRegistry {
+        BackendRegistry(providers: [VulkanProvider(), CPUProvider(roundDecodeActivations: !exactDecode)])
     }
 
     /// Opens the backend for `--device spec`, printing the fall-back notice if there is one.
-    static func open(_ spec: String) throws -> any Backend {
-        let (backend, notice) = try registry().open(spec)
+    static func open(_ spec: String, exactDecode: Bool = false) throws -> any Backend {
+        let (backend, notice) = try registry(exactDecode: exactDecode).open(spec)
         if let notice { printError(notice) }
         return backend
     }

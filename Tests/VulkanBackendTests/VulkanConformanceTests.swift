@@ -6,15 +6,17 @@ import VulkanBackend
 /// The Vulkan devices present (lavapipe on CI); the tests of a machine without any are skipped.
 enum VulkanDevices {
     static let all: [DeviceInfo] = VulkanProvider().devices().devices
-    /// One backend per device, and two more on the first: one with subgroup arithmetic turned
+    /// One backend per device, and three more on the first: one with subgroup arithmetic turned
     /// off (the shared-memory reductions), one that splits weights into 4 KiB pieces (the path
-    /// of tensors larger than one binding, such as Qwen2.5's 145 MB embedding on lavapipe).
+    /// of tensors larger than one binding, such as Qwen2.5's 145 MB embedding on lavapipe), one
+    /// that rounds one-token activations to 8 bits.
     static let backends: [VulkanBackend] = {
         let provider = VulkanProvider()
         var list = all.compactMap { try? provider.makeVulkanBackend(on: $0) }
         if let first = all.first {
             if let plain = try? provider.makeVulkanBackend(on: first, subgroups: false) { list.append(plain) }
             if let split = try? provider.makeVulkanBackend(on: first, pieceLimit: 4096) { list.append(split) }
+            if let rounding = try? provider.makeVulkanBackend(on: first, roundDecodeActivations: true) { list.append(rounding) }
         }
         return list
     }()
@@ -28,6 +30,7 @@ struct VulkanConformanceTests {
         for backend in VulkanDevices.backends {
             let nmse = try c.nmse(on: backend)
             let path = (backend.usesSubgroups ? "subgroups" : "shared memory") + ", pieces of \(backend.pieceLimit) B"
+                + (backend.roundsDecodeActivations ? ", 8-bit decode activations" : "")
             #expect(nmse <= c.tolerance, "\(c.name) on \(backend.device.id) (\(path)): NMSE \(nmse) > \(c.tolerance)")
         }
     }

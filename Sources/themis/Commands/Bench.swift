@@ -4,7 +4,7 @@ import ThemisBench
 import ThemisModel
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Speed benchmarks.", subcommands: [BenchModel.self])
+    static let configuration = CommandConfiguration(abstract: "Speed benchmarks.", subcommands: [BenchModel.self, BenchKernels.self])
 }
 
 struct BenchModel: ParsableCommand {

@@ -13,6 +13,10 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("ctx-size"), help: "Context length in tokens (default: the model's, at most 4096).")
     var contextSize: Int?
 
+    @Flag(name: .customLong("exact-decode"),
+          help: "CPU: keep one-token activations in f32 instead of rounding them to 8 bits (slower; the Vulkan backend always does).")
+    var exactDecode = false
+
     @Option(name: .customLong("chat-template"), help: "Chat template when the model's is not recognised: chatml, llama3, mistral.")
     var chatTemplate: ChatTemplateKind?
 
@@ -47,7 +51,7 @@ struct ModelOptions: ParsableArguments {
     /// Loads the model on the chosen device.
     func load() throws -> LanguageModel {
         let path = try modelPath()
-        let backend = try DeviceSelection.open(device)
+        let backend = try DeviceSelection.open(device, exactDecode: exactDecode)
         return try LanguageModel(path: path, backend: backend, contextLength: contextSize, chatTemplate: chatTemplate)
     }
 }

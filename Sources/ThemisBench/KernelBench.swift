@@ -1,0 +1,195 @@
+import BackendConformance
+import Foundation
+import ThemisBackend
+
+/// Kernel speed on one backend: GFLOP/s and GB/s of matmul (the decode and prefill shapes of the
+/// two default models, and every weight type), attention over 128 / 512 / 2048 positions, and
+/// the small ops. Written against the Backend protocol, so it runs on every backend.
+public struct KernelBench {
+    /// One measured kernel.
+    public struct Result: Sendable, Codable, Equatable {
+        public var op: String
+        /// Shape and model, e.g. `qwen2.5 ffn_down 896x4864 n=1`.
+        public var shape: String
+        public var type: String
+        /// Median seconds per call.
+        public var seconds: Double
+        public var flops: Double
+        public var bytes: Double
+        public var gflops: Double { flops / seconds / 1e9 }
+        public var gigabytesPerSecond: Double { bytes / seconds / 1e9 }
+    }
+
+    /// A matmul shape of a default model: `m` output rows of `k` inputs, in the model's type.
+    public struct MatmulShape: Sendable {
+        public var model: String, name: String, m: Int, k: Int, type: StorageType
+    }
+
+    /// The per-layer and classifier shapes of SmolLM2-135M (Q4_1) and Qwen2.5-0.5B (Q4_K_M).
+    public static let modelShapes: [MatmulShape] = [
+        .init(model: "smollm2", name: "attn_q", m: 576, k: 576, type: .q4_1),
+        .init(model: "smollm2", name: "attn_k", m: 192, k: 576, type: .q4_1),
+        .init(model: "smollm2", name: "ffn_up", m: 1536, k: 576, type: .q4_1),
+        .init(model: "smollm2", name: "ffn_down", m: 576, k: 1536, type: .q4_1),
+        .init(model: "smollm2", name: "output", m: 49152, k: 576, type: .q8_0),
+        .init(model: "qwen2.5", name: "attn_q", m: 896, k: 896, type: .q5_0),
+        .init(model: "qwen2.5", name: "attn_v", m: 128, k: 896, type: .q8_0),
+        .init(model: "qwen2.5", name: "ffn_up", m: 4864, k: 896, type: .q5_0),
+        .init(model: "qwen2.5", name: "ffn_down", m: 896, k: 4864, type: .q6K),
+        .init(model: "qwen2.5", name: "output", m: 151936, k: 896, type: .q8_0),
+    ]
+
+    public let backend: any Backend
+    /// Tokens of the prefill shapes.
+    public var prefillTokens: Int
+    /// Timed repetitions (the median is reported) and the time each should take.
+    public var repetitions: Int
+    public var targetSeconds: Double
+
+    public init(backend: any Backend, prefillTokens: Int = 512, repetitions: Int = 3, targetSeconds: Double = 0.2) {
+        self.backend = backend
+        self.prefillTokens = prefillTokens
+        self.repetitions = max(1, repetitions)
+        self.targetSeconds = targetSeconds
+    }
+
+    /// Every case whose name contains `filter` (all when nil), measured in order; `progress`
+    /// sees each result as it comes.
+    public func run(filter: String? = nil, progress: (Result) -> Void = { _ in }) throws -> [Result] {
+        var cases: [(String, () throws -> Result)] = []
+        for s in Self.modelShapes {
+            cases.append(("matmul \(s.model) \(s.name) n=1", { try self.matmul(s.type, m: s.m, k: s.k, n: 1, label: "\(s.model) \(s.name)") }))
+            // the classifier only ever runs on the rows whose logits are wanted
+            if s.name != "output" {
+                cases.append(("matmul \(s.model) \(s.name) n=\(prefillTokens)", {
+                    try self.matmul(s.type, m: s.m, k: s.k, n: self.prefillTokens, label: "\(s.model) \(s.name)")
+                }))
+            }
+        }
+        for type in StorageType.allCases {
+            for n in [1, prefillTokens] {
+                cases.append(("matmul types \(type) n=\(n)", { try self.matmul(type, m: 896, k: 4864, n: n, label: "qwen2.5 ffn_down") }))
+            }
+        }
+        for (model, heads, kvHeads) in [("smollm2", 9, 3), ("qwen2.5", 14, 2)] {
+            for context in [128, 512, 2048] {
+                cases.append(("attention \(model) ctx=\(context)", {
+                    try self.attention(model: model, heads: heads, kvHeads: kvHeads, headDim: 64, context: context)
+                }))
+            }
+        }
+        cases += smallOps()
+        var results: [Result] = []
+        for (name, body) in cases where filter.map({ name.contains($0) }) ?? true {
+            let r = try body()
+            progress(r)
+            results.append(r)
+        }
+        return results
+    }
+
+    /// Median seconds per call of `body`, called enough times per repetition to take about
+    /// `targetSeconds` (a backend may queue the calls: the time runs until `synchronize()`).
+    private func time(_ body: () -> Void) -> Double {
+        body()
+        backend.synchronize()
+        var t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        backend.synchronize()
+        let once = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let calls = max(1, min(200, Int(targetSeconds / max(once, 1e-6))))
+        var samples: [Double] = []
+        for _ in 0..<repetitions {
+            t0 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<calls { body() }
+            backend.synchronize()
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(calls))
+        }
+        return samples.sorted()[samples.count / 2]
+    }
+
+    private func tensor(_ shape: [Int], _ inputs: inout Inputs, scale: Float = 1) throws -> Tensor {
+        let t = try backend.makeTensor(shape: shape)
+        backend.write(inputs.floats(shape.reduce(1, *), scale: scale), to: t)
+        return t
+    }
+
+    public func matmul(_ type: StorageType, m: Int, k: Int, n: Int, label: String) throws -> Result {
+        var inputs = Inputs(seed: UInt64(m * 31 + k))
+        let box = ByteBox(inputs.weightBytes(type, rows: m, k: k))
+        let w = try backend.makeWeight(type: type, shape: [m, k], bytes: UnsafeRawBufferPointer(box.bytes))
+        let x = try tensor([n, k], &inputs)
+        let y = try backend.makeTensor(shape: [n, m])
+        let seconds = time { backend.matmul(x, weight: w, into: y) }
+        withExtendedLifetime(box) {}
+        return Result(op: "matmul", shape: "\(label) \(m)x\(k) n=\(n)", type: "\(type)", seconds: seconds,
+                      flops: 2 * Double(n * m * k), bytes: Double(type.byteCount(elements: m * k) + 4 * n * (k + m)))
+    }
+
+    public func attention(model: String, heads: Int, kvHeads: Int, headDim: Int, context: Int) throws -> Result {
+        var inputs = Inputs(seed: UInt64(context))
+        let q = try tensor([1, heads * headDim], &inputs)
+        let keys = try tensor([context, kvHeads * headDim], &inputs)
+        let values = try tensor([context, kvHeads * headDim], &inputs)
+        let out = try backend.makeTensor(shape: [1, heads * headDim])
+        let seconds = time {
+            backend.attention(q: q, keys: keys, values: values, headCount: heads, headCountKV: kvHeads,
+                              startPosition: context - 1, scale: 0.125, into: out)
+        }
+        return Result(op: "attention", shape: "\(model) \(heads)/\(kvHeads) heads ctx=\(context) n=1", type: "f32",
+                      seconds: seconds, flops: 4 * Double(heads * context * headDim),
+                      bytes: Double(8 * context * kvHeads * headDim + 8 * heads * headDim))
+    }
+
+    /// RMSNorm, RoPE, SwiGLU, add, softmax and the embedding gather at Qwen2.5's widths.
+    private func smallOps() -> [(String, () throws -> Result)] {
+        let n = prefillTokens, dim = 896, ffn = 4864
+        func result(_ op: String, _ shape: String, _ seconds: Double, _ flops: Int, _ bytes: Int) -> Result {
+            Result(op: op, shape: shape, type: "f32", seconds: seconds, flops: Double(flops), bytes: Double(bytes))
+        }
+        return [
+            ("rmsNorm", {
+                var r = Inputs(seed: 1)
+                let x = try tensor([n, dim], &r), w = try tensor([1, dim], &r), out = try backend.makeTensor(shape: [n, dim])
+                let s = time { backend.rmsNorm(x, weight: w, epsilon: 1e-6, into: out) }
+                return result("rmsNorm", "\(n)x\(dim)", s, 4 * n * dim, 8 * n * dim)
+            }),
+            ("rope", {
+                var r = Inputs(seed: 2)
+                let x = try tensor([n, dim], &r)
+                let s = time { backend.rope(x, headDim: 64, ropeDim: 64, startPosition: 0, freqBase: 1e6, layout: .halfSplit) }
+                return result("rope", "\(n)x\(dim) head 64", s, 3 * n * dim, 8 * n * dim)
+            }),
+            ("swiglu", {
+                var r = Inputs(seed: 3)
+                let g = try tensor([n, ffn], &r), u = try tensor([n, ffn], &r), out = try backend.makeTensor(shape: [n, ffn])
+                let s = time { backend.swiglu(gate: g, up: u, into: out) }
+                return result("swiglu", "\(n)x\(ffn)", s, 6 * n * ffn, 12 * n * ffn)
+            }),
+            ("add", {
+                var r = Inputs(seed: 4)
+                let a = try tensor([n, dim], &r), b = try tensor([n, dim], &r), out = try backend.makeTensor(shape: [n, dim])
+                let s = time { backend.add(a, b, into: out) }
+                return result("add", "\(n)x\(dim)", s, n * dim, 12 * n * dim)
+            }),
+            ("softmax", {
+                var r = Inputs(seed: 5)
+                let rows = 16, vocab = 151_936
+                let x = try tensor([rows, vocab], &r, scale: 10), out = try backend.makeTensor(shape: [rows, vocab])
+                let s = time { backend.logSoftmax(x, into: out) }
+                return result("logSoftmax", "\(rows)x\(vocab)", s, 4 * rows * vocab, 8 * rows * vocab)
+            }),
+            ("getRows", {
+                var r = Inputs(seed: 6)
+                let rows = 4096
+                let box = ByteBox(r.weightBytes(.q5_0, rows: rows, k: dim))
+                let table = try backend.makeWeight(type: .q5_0, shape: [rows, dim], bytes: UnsafeRawBufferPointer(box.bytes))
+                let ids = (0..<n).map { Int32(($0 * 7919) % rows) }
+                let out = try backend.makeTensor(shape: [n, dim])
+                let s = time { backend.getRows(table, ids: ids, into: out) }
+                withExtendedLifetime(box) {}
+                return result("getRows", "\(n) of \(rows)x\(dim)", s, n * dim, n * (StorageType.q5_0.byteCount(elements: dim) + 4 * dim))
+            }),
+        ]
+    }
+}

@@ -5,12 +5,13 @@ CONFIG ?= release
 PYTHON ?= python3
 export THEMIS_MODELS ?= $(HOME)/.cache/themis/models
 
-# Debian packages: Vulkan headers (the loader itself is opened at run time) and lavapipe, the
-# CPU Vulkan driver the tests enumerate.
-APT_PACKAGES = libvulkan-dev mesa-vulkan-drivers
+# Debian packages: Vulkan headers (the loader itself is opened at run time), glslang (the build
+# compiles Shaders/ to SPIR-V), spirv-tools (the tests validate it) and lavapipe, the CPU Vulkan
+# driver the tests run the Vulkan backend on.
+APT_PACKAGES = libvulkan-dev glslang-tools spirv-tools mesa-vulkan-drivers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps models build test run bench clean
+.PHONY: all deps models build test run bench bench-kernels clean
 
 all: build
 
@@ -41,5 +42,10 @@ run: models build
 bench: models build
 	scripts/bench-vs-llamacpp
 
+# The package-benchmark suite over every kernel on every device (a package of its own in
+# Benchmarks/). Prefill shapes use THEMIS_BENCH_PREFILL tokens (lavapipe is slow: try 32).
+bench-kernels: deps
+	cd Benchmarks && $(SWIFT) package benchmark
+
 clean:
-	rm -rf .build
+	rm -rf .build Benchmarks/.build

@@ -53,35 +53,58 @@ public struct KernelBench {
         self.targetSeconds = targetSeconds
     }
 
-    /// Every case whose name contains `filter` (all when nil), measured in order; `progress`
-    /// sees each result as it comes.
-    public func run(filter: String? = nil, progress: (Result) -> Void = { _ in }) throws -> [Result] {
-        var cases: [(String, () throws -> Result)] = []
+    /// A kernel call ready to measure: `prepare` makes its tensors and returns the call.
+    public struct Case {
+        public let name: String
+        public let prepare: () throws -> Prepared
+    }
+
+    /// A prepared call and what one call computes and moves.
+    public struct Prepared {
+        public let op: String, shape: String, type: String
+        public let flops: Double, bytes: Double
+        public let call: () -> Void
+        /// Keeps inputs alive (weight bytes a backend may use in place).
+        let keepAlive: [AnyObject]
+    }
+
+    /// Every case, in the order `run` measures them.
+    public func cases() -> [Case] {
+        var cases: [Case] = []
         for s in Self.modelShapes {
-            cases.append(("matmul \(s.model) \(s.name) n=1", { try self.matmul(s.type, m: s.m, k: s.k, n: 1, label: "\(s.model) \(s.name)") }))
             // the classifier only ever runs on the rows whose logits are wanted
-            if s.name != "output" {
-                cases.append(("matmul \(s.model) \(s.name) n=\(prefillTokens)", {
-                    try self.matmul(s.type, m: s.m, k: s.k, n: self.prefillTokens, label: "\(s.model) \(s.name)")
-                }))
+            for n in s.name == "output" ? [1] : [1, prefillTokens] {
+                cases.append(Case(name: "matmul \(s.model) \(s.name) n=\(n)") {
+                    try self.matmul(s.type, m: s.m, k: s.k, n: n, label: "\(s.model) \(s.name)")
+                })
             }
         }
         for type in StorageType.allCases {
             for n in [1, prefillTokens] {
-                cases.append(("matmul types \(type) n=\(n)", { try self.matmul(type, m: 896, k: 4864, n: n, label: "qwen2.5 ffn_down") }))
+                cases.append(Case(name: "matmul types \(type) n=\(n)") {
+                    try self.matmul(type, m: 896, k: 4864, n: n, label: "qwen2.5 ffn_down")
+                })
             }
         }
         for (model, heads, kvHeads) in [("smollm2", 9, 3), ("qwen2.5", 14, 2)] {
             for context in [128, 512, 2048] {
-                cases.append(("attention \(model) ctx=\(context)", {
+                cases.append(Case(name: "attention \(model) ctx=\(context)") {
                     try self.attention(model: model, heads: heads, kvHeads: kvHeads, headDim: 64, context: context)
-                }))
+                })
             }
         }
-        cases += smallOps()
+        return cases + smallOps()
+    }
+
+    /// Every case whose name contains `filter` (all when nil), measured in order; `progress`
+    /// sees each result as it comes.
+    public func run(filter: String? = nil, progress: (Result) -> Void = { _ in }) throws -> [Result] {
         var results: [Result] = []
-        for (name, body) in cases where filter.map({ name.contains($0) }) ?? true {
-            let r = try body()
+        for c in cases() where filter.map({ c.name.contains($0) }) ?? true {
+            let p = try c.prepare()
+            let seconds = time(p.call)
+            withExtendedLifetime(p.keepAlive) {}
+            let r = Result(op: p.op, shape: p.shape, type: p.type, seconds: seconds, flops: p.flops, bytes: p.bytes)
             progress(r)
             results.append(r)
         }
@@ -114,82 +137,84 @@ public struct KernelBench {
         return t
     }
 
-    public func matmul(_ type: StorageType, m: Int, k: Int, n: Int, label: String) throws -> Result {
+    public func matmul(_ type: StorageType, m: Int, k: Int, n: Int, label: String) throws -> Prepared {
         var inputs = Inputs(seed: UInt64(m * 31 + k))
         let box = ByteBox(inputs.weightBytes(type, rows: m, k: k))
         let w = try backend.makeWeight(type: type, shape: [m, k], bytes: UnsafeRawBufferPointer(box.bytes))
         let x = try tensor([n, k], &inputs)
         let y = try backend.makeTensor(shape: [n, m])
-        let seconds = time { backend.matmul(x, weight: w, into: y) }
-        withExtendedLifetime(box) {}
-        return Result(op: "matmul", shape: "\(label) \(m)x\(k) n=\(n)", type: "\(type)", seconds: seconds,
-                      flops: 2 * Double(n * m * k), bytes: Double(type.byteCount(elements: m * k) + 4 * n * (k + m)))
+        return Prepared(op: "matmul", shape: "\(label) \(m)x\(k) n=\(n)", type: "\(type)",
+                        flops: 2 * Double(n * m * k), bytes: Double(type.byteCount(elements: m * k) + 4 * n * (k + m)),
+                        call: { backend.matmul(x, weight: w, into: y) }, keepAlive: [box])
     }
 
-    public func attention(model: String, heads: Int, kvHeads: Int, headDim: Int, context: Int) throws -> Result {
+    public func attention(model: String, heads: Int, kvHeads: Int, headDim: Int, context: Int) throws -> Prepared {
         var inputs = Inputs(seed: UInt64(context))
         let q = try tensor([1, heads * headDim], &inputs)
         let keys = try tensor([context, kvHeads * headDim], &inputs)
         let values = try tensor([context, kvHeads * headDim], &inputs)
         let out = try backend.makeTensor(shape: [1, heads * headDim])
-        let seconds = time {
-            backend.attention(q: q, keys: keys, values: values, headCount: heads, headCountKV: kvHeads,
-                              startPosition: context - 1, scale: 0.125, into: out)
-        }
-        return Result(op: "attention", shape: "\(model) \(heads)/\(kvHeads) heads ctx=\(context) n=1", type: "f32",
-                      seconds: seconds, flops: 4 * Double(heads * context * headDim),
-                      bytes: Double(8 * context * kvHeads * headDim + 8 * heads * headDim))
+        return Prepared(
+            op: "attention", shape: "\(model) \(heads)/\(kvHeads) heads ctx=\(context) n=1", type: "f32",
+            flops: 4 * Double(heads * context * headDim), bytes: Double(8 * context * kvHeads * headDim + 8 * heads * headDim),
+            call: {
+                backend.attention(q: q, keys: keys, values: values, headCount: heads, headCountKV: kvHeads,
+                                  startPosition: context - 1, scale: 0.125, into: out)
+            }, keepAlive: [])
     }
 
     /// RMSNorm, RoPE, SwiGLU, add, softmax and the embedding gather at Qwen2.5's widths.
-    private func smallOps() -> [(String, () throws -> Result)] {
+    private func smallOps() -> [Case] {
         let n = prefillTokens, dim = 896, ffn = 4864
-        func result(_ op: String, _ shape: String, _ seconds: Double, _ flops: Int, _ bytes: Int) -> Result {
-            Result(op: op, shape: shape, type: "f32", seconds: seconds, flops: Double(flops), bytes: Double(bytes))
+        func prepared(_ op: String, _ shape: String, _ flops: Int, _ bytes: Int, keep: [AnyObject] = [],
+                      _ call: @escaping () -> Void) -> Prepared {
+            Prepared(op: op, shape: shape, type: "f32", flops: Double(flops), bytes: Double(bytes), call: call, keepAlive: keep)
         }
         return [
-            ("rmsNorm", {
+            Case(name: "rmsNorm") {
                 var r = Inputs(seed: 1)
                 let x = try tensor([n, dim], &r), w = try tensor([1, dim], &r), out = try backend.makeTensor(shape: [n, dim])
-                let s = time { backend.rmsNorm(x, weight: w, epsilon: 1e-6, into: out) }
-                return result("rmsNorm", "\(n)x\(dim)", s, 4 * n * dim, 8 * n * dim)
-            }),
-            ("rope", {
+                return prepared("rmsNorm", "\(n)x\(dim)", 4 * n * dim, 8 * n * dim) {
+                    backend.rmsNorm(x, weight: w, epsilon: 1e-6, into: out)
+                }
+            },
+            Case(name: "rope") {
                 var r = Inputs(seed: 2)
                 let x = try tensor([n, dim], &r)
-                let s = time { backend.rope(x, headDim: 64, ropeDim: 64, startPosition: 0, freqBase: 1e6, layout: .halfSplit) }
-                return result("rope", "\(n)x\(dim) head 64", s, 3 * n * dim, 8 * n * dim)
-            }),
-            ("swiglu", {
+                return prepared("rope", "\(n)x\(dim) head 64", 3 * n * dim, 8 * n * dim) {
+                    backend.rope(x, headDim: 64, ropeDim: 64, startPosition: 0, freqBase: 1e6, layout: .halfSplit)
+                }
+            },
+            Case(name: "swiglu") {
                 var r = Inputs(seed: 3)
                 let g = try tensor([n, ffn], &r), u = try tensor([n, ffn], &r), out = try backend.makeTensor(shape: [n, ffn])
-                let s = time { backend.swiglu(gate: g, up: u, into: out) }
-                return result("swiglu", "\(n)x\(ffn)", s, 6 * n * ffn, 12 * n * ffn)
-            }),
-            ("add", {
+                return prepared("swiglu", "\(n)x\(ffn)", 6 * n * ffn, 12 * n * ffn) { backend.swiglu(gate: g, up: u, into: out) }
+            },
+            Case(name: "add") {
                 var r = Inputs(seed: 4)
                 let a = try tensor([n, dim], &r), b = try tensor([n, dim], &r), out = try backend.makeTensor(shape: [n, dim])
-                let s = time { backend.add(a, b, into: out) }
-                return result("add", "\(n)x\(dim)", s, n * dim, 12 * n * dim)
-            }),
-            ("softmax", {
+                return prepared("add", "\(n)x\(dim)", n * dim, 12 * n * dim) { backend.add(a, b, into: out) }
+            },
+            Case(name: "softmax") {
                 var r = Inputs(seed: 5)
                 let rows = 16, vocab = 151_936
                 let x = try tensor([rows, vocab], &r, scale: 10), out = try backend.makeTensor(shape: [rows, vocab])
-                let s = time { backend.logSoftmax(x, into: out) }
-                return result("logSoftmax", "\(rows)x\(vocab)", s, 4 * rows * vocab, 8 * rows * vocab)
-            }),
-            ("getRows", {
+                return prepared("logSoftmax", "\(rows)x\(vocab)", 4 * rows * vocab, 8 * rows * vocab) {
+                    backend.logSoftmax(x, into: out)
+                }
+            },
+            Case(name: "getRows") {
                 var r = Inputs(seed: 6)
                 let rows = 4096
                 let box = ByteBox(r.weightBytes(.q5_0, rows: rows, k: dim))
                 let table = try backend.makeWeight(type: .q5_0, shape: [rows, dim], bytes: UnsafeRawBufferPointer(box.bytes))
                 let ids = (0..<n).map { Int32(($0 * 7919) % rows) }
                 let out = try backend.makeTensor(shape: [n, dim])
-                let s = time { backend.getRows(table, ids: ids, into: out) }
-                withExtendedLifetime(box) {}
-                return result("getRows", "\(n) of \(rows)x\(dim)", s, n * dim, n * (StorageType.q5_0.byteCount(elements: dim) + 4 * dim))
-            }),
+                return prepared("getRows", "\(n) of \(rows)x\(dim) q5_0", n * dim,
+                                n * (StorageType.q5_0.byteCount(elements: dim) + 4 * dim), keep: [box]) {
+                    backend.getRows(table, ids: ids, into: out)
+                }
+            },
         ]
     }
 }

@@ -28,6 +28,9 @@ final class PipelineCache {
 
     init(device: VulkanDevice) { self.device = device }
 
+    /// Pipelines and descriptor sets made so far.
+    var counts: (pipelines: Int, descriptorSets: Int) { (kernels.count, sets.count) }
+
     deinit {
         let fn = device.fn, d = device.handle
         for k in kernels.values { fn.destroyPipeline(d, k.pipeline, nil) }

@@ -63,6 +63,20 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         return p
     }
 
+    /// What the backend has done so far, to check that work is batched and objects are reused.
+    public struct Statistics: Sendable, Equatable {
+        /// Command buffers submitted (each waited for by one fence).
+        public var submissions: Int
+        /// Pipelines and descriptor sets created.
+        public var pipelines: Int
+        public var descriptorSets: Int
+    }
+
+    public var statistics: Statistics {
+        let counts = pipelines.counts
+        return Statistics(submissions: stream.generation, pipelines: counts.pipelines, descriptorSets: counts.descriptorSets)
+    }
+
     /// Every GGUF storage type has kernels.
     public func supports(_ type: StorageType) -> Bool { true }
 

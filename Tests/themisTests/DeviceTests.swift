@@ -35,10 +35,33 @@ struct DeviceTests {
         #expect(o.stderr.isEmpty, "stderr: \(o.stderr)")
     }
 
-    @Test func namedVulkanDeviceSaysTheBackendIsNotBuilt() throws {
-        let o = try CLI.run(["generate", "--model", CLI.smollm, "--prompt", "hi", "--device", "vulkan:0"])
-        #expect(o.status == 1)
-        #expect(o.stderrLines.count == 1 && o.stderr.contains("not built yet"), "stderr: \(o.stderr)")
+    @Test func namedVulkanDeviceGenerates() throws {
+        let o = try CLI.run(["generate", "--model", CLI.smollm, "--chat", "What is the capital of France? Answer in one sentence.",
+                             "--device", "vulkan:0", "--temperature", "0", "--max-tokens", "8"], timeout: 300)
+        #expect(o.status == 0, "stderr: \(o.stderr)")
+        #expect(o.stderr.isEmpty, "stderr: \(o.stderr)")
+        #expect(o.stdout.hasPrefix("The capital of France is Paris"), "stdout: \(o.stdout)")
+    }
+
+    @Test func kernelBenchmarksPrintATableOnEveryDevice() throws {
+        for device in ["cpu", "vulkan:0"] {
+            let o = try CLI.run(["bench", "kernels", "--device", device, "--filter", "smollm2 attn_k", "--prefill-tokens", "16",
+                                 "--reps", "1"], timeout: 300)
+            #expect(o.status == 0, "stderr: \(o.stderr)")
+            let rows = o.stdout.split(separator: "\n").filter { $0.hasPrefix("| matmul | smollm2 attn_k 192x576") }
+            #expect(rows.count == 2, "stdout: \(o.stdout)")
+            #expect(o.stdout.contains("device: \(device)"))
+        }
+        let none = try CLI.run(["bench", "kernels", "--device", "cpu", "--filter", "no such kernel"])
+        #expect(none.status != 0)
+    }
+
+    @Test func conformanceCommandPassesOnEveryDevice() throws {
+        for device in ["cpu", "vulkan:0"] {
+            let o = try CLI.run(["conformance", "--device", device, "--filter", "q4_K"], timeout: 300)
+            #expect(o.status == 0, "stderr: \(o.stderr) stdout: \(o.stdout)")
+            #expect(o.stdout.contains("cases within tolerance on \(device)"), "stdout: \(o.stdout)")
+        }
     }
 
     @Test func missingVulkanDeviceListsTheDevices() throws {

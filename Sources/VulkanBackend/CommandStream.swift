@@ -229,7 +229,7 @@ final class HostBuffer {
     init(device: VulkanDevice, bytes: Int) throws {
         self.device = device
         self.bytes = bytes
-        (buffer, memory) = try device.makeBuffer(bytes: bytes, memoryType: device.hostMemoryType)
+        (buffer, memory) = try device.makeBuffer(bytes: bytes, placement: .host)
         do {
             mapped = try device.map(memory)
         } catch {

@@ -47,7 +47,7 @@ final class MemoryPool: Sendable {
                 "a \(size >> 20) MiB buffer exceeds \(device.info.id)'s largest allocation (\(device.maxAllocation >> 20) MiB)")
         }
         let blockBytes = max(size, blockSize)
-        let (buffer, memory) = try device.makeBuffer(bytes: blockBytes, memoryType: device.deviceMemoryType)
+        let (buffer, memory) = try device.makeBuffer(bytes: blockBytes, placement: .device)
         return state.withLock { blocks in
             blocks.append(Block(buffer: buffer, memory: memory, size: blockBytes, free: [(0, blockBytes)]))
             return Self.take(size, from: &blocks)!

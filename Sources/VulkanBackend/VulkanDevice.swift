@@ -23,27 +23,39 @@ final class VulkanDevice: @unchecked Sendable {
     let maxGroupCount: (x: Int, y: Int)
     /// Most invocations in one workgroup (at least 128 on every device).
     let maxInvocations: Int
-    /// Memory type for weights and activations (device-local) and for staging (host-visible).
-    let deviceMemoryType: UInt32
-    let hostMemoryType: UInt32
+    /// Property flags of each memory type.
+    let memoryTypes: [UInt32]
 
-    init(loader: VulkanLoader, physical: VkPhysicalDevice, info: DeviceInfo) throws {
+    /// Where a buffer lives: device-local (weights, activations) or host-visible (staging).
+    enum Placement {
+        case device, host
+
+        var required: UInt32 {
+            self == .device ? 0 : VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue
+        }
+        var preferred: UInt32 {
+            self == .device ? VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT.rawValue : VK_MEMORY_PROPERTY_HOST_CACHED_BIT.rawValue
+        }
+    }
+
+    /// The memory type for `placement` among those `allowed` (a buffer's memoryTypeBits).
+    func memoryType(_ placement: Placement, allowed: UInt32) -> UInt32? {
+        let candidates = memoryTypes.indices.filter {
+            allowed & (1 << UInt32($0)) != 0 && memoryTypes[$0] & placement.required == placement.required
+        }
+        let best = candidates.first { memoryTypes[$0] & placement.preferred == placement.preferred } ?? candidates.first
+        return best.map(UInt32.init)
+    }
+
+    init(loader: VulkanLoader, physical device: PhysicalDevice, info: DeviceInfo) throws {
         self.loader = loader
-        self.physical = physical
+        self.physical = device.handle
         self.info = info
-        guard let queues: PFN_vkGetPhysicalDeviceQueueFamilyProperties =
-                loader.function("vkGetPhysicalDeviceQueueFamilyProperties"),
-              let properties2: PFN_vkGetPhysicalDeviceProperties2 = loader.function("vkGetPhysicalDeviceProperties2"),
-              let memoryProperties: PFN_vkGetPhysicalDeviceMemoryProperties =
-                loader.function("vkGetPhysicalDeviceMemoryProperties"),
-              let createDevice: PFN_vkCreateDevice = loader.function("vkCreateDevice"),
+        guard let createDevice: PFN_vkCreateDevice = loader.function("vkCreateDevice"),
               let getDeviceProcAddr: PFN_vkGetDeviceProcAddr = loader.function("vkGetDeviceProcAddr")
         else { throw VulkanError.missingEntryPoint("device creation") }
 
-        var familyCount: UInt32 = 0
-        queues(physical, &familyCount, nil)
-        var families = [VkQueueFamilyProperties](repeating: VkQueueFamilyProperties(), count: Int(familyCount))
-        queues(physical, &familyCount, &families)
+        let families = device.queueFamilies
         // a compute-only family first (often a separate engine), else any with compute
         let compute = families.indices.filter { families[$0].queueFlags & VK_QUEUE_COMPUTE_BIT.rawValue != 0 }
         guard let family = compute.first(where: { families[$0].queueFlags & VK_QUEUE_GRAPHICS_BIT.rawValue == 0 })
@@ -51,44 +63,16 @@ final class VulkanDevice: @unchecked Sendable {
         else { throw BackendError.unavailable("\(info.id) has no compute queue") }
         queueFamily = UInt32(family)
 
-        var subgroup = VkPhysicalDeviceSubgroupProperties()
-        subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES
-        var maintenance3 = VkPhysicalDeviceMaintenance3Properties()
-        maintenance3.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES
-        var props = VkPhysicalDeviceProperties2()
-        props.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
-        withUnsafeMutablePointer(to: &maintenance3) { m3 in
-            subgroup.pNext = UnsafeMutableRawPointer(m3)
-            withUnsafeMutablePointer(to: &subgroup) { sub in
-                props.pNext = UnsafeMutableRawPointer(sub)
-                properties2(physical, &props)
-            }
-        }
-        let limits = props.properties.limits
+        let limits = device.properties.limits
         maxBindingRange = Int(limits.maxStorageBufferRange)
         bindingAlignment = max(256, Int(limits.minStorageBufferOffsetAlignment))
-        maxAllocation = Int(min(maintenance3.maxMemoryAllocationSize, UInt64(Int.max)))
-        subgroupArithmetic = subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT.rawValue != 0
-            && subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue != 0
+        maxAllocation = Int(min(device.maxMemoryAllocationSize, UInt64(Int.max)))
+        subgroupArithmetic = device.subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT.rawValue != 0
+            && device.subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue != 0
         maxGroupCount = (Int(limits.maxComputeWorkGroupCount.0), Int(limits.maxComputeWorkGroupCount.1))
         maxInvocations = Int(min(limits.maxComputeWorkGroupInvocations, limits.maxComputeWorkGroupSize.0))
 
-        var memory = VkPhysicalDeviceMemoryProperties()
-        memoryProperties(physical, &memory)
-        let types = withUnsafeBytes(of: memory.memoryTypes) { raw in
-            Array(raw.bindMemory(to: VkMemoryType.self).prefix(Int(memory.memoryTypeCount)))
-        }
-        func firstType(_ required: UInt32, preferring preferred: UInt32 = 0) -> UInt32? {
-            let candidates = types.indices.filter { types[$0].propertyFlags & required == required }
-            let best = candidates.first { types[$0].propertyFlags & preferred == preferred } ?? candidates.first
-            return best.map(UInt32.init)
-        }
-        let hostVisible = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue
-        guard let deviceType = firstType(VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT.rawValue) ?? firstType(0),
-              let hostType = firstType(hostVisible, preferring: VK_MEMORY_PROPERTY_HOST_CACHED_BIT.rawValue)
-        else { throw BackendError.unavailable("\(info.id) has no usable memory types") }
-        deviceMemoryType = deviceType
-        hostMemoryType = hostType
+        memoryTypes = device.memoryTypes.map(\.propertyFlags)
 
         var created: VkDevice?
         let result: VkResult = withUnsafePointer(to: Float(1)) { priority in
@@ -102,20 +86,20 @@ final class VulkanDevice: @unchecked Sendable {
                 deviceInfo.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
                 deviceInfo.queueCreateInfoCount = 1
                 deviceInfo.pQueueCreateInfos = queuePointer
-                return createDevice(physical, &deviceInfo, nil, &created)
+                return createDevice(device.handle, &deviceInfo, nil, &created)
             }
         }
         try check(result, "vkCreateDevice")
-        guard let device = created else { throw VulkanError.call("vkCreateDevice", result) }
-        handle = device
+        guard let logical = created else { throw VulkanError.call("vkCreateDevice", result) }
+        handle = logical
         do {
-            fn = try DeviceFunctions(device: device, getDeviceProcAddr: getDeviceProcAddr)
+            fn = try DeviceFunctions(device: logical, getDeviceProcAddr: getDeviceProcAddr)
         } catch {
-            if let destroy: PFN_vkDestroyDevice = loader.function("vkDestroyDevice") { destroy(device, nil) }
+            if let destroy: PFN_vkDestroyDevice = loader.function("vkDestroyDevice") { destroy(logical, nil) }
             throw error
         }
         var q: VkQueue?
-        fn.getDeviceQueue(device, UInt32(family), 0, &q)
+        fn.getDeviceQueue(logical, UInt32(family), 0, &q)
         queue = q!
     }
 
@@ -124,8 +108,8 @@ final class VulkanDevice: @unchecked Sendable {
         fn.destroyDevice(handle, nil)
     }
 
-    /// A buffer bound to fresh memory of `memoryType` (`nil` memory when it cannot be had).
-    func makeBuffer(bytes: Int, memoryType: UInt32) throws -> (buffer: VkBuffer, memory: VkDeviceMemory) {
+    /// A buffer bound to fresh memory of `memoryType`; out of memory is `VulkanError.outOfMemory`.
+    func makeBuffer(bytes: Int, placement: Placement) throws -> (buffer: VkBuffer, memory: VkDeviceMemory) {
         var create = VkBufferCreateInfo()
         create.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO
         create.size = VkDeviceSize(bytes)
@@ -136,6 +120,10 @@ final class VulkanDevice: @unchecked Sendable {
         try check(fn.createBuffer(handle, &create, nil, &buffer), "vkCreateBuffer")
         var requirements = VkMemoryRequirements()
         fn.getBufferMemoryRequirements(handle, buffer, &requirements)
+        guard let memoryType = memoryType(placement, allowed: requirements.memoryTypeBits) else {
+            fn.destroyBuffer(handle, buffer, nil)
+            throw BackendError.unavailable("\(info.id) has no \(placement) memory type for storage buffers")
+        }
         var allocate = VkMemoryAllocateInfo()
         allocate.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO
         allocate.allocationSize = requirements.size

@@ -34,9 +34,11 @@ build: deps
 test: build models
 	$(SWIFT) test -c $(CONFIG)
 
+# The main job: judge the bundled examples (all ten scenarios, all three modes) with the default
+# model on --device auto, printing each verdict and the summary.
 run: models build
-	.build/$(CONFIG)/themis generate --model smollm2-135m --device auto --temperature 0 --max-tokens 64 \
-		--chat "Explain in two sentences what an LLM-as-a-judge is."
+	.build/$(CONFIG)/themis judge --model smollm2-135m --device auto --input examples/judge-examples.jsonl \
+		--keep-fields label --explain short | $(PYTHON) scripts/show-verdicts.py
 
 # Side by side with llama.cpp (installed into .venv on first use), both default models.
 bench: models build

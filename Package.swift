@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ThemisBackend", targets: ["ThemisBackend"]),
         .library(name: "ThemisModel", targets: ["ThemisModel"]),
         .library(name: "ThemisBench", targets: ["ThemisBench"]),
+        .library(name: "ThemisJudge", targets: ["ThemisJudge"]),
         .library(name: "CPUBackend", targets: ["CPUBackend"]),
         .library(name: "VulkanBackend", targets: ["VulkanBackend"]),
     ],
@@ -38,6 +39,10 @@ let package = Package(
         .plugin(name: "CompileShaders", capability: .buildTool(), dependencies: ["shader-embed"]),
         // GGUF, tokenizer, chat templates, transformer, sampling and scoring: backend-agnostic.
         .target(name: "ThemisModel", dependencies: ["ThemisBackend"], swiftSettings: fastMath),
+        // The Themis judge: scenario catalogue, five-block prompts, verdicts, batch runs.
+        .target(
+            name: "ThemisJudge", dependencies: ["ThemisModel", "ThemisBackend"],
+            resources: [.copy("Resources/scenarios.json")]),
         // Meta-evaluation and speed benchmarks, against ThemisModel and the protocol only.
         .target(
             name: "ThemisBench", dependencies: ["ThemisModel", "ThemisBackend", "BackendConformance"],
@@ -48,7 +53,8 @@ let package = Package(
         .executableTarget(
             name: "themis",
             dependencies: [
-                "ThemisBackend", "ThemisModel", "ThemisBench", "BackendConformance", "CPUBackend", "VulkanBackend",
+                "ThemisBackend", "ThemisModel", "ThemisJudge", "ThemisBench", "BackendConformance", "CPUBackend",
+                "VulkanBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
@@ -56,6 +62,7 @@ let package = Package(
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ThemisBackend", "BackendConformance"]),
         .testTarget(name: "VulkanBackendTests", dependencies: ["VulkanBackend", "ThemisBackend", "BackendConformance"]),
         .testTarget(name: "ThemisModelTests", dependencies: ["ThemisModel", "ThemisBackend", "CPUBackend", "VulkanBackend"]),
+        .testTarget(name: "ThemisJudgeTests", dependencies: ["ThemisJudge", "ThemisModel"], resources: [.copy("Golden")]),
         .testTarget(name: "themisTests", dependencies: ["themis"]),
     ]
 )

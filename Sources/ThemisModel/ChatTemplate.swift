@@ -269,6 +269,25 @@ public struct RenderedPrompt: Sendable, Equatable {
 
     mutating func appendTemplate(_ s: String) { text += s }
 
+    /// Appends text that belongs to a message (for example the start of an assistant answer
+    /// placed after the generation prompt): special-token spellings in it stay plain text.
+    public mutating func appendMessageText(_ s: String) { appendContent(s) }
+
+    /// The parts before and after UTF-8 byte `offset` (which must fall between characters), each
+    /// with its message ranges, so they can be tokenized separately.
+    public func split(atByte offset: Int) -> (head: RenderedPrompt, tail: RenderedPrompt) {
+        let bytes = Array(text.utf8)
+        precondition(offset >= 0 && offset <= bytes.count, "split at \(offset) of \(bytes.count) bytes")
+        var head = RenderedPrompt(), tail = RenderedPrompt()
+        head.text = String(decoding: bytes[..<offset], as: UTF8.self)
+        tail.text = String(decoding: bytes[offset...], as: UTF8.self)
+        for r in contentRanges {
+            if r.lowerBound < offset { head.contentRanges.append(r.lowerBound..<min(r.upperBound, offset)) }
+            if r.upperBound > offset { tail.contentRanges.append(max(r.lowerBound, offset) - offset..<r.upperBound - offset) }
+        }
+        return (head, tail)
+    }
+
     mutating func appendContent(_ s: String) {
         let start = text.utf8.count
         text += s

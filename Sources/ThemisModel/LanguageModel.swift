@@ -57,6 +57,9 @@ public final class Session: @unchecked Sendable {
 
     public var contextLength: Int { cache.contextLength }
 
+    /// Sets the tokens the cache holds after its rows were written by a copy.
+    func replaceTokens(with newTokens: [Int32]) { tokens = newTokens }
+
     /// Forgets every token after the first `count` (keeps a shared prefix for reuse).
     public func truncate(to count: Int) {
         tokens.removeLast(max(0, tokens.count - count))
@@ -78,9 +81,9 @@ public final class Session: @unchecked Sendable {
         // Split so that each call's output rows fit the logits buffer.
         while begin < newTokens.count {
             var end = newTokens.count
-            let wanted = max(outputs.lowerBound, begin)..<outputs.upperBound
-            if !wanted.isEmpty && wanted.count > rows { end = wanted.lowerBound + rows }
-            let local = wanted.isEmpty ? 0..<0 : (wanted.lowerBound - begin)..<(min(wanted.upperBound, end) - begin)
+            let lo = max(outputs.lowerBound, begin), hi = outputs.upperBound
+            if lo < hi && hi - lo > rows { end = lo + rows }
+            let local = lo < min(hi, end) ? (lo - begin)..<(min(hi, end) - begin) : 0..<0
             result += model.transformer.forward(Array(newTokens[begin..<end]), startPosition: tokens.count,
                                                 cache: cache, outputs: local)
             tokens += newTokens[begin..<end]

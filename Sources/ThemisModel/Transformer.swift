@@ -58,8 +58,9 @@ public final class Transformer: @unchecked Sendable {
         var begin = 0
         while begin < tokens.count {
             let end = min(tokens.count, begin + maxBatch)
-            let wanted = max(outputs.lowerBound, begin)..<min(outputs.upperBound, end)
-            let local = wanted.isEmpty ? 0..<0 : (wanted.lowerBound - begin)..<(wanted.upperBound - begin)
+            // the asked-for rows that fall in this chunk (none when they lie in another)
+            let lo = max(outputs.lowerBound, begin), hi = min(outputs.upperBound, end)
+            let local = lo < hi ? (lo - begin)..<(hi - begin) : 0..<0
             step(Array(tokens[begin..<end]), startPosition: startPosition + begin, cache: cache, outputs: local)
             if !local.isEmpty {
                 // the common case (one chunk) hands the read array over without another copy

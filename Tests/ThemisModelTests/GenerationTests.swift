@@ -128,6 +128,56 @@ struct GenerationTests {
     }
 }
 
+/// Prompts longer than one forward batch, and prefix reuse, on the real SmolLM2 model.
+@Suite("long prompts and prefix reuse", .serialized)
+struct PrefixReuseTests {
+    static let path = { try? TestSupport.modelPath(ReferenceModel.smolLM2.modelFile) }()
+
+    @Test func promptsLongerThanOneBatchGiveTheLastRowsLogits() throws {
+        let path = try #require(Self.path)
+        // f32 one-token activations: a chunk of one token must compute what a longer batch does
+        let small = try LanguageModel(path: path, backend: CPUBackend(roundDecodeActivations: false), contextLength: 256, maxBatch: 16)
+        let large = try LanguageModel(path: path, backend: CPUBackend(roundDecodeActivations: false), contextLength: 256)
+        let prompt = small.tokenizer.encode(String(repeating: "The judge reads every response with care. ", count: 6),
+                                            parseSpecial: false)
+        #expect(prompt.count > 40)
+        let a = try small.makeSession().evaluateLast(prompt)
+        let b = try large.makeSession().evaluateLast(prompt)
+        let diff = zip(a, b).map { abs($0 - $1) }.max()!
+        #expect(diff < 1e-3, "max |Δlogit| \(diff) between 16-token and 512-token batches")
+        // several rows wanted across chunk boundaries
+        let rows = try small.makeSession().evaluate(prompt, outputs: 10..<30)
+        let reference = try large.makeSession().evaluate(prompt, outputs: 10..<30)
+        #expect(zip(rows, reference).map { abs($0 - $1) }.max()! < 1e-3)
+    }
+
+    @Test func snapshotRestoreAndReuseGiveTheSameLogits() throws {
+        let path = try #require(Self.path)
+        let model = try LanguageModel(path: path, backend: CPUBackend(), contextLength: 256)
+        let head = model.tokenizer.encode("You are a careful judge of answers to questions.\n", parseSpecial: false)
+        let tails = ["Question: what is 2 + 2? Answer: 4", "Question: name a colour. Answer: blue"].map {
+            model.tokenizer.encode($0, parseSpecial: false)
+        }
+        let session = try model.makeSession()
+        _ = try session.evaluate(head, outputs: 0..<0)
+        let snapshot = try session.snapshot(count: head.count)
+        for tail in tails {
+            try session.restore(snapshot)
+            #expect(session.tokens == head)
+            let (reused, count) = try session.evaluateReusing(head + tail)
+            #expect(count == head.count)
+            let fresh = try model.makeSession().evaluateLast(head + tail)
+            #expect(zip(reused, fresh).map { abs($0 - $1) }.max()! < 1e-3)
+        }
+        // scoring candidates leaves the session as it was
+        let logits = try session.evaluateReusing(head + tails[0]).logits
+        let before = session.tokens
+        let scores = try session.scoreContinuations([[Int32(28)], [Int32(29), Int32(30)]], lastLogits: logits)
+        #expect(session.tokens == before)
+        #expect(scores.count == 2 && scores.allSatisfy { $0 < 0 })
+    }
+}
+
 private extension Double {
     var asFloat: Float { Float(self) }
 }

@@ -1,0 +1,15 @@
+/// Why a judgement or a judge run failed.
+public enum JudgeError: Error, CustomStringConvertible, Equatable {
+    case badCatalogue(String)
+    case badRecord(String)
+    case tooLong(promptTokens: Int, context: Int)
+
+    public var description: String {
+        switch self {
+        case .badCatalogue(let m): return m
+        case .badRecord(let m): return m
+        case .tooLong(let tokens, let context):
+            return "the prompt needs \(tokens) tokens but the context holds \(context) (use --truncate or a larger --ctx-size)"
+        }
+    }
+}

@@ -22,6 +22,8 @@ public struct JudgeOptions: Sendable {
     public var pairwiseResolve: PairwiseResolve = .tie
     /// Keep the keys and values of each scenario's shared prompt head and reuse them.
     public var reusePrefix = true
+    /// Memory for the shared heads' keys and values; the least recently used go beyond it.
+    public var prefixCacheBytes = 256 << 20
     /// Cut the middle of an over-long response (with a marker) instead of failing the record.
     public var truncate = false
 
@@ -68,6 +70,8 @@ public final class Judge {
     private let template: ChatTemplate
     private let session: Session
     private var heads: [String: PrefixSnapshot] = [:]
+    /// Keys of `heads`, least recently used first.
+    private var headOrder: [String] = []
 
     public init(model: LanguageModel, catalogue: ScenarioCatalogue, options: JudgeOptions) throws {
         self.model = model
@@ -115,7 +119,15 @@ public final class Judge {
                     _ = try session.evaluate(head, outputs: 0..<0)
                     evaluatedTokens += head.count
                     heads[key] = try session.snapshot(count: head.count)
+                    // keep the snapshots within their memory budget, dropping the least recent
+                    let bytesPerToken = 2 * model.config.blockCount * model.config.kvWidth * 4
+                    while !headOrder.isEmpty,
+                          heads.values.reduce(0, { $0 + $1.tokens.count }) * bytesPerToken > options.prefixCacheBytes {
+                        heads[headOrder.removeFirst()] = nil
+                    }
                 }
+                headOrder.removeAll { $0 == key }
+                headOrder.append(key)
             }
             let (logits, reused) = try session.evaluateReusing(head + tail)
             evaluatedTokens += total - reused
@@ -128,11 +140,19 @@ public final class Judge {
         return (logits, 0)
     }
 
-    /// Label probabilities after the current session state (normalised over `labels`), each
-    /// label scored with its closing text (`4]]`).
+    /// Label probabilities after the current session state, normalised over `labels`: from the
+    /// next-token logits when each label is a token of its own, else each label scored with
+    /// its closing text (`10]]`) as a continuation.
     func distribution(labels: [String], closing: String, logits: [Float]) throws -> [String: Double] {
-        let candidates = labels.map { model.tokenizer.encode($0 + closing, parseSpecial: false, addBOS: false) }
-        let scores = try session.scoreContinuations(candidates, lastLogits: logits)
+        let single = labels.map { model.tokenizer.encode($0, parseSpecial: false, addBOS: false) }
+        let scores: [Double]
+        if single.allSatisfy({ $0.count == 1 }) && Set(single.map { $0[0] }).count == labels.count {
+            // every label is one token of its own: the next-token distribution decides
+            scores = single.map { Double(logits[Int($0[0])]) }
+        } else {
+            let candidates = labels.map { model.tokenizer.encode($0 + closing, parseSpecial: false, addBOS: false) }
+            scores = try session.scoreContinuations(candidates, lastLogits: logits)
+        }
         let top = scores.max() ?? 0
         let weights = scores.map { exp($0 - top) }
         let total = weights.reduce(0, +)

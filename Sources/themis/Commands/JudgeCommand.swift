@@ -30,6 +30,8 @@ struct JudgeCommand: ParsableCommand {
     var pairwiseResolve: JudgeOptions.PairwiseResolve = .tie
     @Flag(name: .customLong("no-prefix-reuse"), help: "Prefill every prompt whole (for measuring the reuse).")
     var noPrefixReuse = false
+    @Option(name: .customLong("prefix-cache-mib"), help: "Memory for the reused prompt heads' keys and values (MiB).")
+    var prefixCacheMiB = 256
     @Flag(help: "Cut the middle of a response that does not fit the context, with a marker.") var truncate = false
     @Flag(help: "Skip records whose id is already in --output.") var resume = false
     @Flag(help: "Replace an existing --output file.") var overwrite = false
@@ -38,6 +40,7 @@ struct JudgeCommand: ParsableCommand {
     func validate() throws {
         if resume && output == nil { throw ValidationError("--resume needs --output") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if prefixCacheMiB < 0 { throw ValidationError("--prefix-cache-mib must be >= 0") }
     }
 
     func run() throws {
@@ -51,6 +54,7 @@ struct JudgeCommand: ParsableCommand {
             options.pairwiseResolve = pairwiseResolve
             options.reusePrefix = !noPrefixReuse
             options.truncate = truncate
+            options.prefixCacheBytes = prefixCacheMiB << 20
             let catalogue = try criteria.map(ScenarioCatalogue.load) ?? ScenarioCatalogue.bundled()
             let fieldMap = try FieldMap(fields)
             var records = try RecordReader.read(input)

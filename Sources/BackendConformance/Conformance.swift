@@ -26,9 +26,10 @@ public enum Conformance {
         StorageType.allCases.flatMap { type in
             [(1, 37), (3, 33), (8, 64), (13, 70)].map { n, m in
                 let k = inner(type)
-                // One-token matmuls on quantised weights may quantise the activations to 8 bits
-                // (as llama.cpp does), which costs about 1e-5 of NMSE; ggml allows 5e-4.
-                let tolerance = n == 1 && type.blockSize > 1 ? 2e-4 : 1e-9
+                // Matmuls of a few tokens (decode, one or several sequences) on quantised weights
+                // may quantise the activations to 8 bits (as llama.cpp does), which costs about
+                // 1e-5 of NMSE; ggml allows 5e-4.
+                let tolerance = n <= 8 && type.blockSize > 1 ? 2e-4 : 1e-9
                 return ConformanceCase(name: "matmul \(type) n=\(n) k=\(k) m=\(m)", tolerance: tolerance) { b in
                     var r = Inputs(seed: UInt64(n * 1000 + m) &+ UInt64(type.rawValue))
                     let box = ByteBox(r.weightBytes(type, rows: m, k: k))
@@ -43,7 +44,7 @@ public enum Conformance {
             }
         } + [1, 3].map { n in
             // one input through weights of different formats and heights (Q/K/V, gate/up)
-            ConformanceCase(name: "matmul several weights n=\(n)", tolerance: n == 1 ? 2e-4 : 1e-9) { b in
+            ConformanceCase(name: "matmul several weights n=\(n)", tolerance: 2e-4) { b in
                 var r = Inputs(seed: 51 &+ UInt64(n))
                 let k = 256
                 let shapes: [(StorageType, Int)] = [(.q5_0, 40), (.q6K, 9), (.q8_0, 33)]
@@ -58,7 +59,7 @@ public enum Conformance {
                 withExtendedLifetime(boxes) {}
                 return out
             }
-        } + [ConformanceCase(name: "matmul f32 on row views", tolerance: 1e-9) { b in
+        } + [ConformanceCase(name: "matmul f32 on row views", tolerance: 2e-4) { b in  // 3 tokens on Q8_0
             var r = Inputs(seed: 7)
             let box = ByteBox(r.weightBytes(.q8_0, rows: 40, k: 64))
             let x = try tensor(b, [6, 64], r.floats(6 * 64))

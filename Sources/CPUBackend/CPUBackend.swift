@@ -18,6 +18,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     private var keyBlocksCount = 0
 
     /// A backend using `threads` threads (default: every core).
+    /// Matmuls of up to this many rows on quantised weights take the one-token 8-bit path per row.
+    static let decodeRows = 8
+
     /// Whether one-token matmuls on quantised weights round the activations to 8-bit blocks (the
     /// fast path, as llama.cpp's CPU backend does) rather than use them in f32.
     public let roundsDecodeActivations: Bool
@@ -103,7 +106,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         precondition(w.rowLength == k && y.rowLength == m && y.rowCount == n,
                      "matmul shapes x\(x.shape) w\(w.shape) y\(y.shape)")
         // one token on a quantised weight: the 8-bit path, shared with several weights
-        if n == 1 && w.type.blockSize > 1 && roundsDecodeActivations { return matmul(x, weights: [w], into: [y]) }
+        if n <= Self.decodeRows && w.type.blockSize > 1 && roundsDecodeActivations { return matmul(x, weights: [w], into: [y]) }
         ensureScratch(n == 1 ? 256 : 64 * k + 256)
         dispatch(w.type, MatMulJob(pool: pool, scratch: scratch, w: rawPointer(w), rowBytes: w.rowBytes,
                                    x: pointer(x), y: pointer(y), n: n, k: k, m: m))
@@ -115,8 +118,16 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func matmul(_ x: Tensor, weights: [Tensor], into outputs: [Tensor]) {
         precondition(weights.count == outputs.count, "matmul: \(weights.count) weights, \(outputs.count) outputs")
         let k = x.rowLength
-        guard x.rowCount == 1, roundsDecodeActivations, weights.allSatisfy({ $0.type.blockSize > 1 }) else {
+        guard x.rowCount <= Self.decodeRows, roundsDecodeActivations, weights.allSatisfy({ $0.type.blockSize > 1 }) else {
             for (w, y) in zip(weights, outputs) { matmul(x, weight: w, into: y) }
+            return
+        }
+        if x.rowCount > 1 {
+            // a few tokens (several sequences decoding together): the one-token path per row,
+            // which beats dequantising whole panels for so few rows
+            for r in 0..<x.rowCount {
+                matmul(x.rows(r..<r + 1), weights: weights, into: outputs.map { $0.rows(r..<r + 1) })
+            }
             return
         }
         for (w, y) in zip(weights, outputs) {

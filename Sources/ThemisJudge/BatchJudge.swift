@@ -88,35 +88,62 @@ public final class BatchJudge {
     }
 
     /// The output record of one input record; never throws: failures become error records.
-    public func process(_ record: InputRecord) -> [String: Any] {
-        var out: [String: Any] = ["id": id(of: record)]
-        for name in keepFields { if let v = record.fields[name] { out[name] = v } }
-        do {
-            if let error = record.readError { throw JudgeError.badRecord(error) }
-            let (input, recordMode, scenario) = try parse(record)
-            let j = try judge.judge(input, mode: recordMode, scenario: scenario)
-            out["status"] = j.status == .ok ? "ok" : "error"
-            if j.status != .ok { out["error"] = "line \(record.line): verdict \(j.status.rawValue)" }
-            out["parse_status"] = j.status.rawValue
-            out["mode"] = recordMode.rawValue
-            out["scenario"] = j.scenario.id
-            out["scenario_source"] = scenario == nil ? "classified" : "given"
-            if let p = j.scenarioProbabilities { out["scenario_probabilities"] = p }
-            out["prompt_tokens"] = j.passes.map(\.promptTokens)
-            out["explanation"] = j.passes[0].explanation
-            if recordMode == .pairwise {
-                out["verdict"] = j.verdict ?? NSNull()
-                out["verdicts_by_order"] = j.verdictsByOrder ?? [:]
-                out["consistent"] = j.consistent ?? NSNull()
-                if !j.passes[0].distribution.isEmpty { out["distributions_by_order"] = j.passes.map(\.distribution) }
-            } else {
-                out["rating"] = j.rating ?? NSNull()
-                if let e = j.expectedScore { out["expected_score"] = e }
-                if !j.passes[0].distribution.isEmpty { out["distribution"] = j.passes[0].distribution }
+    public func process(_ record: InputRecord) -> [String: Any] { process([record])[0] }
+
+    /// The output records of several input records, judged as one batch (their explanations are
+    /// decoded together); failures become error records.
+    public func process(_ records: [InputRecord]) -> [[String: Any]] {
+        var outs: [[String: Any]] = records.map { record in
+            var out: [String: Any] = ["id": id(of: record)]
+            for name in keepFields { if let v = record.fields[name] { out[name] = v } }
+            return out
+        }
+        var parsed: [(index: Int, input: JudgeInput, mode: JudgeMode, scenario: Scenario?)] = []
+        for (i, record) in records.enumerated() {
+            do {
+                if let error = record.readError { throw JudgeError.badRecord(error) }
+                let (input, recordMode, scenario) = try parse(record)
+                parsed.append((i, input, recordMode, scenario))
+            } catch {
+                outs[i]["status"] = "error"
+                outs[i]["error"] = "line \(record.line): \(error)"
             }
-        } catch {
-            out["status"] = "error"
-            out["error"] = "line \(record.line): \(error)"
+        }
+        let results = judge.judge(batch: parsed.map { ($0.input, $0.mode, $0.scenario) })
+        for (p, result) in zip(parsed, results) {
+            let line = records[p.index].line
+            switch result {
+            case .failure(let error):
+                outs[p.index]["status"] = "error"
+                outs[p.index]["error"] = "line \(line): \(error)"
+            case .success(let j):
+                outs[p.index].merge(describe(j, line: line, scenarioGiven: p.scenario != nil)) { $1 }
+            }
+        }
+        return outs
+    }
+
+    /// The output fields of a judgement.
+    func describe(_ j: Judgement, line: Int, scenarioGiven: Bool) -> [String: Any] {
+        var out: [String: Any] = [:]
+        out["status"] = j.status == .ok ? "ok" : "error"
+        if j.status != .ok { out["error"] = "line \(line): verdict \(j.status.rawValue)" }
+        out["parse_status"] = j.status.rawValue
+        out["mode"] = j.mode.rawValue
+        out["scenario"] = j.scenario.id
+        out["scenario_source"] = scenarioGiven ? "given" : "classified"
+        if let p = j.scenarioProbabilities { out["scenario_probabilities"] = p }
+        out["prompt_tokens"] = j.passes.map(\.promptTokens)
+        out["explanation"] = j.passes[0].explanation
+        if j.mode == .pairwise {
+            out["verdict"] = j.verdict ?? NSNull()
+            out["verdicts_by_order"] = j.verdictsByOrder ?? [:]
+            out["consistent"] = j.consistent ?? NSNull()
+            if !j.passes[0].distribution.isEmpty { out["distributions_by_order"] = j.passes.map(\.distribution) }
+        } else {
+            out["rating"] = j.rating ?? NSNull()
+            if let e = j.expectedScore { out["expected_score"] = e }
+            if !j.passes[0].distribution.isEmpty { out["distribution"] = j.passes[0].distribution }
         }
         return out
     }

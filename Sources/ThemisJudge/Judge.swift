@@ -68,7 +68,10 @@ public final class Judge {
     public let catalogue: ScenarioCatalogue
     public let options: JudgeOptions
     private let template: ChatTemplate
-    private let session: Session
+    /// The session in use; `pool` holds one per pass of a batch (their caches fill only as
+    /// far as they are written).
+    private var session: Session
+    private var pool: [Session]
     private var heads: [String: PrefixSnapshot] = [:]
     /// Keys of `heads`, least recently used first.
     private var headOrder: [String] = []
@@ -79,6 +82,7 @@ public final class Judge {
         self.options = options
         template = try model.chatTemplate()
         session = try model.makeSession()
+        pool = [session]
     }
 
     /// Tokens evaluated and reused so far (prefill work saved by the shared heads).
@@ -159,29 +163,6 @@ public final class Judge {
         return Dictionary(uniqueKeysWithValues: zip(labels, weights.map { $0 / total }))
     }
 
-    /// Appends `first` (tokens whose logits are not needed) and continues greedily for up to
-    /// `maxTokens` tokens.
-    func continueGreedy(appending first: [Int32], maxTokens: Int) throws -> String {
-        guard maxTokens > 0 else { return "" }
-        return try greedy(from: try session.evaluateLast(first), maxTokens: maxTokens)
-    }
-
-    /// Greedy text from `logits` (those after the session's last token), stopping at the end of
-    /// the answer, after `maxTokens`, or when the context is full.
-    func greedy(from first: [Float], maxTokens: Int) throws -> String {
-        var logits = first
-        var decoder = StreamingDecoder(tokenizer: model.tokenizer)
-        var text = ""
-        for _ in 0..<maxTokens {
-            let id = Sampler.argmax(logits)
-            if model.tokenizer.isEndOfGeneration(id) { break }
-            text += decoder.append(id)
-            if session.tokens.count + 1 >= session.contextLength { break }
-            logits = try session.evaluateLast([id])
-        }
-        return text + decoder.finish()
-    }
-
     // MARK: - Classification
 
     /// The scenario of `instruction` by comparing the log-probabilities of the scenario letters.
@@ -198,8 +179,20 @@ public final class Judge {
 
     // MARK: - Judging
 
-    /// One pass: prompt, verdict, explanation.
-    func pass(mode: JudgeMode, scenario: Scenario, input: JudgeInput) throws -> Verdict {
+    /// A pass whose prompt is evaluated and verdict read, waiting for its explanation.
+    struct PendingPass {
+        var session: Session
+        var verdict: Verdict
+        /// Tokens to append before generating (the chosen label and "]]"), or the logits to
+        /// start from (free mode).
+        var append: [Int32]
+        var logits: [Float]
+        var maxTokens: Int
+        var mode: JudgeMode
+    }
+
+    /// Prompt and verdict of one pass in the current session.
+    func prepare(mode: JudgeMode, scenario: Scenario, input: JudgeInput) throws -> PendingPass {
         var input = input
         var prompt = PromptBuilder.build(mode: mode, scenario: scenario, scale: options.scale, input: input)
         let prefix = options.freeVerdict ? "" : prompt.verdictPrefix
@@ -216,17 +209,63 @@ public final class Judge {
         let (logits, reused) = try evaluate(head: head, tail: tail)
         let promptTokens = head.count + tail.count
         if options.freeVerdict {
-            let text = try greedy(from: logits, maxTokens: max(256, options.explain.tokens))
-            let parsed = mode == .pairwise ? VerdictParser.pairwise(text) : VerdictParser.rating(text, scale: options.scale)
-            return Verdict(label: parsed.value, distribution: [:], status: parsed.status, explanation: text,
-                           promptTokens: promptTokens, reusedTokens: reused)
+            let verdict = Verdict(label: nil, distribution: [:], status: .missing, explanation: "",
+                                  promptTokens: promptTokens, reusedTokens: reused)
+            return PendingPass(session: session, verdict: verdict, append: [], logits: logits,
+                               maxTokens: max(256, options.explain.tokens), mode: mode)
         }
         let probabilities = try distribution(labels: prompt.labels, closing: "]]", logits: logits)
         let label = prompt.labels.max { probabilities[$0]! < probabilities[$1]! }!
         let chosen = model.tokenizer.encode(label + "]]", parseSpecial: false, addBOS: false)
-        let explanation = try continueGreedy(appending: chosen, maxTokens: options.explain.tokens)
-        return Verdict(label: label, distribution: probabilities, status: .ok, explanation: explanation,
-                       promptTokens: promptTokens, reusedTokens: reused)
+        let verdict = Verdict(label: label, distribution: probabilities, status: .ok, explanation: "",
+                              promptTokens: promptTokens, reusedTokens: reused)
+        return PendingPass(session: session, verdict: verdict, append: chosen, logits: [],
+                           maxTokens: options.explain.tokens, mode: mode)
+    }
+
+    /// The explanations (free mode: whole answers, then parsed) of several passes, decoded
+    /// greedily together: one forward pass per step for all of them.
+    func finish(_ passes: [PendingPass]) throws -> [Verdict] {
+        var verdicts = passes.map(\.verdict)
+        var active = passes.indices.filter { passes[$0].maxTokens > 0 }
+        var logits = passes.map(\.logits)
+        let toAppend = active.filter { !passes[$0].append.isEmpty }
+        if !toAppend.isEmpty {
+            let out = try Session.evaluateLast(toAppend.map { passes[$0].session }, appending: toAppend.map { passes[$0].append })
+            for (j, i) in toAppend.enumerated() { logits[i] = out[j] }
+        }
+        var decoders = passes.map { _ in StreamingDecoder(tokenizer: model.tokenizer) }
+        var texts = passes.map { _ in "" }
+        var counts = passes.map { _ in 0 }
+        while !active.isEmpty {
+            var next: [Int] = []
+            var ids: [[Int32]] = []
+            for i in active {
+                let id = Sampler.argmax(logits[i])
+                if model.tokenizer.isEndOfGeneration(id) { continue }
+                texts[i] += decoders[i].append(id)
+                counts[i] += 1
+                let s = passes[i].session
+                if counts[i] >= passes[i].maxTokens || s.tokens.count + 1 >= s.contextLength { continue }
+                next.append(i)
+                ids.append([id])
+            }
+            if next.isEmpty { break }
+            let out = try Session.evaluateLast(next.map { passes[$0].session }, appending: ids)
+            for (j, i) in next.enumerated() { logits[i] = out[j] }
+            active = next
+        }
+        for i in passes.indices {
+            texts[i] += decoders[i].finish()
+            verdicts[i].explanation = texts[i]
+            if options.freeVerdict {
+                let parsed = passes[i].mode == .pairwise
+                    ? VerdictParser.pairwise(texts[i]) : VerdictParser.rating(texts[i], scale: options.scale)
+                verdicts[i].label = parsed.value
+                verdicts[i].status = parsed.status
+            }
+        }
+        return verdicts
     }
 
     /// The input with the middle of its longest response cut by about `excess` tokens.
@@ -254,27 +293,72 @@ public final class Judge {
 
     /// Judges one record. `scenario` nil: classified from the instruction.
     public func judge(_ input: JudgeInput, mode: JudgeMode, scenario given: Scenario?) throws -> Judgement {
-        var probabilities: [String: Double]?
-        let scenario: Scenario
-        if let given { scenario = given } else {
-            let (s, p) = try classify(input.instruction)
-            scenario = s
-            probabilities = p
+        try judge(batch: [(input, mode, given)])[0].get()
+    }
+
+    /// Judges several records: each prompt is evaluated on its own (with its shared head reused),
+    /// then all explanations are decoded together, one forward pass per token for the batch.
+    public func judge(batch items: [(input: JudgeInput, mode: JudgeMode, scenario: Scenario?)]) -> [Result<Judgement, any Error>] {
+        var results = [Result<Judgement, any Error>?](repeating: nil, count: items.count)
+        var scenarios: [(Scenario, [String: Double]?)?] = items.map { _ in nil }
+        var pending: [(item: Int, pass: PendingPass)] = []
+        for (i, item) in items.enumerated() {
+            do {
+                session = pool[0]
+                let scenario: Scenario
+                var probabilities: [String: Double]?
+                if let given = item.scenario { scenario = given } else {
+                    let (s, p) = try classify(item.input.instruction)
+                    scenario = s
+                    probabilities = p
+                }
+                scenarios[i] = (scenario, probabilities)
+                var inputs = [item.input]
+                if item.mode == .pairwise {
+                    var swapped = item.input
+                    swapped.responseA = item.input.responseB
+                    swapped.responseB = item.input.responseA
+                    inputs.append(swapped)
+                }
+                var mine: [(Int, PendingPass)] = []
+                for input in inputs {
+                    let slot = pending.count + mine.count
+                    if slot == pool.count { pool.append(try model.makeSession(contextLength: pool[0].contextLength)) }
+                    session = pool[slot]
+                    mine.append((i, try prepare(mode: item.mode, scenario: scenario, input: input)))
+                }
+                pending += mine
+            } catch {
+                results[i] = .failure(error)
+            }
         }
+        session = pool[0]
+        let verdicts: [Verdict]
+        do {
+            verdicts = try finish(pending.map(\.pass))
+        } catch {
+            for p in pending { results[p.item] = .failure(error) }
+            return results.map { $0! }
+        }
+        for i in items.indices where results[i] == nil {
+            let passes = zip(pending, verdicts).filter { $0.0.item == i }.map(\.1)
+            results[i] = .success(combine(passes, mode: items[i].mode, scenario: scenarios[i]!.0, probabilities: scenarios[i]!.1))
+        }
+        return results.map { $0! }
+    }
+
+    /// The judgement of a record from its passes (pairwise: the original order, then swapped).
+    func combine(_ passes: [Verdict], mode: JudgeMode, scenario: Scenario, probabilities: [String: Double]?) -> Judgement {
         switch mode {
         case .single, .reference:
-            let v = try pass(mode: mode, scenario: scenario, input: input)
+            let v = passes[0]
             let expected = v.distribution.isEmpty ? nil
                 : v.distribution.reduce(0.0) { $0 + $1.value * Double(Int($1.key)!) }
             return Judgement(mode: mode, scenario: scenario, scenarioProbabilities: probabilities,
                              rating: v.label.flatMap(Int.init), expectedScore: expected, verdict: nil,
                              verdictsByOrder: nil, consistent: nil, passes: [v], status: v.status)
         case .pairwise:
-            let first = try pass(mode: mode, scenario: scenario, input: input)
-            var swapped = input
-            swapped.responseA = input.responseB
-            swapped.responseB = input.responseA
-            let second = try pass(mode: mode, scenario: scenario, input: swapped)
+            let first = passes[0], second = passes[1]
             func name(_ label: String?, swapped: Bool) -> String? {
                 switch label {
                 case "A": return swapped ? "B" : "A"

@@ -92,6 +92,46 @@ public final class Session: @unchecked Sendable {
         return result
     }
 
+    /// Appends `tokens[i]` to `sessions[i]` for every i in shared forward passes (the sessions
+    /// must be distinct and of one model) and returns the logits after each one's last token.
+    public static func evaluateLast(_ sessions: [Session], appending tokens: [[Int32]]) throws -> [[Float]] {
+        precondition(sessions.count == tokens.count, "\(sessions.count) sessions, \(tokens.count) token lists")
+        guard let model = sessions.first?.model else { return [] }
+        let transformer = model.transformer
+        for (s, t) in zip(sessions, tokens) {
+            guard !t.isEmpty else { throw ModelError.emptyPrompt }
+            guard s.model === model else { throw ModelError.badHyperParameter("sessions of different models in one batch") }
+            guard s.tokens.count + t.count <= s.contextLength else {
+                throw ModelError.contextOverflow(tokens: s.tokens.count + t.count, context: s.contextLength)
+            }
+        }
+        // one-token steps (decode) go together; anything larger than a pass runs on its own
+        var results = [[Float]](repeating: [], count: sessions.count)
+        var group: [Int] = []
+        var groupTokens = 0
+        func flush() {
+            guard !group.isEmpty else { return }
+            let out = transformer.forward(sequences: group.map { (tokens[$0], sessions[$0].tokens.count, sessions[$0].cache) })
+            for (j, i) in group.enumerated() {
+                results[i] = out[j]
+                sessions[i].tokens += tokens[i]
+            }
+            group = []
+            groupTokens = 0
+        }
+        for i in sessions.indices {
+            if tokens[i].count > transformer.maxBatch {
+                results[i] = try sessions[i].evaluateLast(tokens[i])
+                continue
+            }
+            if groupTokens + tokens[i].count > transformer.maxBatch || group.count == transformer.maxLogitRows { flush() }
+            group.append(i)
+            groupTokens += tokens[i].count
+        }
+        flush()
+        return results
+    }
+
     /// Appends `newTokens` and returns the logits after the last of them.
     public func evaluateLast(_ newTokens: [Int32]) throws -> [Float] {
         guard !newTokens.isEmpty else { throw ModelError.emptyPrompt }

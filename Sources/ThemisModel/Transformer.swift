@@ -73,6 +73,63 @@ public final class Transformer: @unchecked Sendable {
         return result
     }
 
+    /// Several sequences in one pass: their tokens share every matmul, norm and activation;
+    /// RoPE, the cache write and attention run per sequence on its rows. Returns, per sequence,
+    /// the logits after its last token (`[vocab]`), in order.
+    ///
+    /// Precondition: the tokens of all sequences fit in `maxBatch`, there are at most
+    /// `maxLogitRows` sequences, none is empty, and each fits its cache.
+    public func forward(sequences: [(tokens: [Int32], startPosition: Int, cache: KVCache)]) -> [[Float]] {
+        let total = sequences.reduce(0) { $0 + $1.tokens.count }
+        precondition(total <= maxBatch && sequences.count <= maxLogitRows, "batch of \(total) tokens in \(sequences.count) sequences")
+        var ranges: [Range<Int>] = []
+        for s in sequences {
+            precondition(!s.tokens.isEmpty && s.startPosition + s.tokens.count <= s.cache.contextLength, "context overflow")
+            let start = ranges.last?.upperBound ?? 0
+            ranges.append(start..<start + s.tokens.count)
+        }
+        let c = config, b = backend, n = total
+        let x = x.rows(0..<n), h = h.rows(0..<n), q = q.rows(0..<n), k = k.rows(0..<n), v = v.rows(0..<n)
+        let attn = attn.rows(0..<n), proj = proj.rows(0..<n), gate = gate.rows(0..<n), up = up.rows(0..<n)
+        let scale = 1 / Float(c.headDim).squareRoot()
+        b.getRows(weights.tokenEmbedding, ids: sequences.flatMap(\.tokens), into: x)
+        for (layer, w) in weights.blocks.enumerated() {
+            b.rmsNorm(x, weight: w.attnNorm, epsilon: c.rmsEpsilon, into: h)
+            b.matmul(h, weights: [w.q, w.k, w.v], into: [q, k, v])
+            if let bias = w.qBias { b.add(q, bias, into: q) }
+            if let bias = w.kBias { b.add(k, bias, into: k) }
+            if let bias = w.vBias { b.add(v, bias, into: v) }
+            for (s, r) in zip(sequences, ranges) {
+                let qs = q.rows(r), ks = k.rows(r)
+                b.rope(qs, headDim: c.headDim, ropeDim: c.ropeDimensionCount, startPosition: s.startPosition,
+                       freqBase: c.ropeFreqBase, layout: c.architecture.ropeLayout)
+                b.rope(ks, headDim: c.headDim, ropeDim: c.ropeDimensionCount, startPosition: s.startPosition,
+                       freqBase: c.ropeFreqBase, layout: c.architecture.ropeLayout)
+                b.copyRows(ks, into: s.cache.keys[layer], atRow: s.startPosition)
+                b.copyRows(v.rows(r), into: s.cache.values[layer], atRow: s.startPosition)
+                b.attention(q: qs, keys: s.cache.keys[layer], values: s.cache.values[layer], headCount: c.headCount,
+                            headCountKV: c.headCountKV, startPosition: s.startPosition, scale: scale, into: attn.rows(r))
+            }
+            b.matmul(attn, weight: w.output, into: proj)
+            b.add(x, proj, into: x)
+            b.rmsNorm(x, weight: w.ffnNorm, epsilon: c.rmsEpsilon, into: h)
+            b.matmul(h, weights: [w.gate, w.up], into: [gate, up])
+            b.swiglu(gate: gate, up: up, into: gate)
+            b.matmul(gate, weight: w.down, into: proj)
+            b.add(x, proj, into: x)
+        }
+        // the last row of each sequence, normed into consecutive rows, then one classifier matmul
+        for (i, r) in ranges.enumerated() {
+            b.rmsNorm(x.rows(r.upperBound - 1..<r.upperBound), weight: weights.outputNorm, epsilon: c.rmsEpsilon,
+                      into: self.h.rows(i..<i + 1))
+        }
+        let m = sequences.count
+        b.matmul(self.h.rows(0..<m), weight: weights.output, into: logits.rows(0..<m))
+        let all = b.read(logits.rows(0..<m))
+        let vocab = c.vocabularySize
+        return (0..<m).map { Array(all[$0 * vocab..<($0 + 1) * vocab]) }
+    }
+
     /// One batch of at most `maxBatch` tokens.
     private func step(_ tokens: [Int32], startPosition pos: Int, cache: KVCache, outputs: Range<Int>) {
         let c = config, b = backend, n = tokens.count

@@ -151,6 +151,29 @@ struct PrefixReuseTests {
         #expect(zip(rows, reference).map { abs($0 - $1) }.max()! < 1e-3)
     }
 
+    @Test func severalSequencesInOnePassEqualEachAlone() throws {
+        let path = try #require(Self.path)
+        let model = try LanguageModel(path: path, backend: CPUBackend(roundDecodeActivations: false), contextLength: 128)
+        let prompts = ["The capital of France is", "Two plus two equals", "A haiku about rain:"].map {
+            model.tokenizer.encode($0, parseSpecial: false)
+        }
+        let batched = try prompts.map { _ in try model.makeSession() }
+        let alone = try prompts.map { _ in try model.makeSession() }
+        // a prefill of different lengths, then three one-token steps, all sequences together
+        var together = try Session.evaluateLast(batched, appending: prompts)
+        var separate = try zip(alone, prompts).map { try $0.evaluateLast($1) }
+        for step in 0..<3 {
+            for i in prompts.indices {
+                let diff = zip(together[i], separate[i]).map { abs($0 - $1) }.max()!
+                #expect(diff < 1e-3, "step \(step) sequence \(i): max |Δlogit| \(diff)")
+            }
+            let next = separate.map { [Sampler.argmax($0)] }
+            together = try Session.evaluateLast(batched, appending: next)
+            separate = try zip(alone, next).map { try $0.evaluateLast($1) }
+        }
+        #expect(batched.map(\.tokens) == alone.map(\.tokens))
+    }
+
     @Test func snapshotRestoreAndReuseGiveTheSameLogits() throws {
         let path = try #require(Self.path)
         let model = try LanguageModel(path: path, backend: CPUBackend(), contextLength: 256)

@@ -36,10 +36,13 @@ struct JudgeCommand: ParsableCommand {
     @Flag(help: "Skip records whose id is already in --output.") var resume = false
     @Flag(help: "Replace an existing --output file.") var overwrite = false
     @Option(help: "Judge only the first N records.") var limit: Int?
+    @Option(help: "Records judged together (their explanations are decoded in shared forward passes).")
+    var batch = 4
 
     func validate() throws {
         if resume && output == nil { throw ValidationError("--resume needs --output") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if batch < 1 || batch > 32 { throw ValidationError("--batch must be between 1 and 32") }
         if prefixCacheMiB < 0 { throw ValidationError("--prefix-cache-mib must be >= 0") }
     }
 
@@ -90,12 +93,14 @@ struct JudgeCommand: ParsableCommand {
             var summary = JudgeSummary()
             let progress = Progress(total: todo.count)
             let start = DispatchTime.now().uptimeNanoseconds
-            for record in todo {
-                let out = batch.process(record)
-                let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys, .withoutEscapingSlashes])
-                sink.write(data + Data("\n".utf8))
-                summary.add(out, label: record.fields[labelField])
-                progress.step()
+            for start in stride(from: 0, to: todo.count, by: self.batch) {
+                let group = Array(todo[start..<min(todo.count, start + self.batch)])
+                for (record, out) in zip(group, batch.process(group)) {
+                    let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys, .withoutEscapingSlashes])
+                    sink.write(data + Data("\n".utf8))
+                    summary.add(out, label: record.fields[labelField])
+                    progress.step()
+                }
             }
             progress.finish()
             summary.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -87,9 +87,6 @@ public final class BatchJudge {
         (try? fields.string("id", in: record.fields)).flatMap { $0 } ?? "line-\(record.line)"
     }
 
-    /// The output record of one input record; never throws: failures become error records.
-    public func process(_ record: InputRecord) -> [String: Any] { process([record])[0] }
-
     /// The output records of several input records, judged as one batch (their explanations are
     /// decoded together); failures become error records.
     public func process(_ records: [InputRecord]) -> [[String: Any]] {

@@ -72,9 +72,9 @@ public final class Judge {
     /// far as they are written).
     private var session: Session
     private var pool: [Session]
-    private var heads: [String: PrefixSnapshot] = [:]
+    private var heads: [[Int32]: PrefixSnapshot] = [:]
     /// Keys of `heads`, least recently used first.
-    private var headOrder: [String] = []
+    private var headOrder: [[Int32]] = []
 
     public init(model: LanguageModel, catalogue: ScenarioCatalogue, options: JudgeOptions) throws {
         self.model = model
@@ -114,7 +114,7 @@ public final class Judge {
             throw JudgeError.tooLong(promptTokens: total, context: session.contextLength)
         }
         if options.reusePrefix && !head.isEmpty {
-            let key = head.map(String.init).joined(separator: ",")
+            let key = head
             if !session.tokens.starts(with: head) {
                 if let snapshot = heads[key] {
                     try session.restore(snapshot)

@@ -88,50 +88,35 @@ public final class Transformer: @unchecked Sendable {
             let start = ranges.last?.upperBound ?? 0
             ranges.append(start..<start + s.tokens.count)
         }
-        let c = config, b = backend, n = total
-        let x = x.rows(0..<n), h = h.rows(0..<n), q = q.rows(0..<n), k = k.rows(0..<n), v = v.rows(0..<n)
-        let attn = attn.rows(0..<n), proj = proj.rows(0..<n), gate = gate.rows(0..<n), up = up.rows(0..<n)
-        let scale = 1 / Float(c.headDim).squareRoot()
-        b.getRows(weights.tokenEmbedding, ids: sequences.flatMap(\.tokens), into: x)
-        for (layer, w) in weights.blocks.enumerated() {
-            b.rmsNorm(x, weight: w.attnNorm, epsilon: c.rmsEpsilon, into: h)
-            b.matmul(h, weights: [w.q, w.k, w.v], into: [q, k, v])
-            if let bias = w.qBias { b.add(q, bias, into: q) }
-            if let bias = w.kBias { b.add(k, bias, into: k) }
-            if let bias = w.vBias { b.add(v, bias, into: v) }
-            for (s, r) in zip(sequences, ranges) {
-                let qs = q.rows(r), ks = k.rows(r)
-                b.rope(qs, headDim: c.headDim, ropeDim: c.ropeDimensionCount, startPosition: s.startPosition,
-                       freqBase: c.ropeFreqBase, layout: c.architecture.ropeLayout)
-                b.rope(ks, headDim: c.headDim, ropeDim: c.ropeDimensionCount, startPosition: s.startPosition,
-                       freqBase: c.ropeFreqBase, layout: c.architecture.ropeLayout)
-                b.copyRows(ks, into: s.cache.keys[layer], atRow: s.startPosition)
-                b.copyRows(v.rows(r), into: s.cache.values[layer], atRow: s.startPosition)
-                b.attention(q: qs, keys: s.cache.keys[layer], values: s.cache.values[layer], headCount: c.headCount,
-                            headCountKV: c.headCountKV, startPosition: s.startPosition, scale: scale, into: attn.rows(r))
-            }
-            b.matmul(attn, weight: w.output, into: proj)
-            b.add(x, proj, into: x)
-            b.rmsNorm(x, weight: w.ffnNorm, epsilon: c.rmsEpsilon, into: h)
-            b.matmul(h, weights: [w.gate, w.up], into: [gate, up])
-            b.swiglu(gate: gate, up: up, into: gate)
-            b.matmul(gate, weight: w.down, into: proj)
-            b.add(x, proj, into: x)
-        }
+        let c = config, b = backend
+        layers(sequences.flatMap(\.tokens), segments: zip(sequences, ranges).map { ($1, $0.startPosition, $0.cache) })
         // the last row of each sequence, normed into consecutive rows, then one classifier matmul
         for (i, r) in ranges.enumerated() {
             b.rmsNorm(x.rows(r.upperBound - 1..<r.upperBound), weight: weights.outputNorm, epsilon: c.rmsEpsilon,
-                      into: self.h.rows(i..<i + 1))
+                      into: h.rows(i..<i + 1))
         }
         let m = sequences.count
-        b.matmul(self.h.rows(0..<m), weight: weights.output, into: logits.rows(0..<m))
+        b.matmul(h.rows(0..<m), weight: weights.output, into: logits.rows(0..<m))
         let all = b.read(logits.rows(0..<m))
         let vocab = c.vocabularySize
         return (0..<m).map { Array(all[$0 * vocab..<($0 + 1) * vocab]) }
     }
 
-    /// One batch of at most `maxBatch` tokens.
+    /// One batch of at most `maxBatch` tokens of one sequence, then the logits of `outputs`.
     private func step(_ tokens: [Int32], startPosition pos: Int, cache: KVCache, outputs: Range<Int>) {
+        layers(tokens, segments: [(0..<tokens.count, pos, cache)])
+        guard !outputs.isEmpty else { return }
+        // final norm and classifier, only for the rows asked for
+        let normed = h.rows(0..<outputs.count)
+        backend.rmsNorm(x.rows(outputs), weight: weights.outputNorm, epsilon: config.rmsEpsilon, into: normed)
+        backend.matmul(normed, weight: weights.output, into: logits.rows(0..<outputs.count))
+    }
+
+    /// Embedding and every block for `tokens` (at most `maxBatch`), leaving the residual stream in
+    /// `x`. The rows are split into `segments`, one per sequence, each at its own positions and
+    /// with its own cache: matmuls, norms and activations run on all rows at once; RoPE, the
+    /// cache write and attention per segment.
+    private func layers(_ tokens: [Int32], segments: [(rows: Range<Int>, startPosition: Int, cache: KVCache)]) {
         let c = config, b = backend, n = tokens.count
         let x = x.rows(0..<n), h = h.rows(0..<n), q = q.rows(0..<n), k = k.rows(0..<n), v = v.rows(0..<n)
         let attn = attn.rows(0..<n), proj = proj.rows(0..<n), gate = gate.rows(0..<n), up = up.rows(0..<n)
@@ -145,15 +130,18 @@ public final class Transformer: @unchecked Sendable {
             if let bias = w.qBias { b.add(q, bias, into: q) }
             if let bias = w.kBias { b.add(k, bias, into: k) }
             if let bias = w.vBias { b.add(v, bias, into: v) }
-            b.rope(q, headDim: c.headDim, ropeDim: c.ropeDimensionCount, startPosition: pos,
-                   freqBase: c.ropeFreqBase, layout: c.architecture.ropeLayout)
-            b.rope(k, headDim: c.headDim, ropeDim: c.ropeDimensionCount, startPosition: pos,
-                   freqBase: c.ropeFreqBase, layout: c.architecture.ropeLayout)
-            // KV cache write, then causal GQA attention over positions 0 ..< pos + n
-            b.copyRows(k, into: cache.keys[layer], atRow: pos)
-            b.copyRows(v, into: cache.values[layer], atRow: pos)
-            b.attention(q: q, keys: cache.keys[layer], values: cache.values[layer], headCount: c.headCount,
-                        headCountKV: c.headCountKV, startPosition: pos, scale: scale, into: attn)
+            for (r, pos, cache) in segments {
+                let qs = q.rows(r), ks = k.rows(r)
+                b.rope(qs, headDim: c.headDim, ropeDim: c.ropeDimensionCount, startPosition: pos,
+                       freqBase: c.ropeFreqBase, layout: c.architecture.ropeLayout)
+                b.rope(ks, headDim: c.headDim, ropeDim: c.ropeDimensionCount, startPosition: pos,
+                       freqBase: c.ropeFreqBase, layout: c.architecture.ropeLayout)
+                // KV cache write, then causal GQA attention over positions 0 ..< pos + rows
+                b.copyRows(ks, into: cache.keys[layer], atRow: pos)
+                b.copyRows(v.rows(r), into: cache.values[layer], atRow: pos)
+                b.attention(q: qs, keys: cache.keys[layer], values: cache.values[layer], headCount: c.headCount,
+                            headCountKV: c.headCountKV, startPosition: pos, scale: scale, into: attn.rows(r))
+            }
             // output projection and residual
             b.matmul(attn, weight: w.output, into: proj)
             b.add(x, proj, into: x)
@@ -164,11 +152,5 @@ public final class Transformer: @unchecked Sendable {
             b.matmul(gate, weight: w.down, into: proj)
             b.add(x, proj, into: x)
         }
-        guard !outputs.isEmpty else { return }
-        // final norm and classifier, only for the rows asked for
-        let rows = x.rows(outputs)
-        let normed = h.rows(0..<outputs.count)
-        b.rmsNorm(rows, weight: weights.outputNorm, epsilon: c.rmsEpsilon, into: normed)
-        b.matmul(normed, weight: weights.output, into: logits.rows(0..<outputs.count))
     }
 }

@@ -304,16 +304,17 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         elementwise("swiglu", [gate, up], out, push: [UInt32(gate.count), offset(gate), offset(up), offset(out)])
     }
 
-    /// One workgroup per row.
-    private func rowwise(_ name: String, _ inputs: [Tensor], _ out: Tensor, push: [UInt32]) {
+    /// One workgroup per row; `rowOffsets` are the indices in `push` of the offsets that move with
+    /// the rows.
+    private func rowwise(_ name: String, _ inputs: [Tensor], _ out: Tensor, push: [UInt32], rowOffsets: [Int]) {
         let ins = inputs.map(storage), o = storage(out)
         perform(name) {
             let kernel = try pipelines.kernel(name, bindings: inputs.count + 1, constants: [UInt32(reduceWorkgroup)])
             for start in stride(from: 0, to: out.rowCount, by: vk.maxGroupCount.x) {
                 let rows = min(out.rowCount - start, vk.maxGroupCount.x)
-                // later batches shift every offset (the first `inputs.count + 1` offsets after the width)
+                // later batches of rows shift the offsets of the row-indexed tensors
                 var p = push
-                for i in 1...(inputs.count + 1) where start > 0 { p[i] += UInt32(start * out.rowLength) }
+                for i in rowOffsets { p[i] += UInt32(start * out.rowLength) }
                 try stream.dispatch(
                     kernel, bindings: ins.map(\.whole) + [o.whole], reads: ins.map(\.whole), writes: [o.whole],
                     push: p, groups: (rows, 1, 1), retain: ins + [o])
@@ -327,31 +328,21 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         precondition(weight.type == .f32, "rmsNorm: the weight must be f32, not \(weight.type)")
         precondition(out.rowCount == x.rowCount && out.rowLength == width, "rmsNorm: \(x.shape) into \(out.shape)")
         guard x.count > 0 else { return }
-        // offsets: x, out shift per row batch; the weight's does not (it is pushed last)
-        let ins = [storage(x), storage(weight)], o = storage(out)
-        perform("rms_norm") {
-            let kernel = try pipelines.kernel("rms_norm", bindings: 3, constants: [UInt32(reduceWorkgroup)])
-            for start in stride(from: 0, to: x.rowCount, by: vk.maxGroupCount.x) {
-                let rows = min(x.rowCount - start, vk.maxGroupCount.x)
-                let shift = UInt32(start * width)
-                let push: [UInt32] = [UInt32(width), offset(x) + shift, offset(weight), offset(out) + shift, epsilon.bitPattern]
-                try stream.dispatch(
-                    kernel, bindings: ins.map(\.whole) + [o.whole], reads: ins.map(\.whole), writes: [o.whole],
-                    push: push, groups: (rows, 1, 1), retain: ins + [o])
-            }
-        }
+        // x and out are indexed by row, the weight is not
+        rowwise("rms_norm", [x, weight], out,
+                push: [UInt32(width), offset(x), offset(weight), offset(out), epsilon.bitPattern], rowOffsets: [1, 3])
     }
 
     public func softmax(_ x: Tensor, into out: Tensor) {
         precondition(out.rowCount == x.rowCount && out.rowLength == x.rowLength, "softmax: \(x.shape) into \(out.shape)")
         guard x.count > 0 else { return }
-        rowwise("softmax_log0", [x], out, push: [UInt32(x.rowLength), offset(x), offset(out)])
+        rowwise("softmax_log0", [x], out, push: [UInt32(x.rowLength), offset(x), offset(out)], rowOffsets: [1, 2])
     }
 
     public func logSoftmax(_ x: Tensor, into out: Tensor) {
         precondition(out.rowCount == x.rowCount && out.rowLength == x.rowLength, "logSoftmax: \(x.shape) into \(out.shape)")
         guard x.count > 0 else { return }
-        rowwise("softmax_log1", [x], out, push: [UInt32(x.rowLength), offset(x), offset(out)])
+        rowwise("softmax_log1", [x], out, push: [UInt32(x.rowLength), offset(x), offset(out)], rowOffsets: [1, 2])
     }
 
     public func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout) {

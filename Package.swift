@@ -43,9 +43,11 @@ let package = Package(
         .target(
             name: "ThemisJudge", dependencies: ["ThemisModel", "ThemisBackend"],
             resources: [.copy("Resources/scenarios.json")]),
-        // Meta-evaluation and speed benchmarks, against ThemisModel and the protocol only.
+        // Meta-evaluation of judges and speed benchmarks, against the judge, ThemisModel and the protocol only.
+        // The human-labelled judge benchmarks are copied from shared/data with their licences.
         .target(
-            name: "ThemisBench", dependencies: ["ThemisModel", "ThemisBackend", "BackendConformance"],
+            name: "ThemisBench", dependencies: ["ThemisJudge", "ThemisModel", "ThemisBackend", "BackendConformance"],
+            resources: [.copy("Resources/JudgeBenchmarks")],
             swiftSettings: fastMath),
         // Op cases with tolerances, runnable on any Backend (used by each backend's tests).
         .target(name: "BackendConformance", dependencies: ["ThemisBackend"]),
@@ -63,6 +65,7 @@ let package = Package(
         .testTarget(name: "VulkanBackendTests", dependencies: ["VulkanBackend", "ThemisBackend", "BackendConformance"]),
         .testTarget(name: "ThemisModelTests", dependencies: ["ThemisModel", "ThemisBackend", "CPUBackend", "VulkanBackend"]),
         .testTarget(name: "ThemisJudgeTests", dependencies: ["ThemisJudge", "ThemisModel"], resources: [.copy("Golden")]),
+        .testTarget(name: "ThemisBenchTests", dependencies: ["ThemisBench", "ThemisJudge"], resources: [.copy("Fixtures")]),
         .testTarget(name: "themisTests", dependencies: ["themis"]),
     ]
 )

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import ThemisBench
+import ThemisJudge
+import ThemisModel
+
+struct EvalJudge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval-judge",
+        abstract: "Run the judge on a human-labelled benchmark and meta-evaluate it in one go.",
+        discussion: "Bundled benchmarks: " + JudgeBenchmark.builtIn.map { "\($0.name) (\($0.summary))" }.joined(separator: "; ")
+            + ". A FILE is read like `themis judge` input, with a label field.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "A bundled benchmark name, or a labelled file.") var benchmark: String
+    @Option(help: "Judge only the first N records.") var limit: Int?
+    @Option(help: "Map native fields to a FILE's fields, as for themis judge.") var fields: String?
+    @Option(help: "single, reference, pairwise; default: from each record's fields.") var mode: JudgeMode?
+    @Option(help: "Judge output (JSONL); default: eval-<benchmark>-<model>.jsonl here.") var output: String?
+    @Flag(help: "Continue an earlier --output, judging only the records it lacks.") var resume = false
+    @Flag(help: "Replace an existing --output file.") var overwrite = false
+    @Option(help: "Explanation after the verdict: none, short, full (metrics need none).")
+    var explain: JudgeOptions.Explain = .none
+    @OptionGroup var judgeSettings: JudgeSettings
+    @OptionGroup var settings: MetaEvalSettings
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+    }
+
+    func run() throws {
+        reportingErrors {
+            let bench = try JudgeBenchmark.resolve(benchmark, fields: fields, numericPairLabels: settings.numericPairLabels)
+            var records = try bench.records()
+            if let limit { records = Array(records.prefix(limit)) }
+            let modelName = URL(fileURLWithPath: modelOptions.model).deletingPathExtension().lastPathComponent
+            let path = output ?? "eval-\(bench.name)-\(modelName).jsonl"
+            let out = try JudgeOutput.open(path, resume: resume, overwrite: overwrite)
+
+            let model = try modelOptions.load()
+            let judge = try Judge(model: model, catalogue: judgeSettings.catalogue(), options: judgeSettings.options(explain: explain))
+            let keep = [settings.labelField, "category"]
+            let batch = BatchJudge(judge: judge, fields: try FieldMap(bench.fields), mode: mode, keepFields: keep)
+            let summary = try out.judge(records, with: batch, group: judgeSettings.batch, labelField: settings.labelField)
+            try out.sink.close()
+            for line in summary.lines { printError(line) }
+            printError("themis: judge output in \(path)")
+
+            var join = try settings.joinOptions(key: "id")
+            join.numericPairLabels = bench.numericPairLabels || settings.numericPairLabels
+            var data = try MetaEvalInput.join(predictions: [path], labels: bench.labelsPath, options: join)
+            if let limit {
+                // the labels of records beyond --limit were not asked for
+                let judged = Set(records.prefix(limit).map { batch.id(of: $0) })
+                data.unmatchedLabels.removeAll { !judged.contains($0) }
+            }
+            try settings.report(data, title: "\(bench.name), judged by \(modelName) on \(modelOptions.device)")
+        }
+    }
+}

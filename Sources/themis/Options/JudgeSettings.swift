@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import ThemisJudge
+
+extension JudgeMode: ExpressibleByArgument {}
+extension JudgeOptions.Explain: ExpressibleByArgument {}
+extension JudgeOptions.PairwiseResolve: ExpressibleByArgument {}
+
+/// How the judge grades (shared by `judge` and `eval-judge`); `--explain` stays with each
+/// command because their defaults differ.
+struct JudgeSettings: ParsableArguments {
+    @Option(help: "Scenario catalogue JSON (default: the bundled one).") var criteria: String?
+    @Option(help: "Rating scale, e.g. 1-10 (default 1-5).") var scale = "1-5"
+    @Flag(name: .customLong("free-verdict"), help: "Let the model write the verdict and parse it from its text.")
+    var freeVerdict = false
+    @Option(name: .customLong("pairwise-resolve"), help: "When the two orders disagree: tie, or probability.")
+    var pairwiseResolve: JudgeOptions.PairwiseResolve = .tie
+    @Flag(name: .customLong("no-prefix-reuse"), help: "Prefill every prompt whole (for measuring the reuse).")
+    var noPrefixReuse = false
+    @Option(name: .customLong("prefix-cache-mib"), help: "Memory for the reused prompt heads' keys and values (MiB).")
+    var prefixCacheMiB = 256
+    @Flag(help: "Cut the middle of a response that does not fit the context, with a marker.") var truncate = false
+    @Option(help: "Records judged together (their explanations are decoded in shared forward passes).")
+    var batch = 4
+
+    func validate() throws {
+        if batch < 1 || batch > 32 { throw ValidationError("--batch must be between 1 and 32") }
+        if prefixCacheMiB < 0 { throw ValidationError("--prefix-cache-mib must be >= 0") }
+    }
+
+    /// The rating scale of `--scale`.
+    func ratingScale() throws -> RatingScale {
+        let parts = scale.split(separator: "-").compactMap { Int($0) }
+        guard parts.count == 2 else { throw ValidationError("--scale takes LOW-HIGH, e.g. 1-10") }
+        return try RatingScale(lower: parts[0], upper: parts[1])
+    }
+
+    func options(explain: JudgeOptions.Explain) throws -> JudgeOptions {
+        var options = JudgeOptions()
+        options.scale = try ratingScale()
+        options.explain = explain
+        options.freeVerdict = freeVerdict
+        options.pairwiseResolve = pairwiseResolve
+        options.reusePrefix = !noPrefixReuse
+        options.truncate = truncate
+        options.prefixCacheBytes = prefixCacheMiB << 20
+        return options
+    }
+
+    func catalogue() throws -> ScenarioCatalogue {
+        try criteria.map(ScenarioCatalogue.load) ?? ScenarioCatalogue.bundled()
+    }
+}

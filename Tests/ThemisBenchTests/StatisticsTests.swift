@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+import ThemisBench
+
+/// Every statistic against scipy's value on the vectors of `scripts/metric-reference.py`.
+@Suite("statistics against scipy")
+struct StatisticsTests {
+    struct Case {
+        var name: String
+        var x: [Double], y: [Double]
+        var pearson: Double?, spearman: Double?, kendallB: Double?, kendallC: Double?
+        var ranks: [Double], mae: Double
+    }
+
+    nonisolated(unsafe) static let reference: [String: Any] = {
+        let url = Bundle.module.url(forResource: "Fixtures/metric-reference", withExtension: "json")!
+        return try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+    }()
+
+    static let cases: [Case] = reference.keys.sorted().compactMap { name in
+        let c = reference[name] as! [String: Any]
+        guard let x = c["x"] as? [Double], let y = c["y"] as? [Double] else { return nil }
+        return Case(name: name, x: x, y: y, pearson: c["pearson"] as? Double, spearman: c["spearman"] as? Double,
+                    kendallB: c["kendall_b"] as? Double, kendallC: c["kendall_c"] as? Double,
+                    ranks: c["ranks_x"] as! [Double], mae: c["mae"] as! Double)
+    }
+
+    static func close(_ a: Double?, _ b: Double?, _ tolerance: Double = 1e-9) -> Bool {
+        switch (a, b) {
+        case (nil, nil): return true
+        case let (a?, b?): return abs(a - b) <= tolerance
+        default: return false
+        }
+    }
+
+    @Test(arguments: cases.map(\.name)) func matchesScipy(_ name: String) {
+        let c = Self.cases.first { $0.name == name }!
+        #expect(Self.close(Statistics.pearson(c.x, c.y), c.pearson), "pearson \(String(describing: Statistics.pearson(c.x, c.y)))")
+        #expect(Self.close(Statistics.spearman(c.x, c.y), c.spearman))
+        #expect(Self.close(Statistics.kendall(c.x, c.y, variant: .b), c.kendallB),
+                "tau-b \(String(describing: Statistics.kendall(c.x, c.y, variant: .b))) vs \(String(describing: c.kendallB))")
+        #expect(Self.close(Statistics.kendall(c.x, c.y, variant: .c), c.kendallC))
+        #expect(Statistics.averageRanks(c.x) == c.ranks)
+        #expect(Self.close(Statistics.meanAbsoluteError(c.x, c.y), c.mae))
+    }
+
+    @Test func constantInputIsUndefinedNotNaN() {
+        let x = [3.0, 3, 3, 3], y = [1.0, 2, 3, 4]
+        #expect(Statistics.pearson(x, y) == nil)
+        #expect(Statistics.spearman(x, y) == nil)
+        #expect(Statistics.kendall(x, y) == nil)
+        #expect(Statistics.undefinedReason(x, y) == "undefined: the predictions are constant")
+        #expect(Statistics.undefinedReason(y, x) == "undefined: the labels are constant")
+        #expect(Statistics.pearson([1], [2]) == nil)
+        #expect(Statistics.mean([]) == nil)
+    }
+
+    @Test func quantilesMatchNumpy() throws {
+        let q = Self.reference["quantiles"] as! [String: Any]
+        let sorted = (q["values"] as! [Double]).sorted()
+        for (p, expected) in zip(q["q"] as! [Double], q["expected"] as! [Double]) {
+            #expect(Self.close(Statistics.quantile(sorted: sorted, p), expected))
+        }
+    }
+
+    @Test func agreementAndMAEByHand() {
+        let predicted = [1.0, 2, 3, 5, 4], truth = [1.0, 3, 5, 5, 2]
+        // |d| = 0, 1, 2, 0, 2: Agr(2,2) scores 1, 1/4, 0, 1, 0
+        #expect(Statistics.agreement(predicted, truth, p: 2, q: 2) == 0.45)
+        // Agr(3,1) scores 1, 1/2, 1/3, 1, 1/3
+        #expect(abs(Statistics.agreement(predicted, truth, p: 3, q: 1)! - (1 + 0.5 + 1.0 / 3 + 1 + 1.0 / 3) / 5) < 1e-12)
+        // Agr(1, q) is exact accuracy
+        #expect(Statistics.agreement(predicted, truth, p: 1, q: 2) == Statistics.accuracy(predicted, truth))
+        #expect(Statistics.accuracy(predicted, truth) == 0.4)
+        #expect(Statistics.meanAbsoluteError(predicted, truth) == 1.0)
+    }
+
+    /// The paper's Table 4 (Alignbench, single-answer grading): z-values of the nine rows.
+    @Test func zValuesReproduceThePapersTable4() throws {
+        let agr = [0.559, 0.484, 0.791, 0.522, 0.560, 0.697, 0.510, 0.449, 0.689]
+        let printed = [-0.223, -0.876, 1.799, -0.545, -0.214, 0.980, -0.650, -1.181, 0.910]
+        let z = try #require(Statistics.zValues(agr))
+        for (a, b) in zip(z, printed) { #expect(abs(a - b) < 2e-3, "\(a) vs \(b)") }
+        #expect(Statistics.zValues([0.5, 0.5]) == nil)
+    }
+
+    /// The Fenwick-tree count against the pairwise definition, on random data with many ties.
+    @Test func kendallMatchesThePairwiseDefinition() {
+        var rng = TestGenerator(state: 1)
+        for _ in 0..<5 {
+            let x = (0..<300).map { _ in Double(rng.next() % 5) }
+            let y = x.map { $0 + Double(rng.next() % 4) }
+            var s = 0.0, xTies = 0.0, yTies = 0.0
+            for i in x.indices {
+                for j in x.indices where j > i {
+                    let dx = x[i] - x[j], dy = y[i] - y[j]
+                    s += Double((dx > 0 ? 1 : dx < 0 ? -1 : 0) * (dy > 0 ? 1 : dy < 0 ? -1 : 0))
+                    if dx == 0 { xTies += 1 }
+                    if dy == 0 { yTies += 1 }
+                }
+            }
+            let n0 = Double(x.count * (x.count - 1) / 2)
+            #expect(Self.close(Statistics.kendall(x, y), s / ((n0 - xTies) * (n0 - yTies)).squareRoot(), 1e-12))
+        }
+    }
+}
+
+/// A seeded generator for test data (a 64-bit LCG; the high bits are used).
+struct TestGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return state >> 33
+    }
+}

@@ -107,45 +107,24 @@ public enum MetaEvalInput {
         var labelRecords: [String: [String: Any]] = [:]
         var labelOrder: [String] = []
         if let labels {
-            for record in try RecordReader.read(labels) {
-                if let error = record.readError {
-                    data.malformedLines += 1
-                    data.problems.append("\(labels): \(error)")
-                    continue
-                }
-                data.labelsRead += 1
-                let key = keyValue(record, options.key)
-                if labelRecords[key] != nil {
-                    data.duplicateKeys += 1
-                    data.problems.append("\(labels) line \(record.line): duplicate \(options.key) '\(key)' (the first is used)")
-                    continue
-                }
+            let records = try readKeyed(labels, key: options.key, into: &data)
+            data.labelsRead = records.read
+            for (key, record) in records.unique {
                 labelRecords[key] = record.fields
                 labelOrder.append(key)
             }
         }
         var used = Set<String>()
         for path in predictions {
-            var seen = Set<String>()
-            for record in try RecordReader.read(path) {
-                if let error = record.readError {
-                    data.malformedLines += 1
-                    data.problems.append("\(path): \(error)")
-                    continue
-                }
-                data.predictionsRead += 1
-                let key = keyValue(record, options.key)
-                if !seen.insert(key).inserted {
-                    data.duplicateKeys += 1
-                    data.problems.append("\(path) line \(record.line): duplicate \(options.key) '\(key)' (the first is used)")
-                    continue
-                }
+            let records = try readKeyed(path, key: options.key, into: &data)
+            data.predictionsRead += records.read
+            for (key, record) in records.unique {
                 let labelRecord = labels == nil ? record.fields : labelRecords[key]
+                if labelRecord != nil { used.insert(key) }
                 guard let labelRecord, let label = labelRecord[options.labelField], !(label is NSNull) else {
                     data.unmatchedPredictions.append(key)
                     continue
                 }
-                used.insert(key)
                 do {
                     data.items.append(try item(record.fields, label: label, labelRecord: labelRecord, key: key, source: path, options: options))
                 } catch {
@@ -156,6 +135,29 @@ public enum MetaEvalInput {
         }
         data.unmatchedLabels = labelOrder.filter { !used.contains($0) }
         return data
+    }
+
+    /// The readable records of a file by key, the first of each key; malformed lines and
+    /// duplicate keys are counted and described in `data`.
+    static func readKeyed(_ path: String, key: String, into data: inout JoinedData) throws
+        -> (read: Int, unique: [(String, InputRecord)]) {
+        var seen = Set<String>(), unique: [(String, InputRecord)] = [], read = 0
+        for record in try RecordReader.read(path) {
+            if let error = record.readError {
+                data.malformedLines += 1
+                data.problems.append("\(path): \(error)")
+                continue
+            }
+            read += 1
+            let value = keyValue(record, key)
+            guard seen.insert(value).inserted else {
+                data.duplicateKeys += 1
+                data.problems.append("\(path) line \(record.line): duplicate \(key) '\(value)' (the first is used)")
+                continue
+            }
+            unique.append((value, record))
+        }
+        return (read, unique)
     }
 
     static func keyValue(_ record: InputRecord, _ key: String) -> String {

@@ -124,7 +124,11 @@ extension MetaEvalReport {
             return r
         }
         var t = ReportTable(title: "By scenario", header: header, rows: names.map { row($0, byScenario[$0]!) } + [row("all", overall)])
-        if byScenario.count < 2 { t.notes.append("z: undefined with a single scenario") }
+        if byScenario.count < 2 {
+            t.notes.append("z: undefined with a single scenario")
+        } else if byScenario.values.allSatisfy({ $0.z == nil }) {
+            t.notes.append("z: undefined: every scenario has the same value")
+        }
         if let r = agrVersusMeanLabel {
             t.notes.append("Pearson r between scenario \(agrName) and mean human label: \(Self.format(r)) (the paper's Figure 1)")
         }

@@ -16,7 +16,8 @@ struct EvalJudge: ParsableCommand {
     @Option(help: "Judge only the first N records.") var limit: Int?
     @Option(help: "Map native fields to a FILE's fields, as for themis judge.") var fields: String?
     @Option(help: "single, reference, pairwise; default: from each record's fields.") var mode: JudgeMode?
-    @Option(help: "Judge output (JSONL); default: eval-<benchmark>-<model>.jsonl here.") var output: String?
+    @Option(help: "Judge output (JSONL); default: eval-<benchmark>-<model>.jsonl here, with the HTML report beside it.")
+    var output: String?
     @Flag(help: "Continue an earlier --output, judging only the records it lacks.") var resume = false
     @Flag(help: "Replace an existing --output file.") var overwrite = false
     @Option(help: "Explanation after the verdict: none, short, full (metrics need none).")
@@ -33,7 +34,8 @@ struct EvalJudge: ParsableCommand {
             let bench = try JudgeBenchmark.resolve(benchmark, fields: fields, numericPairLabels: settings.numericPairLabels)
             var records = try bench.records()
             if let limit { records = Array(records.prefix(limit)) }
-            let modelName = URL(fileURLWithPath: modelOptions.model).deletingPathExtension().lastPathComponent
+            var modelName = URL(fileURLWithPath: modelOptions.model).lastPathComponent
+            if modelName.hasSuffix(".gguf") { modelName.removeLast(5) }
             let path = output ?? "eval-\(bench.name)-\(modelName).jsonl"
             let out = try JudgeOutput.open(path, resume: resume, overwrite: overwrite)
 
@@ -54,7 +56,11 @@ struct EvalJudge: ParsableCommand {
                 let judged = Set(records.prefix(limit).map { batch.id(of: $0) })
                 data.unmatchedLabels.removeAll { !judged.contains($0) }
             }
-            try settings.report(data, title: "\(bench.name), judged by \(modelName) on \(modelOptions.device)")
+            // the HTML report goes beside the judge output unless told otherwise
+            var report = settings
+            if report.html == nil { report.html = (path.hasSuffix(".jsonl") ? String(path.dropLast(6)) : path) + ".html" }
+            try report.report(data, title: "\(bench.name), judged by \(modelName) on \(modelOptions.device)")
+            printError("themis: HTML report in \(report.html!)")
         }
     }
 }

@@ -16,14 +16,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 all: build
 
 # Installs what is missing: the Debian packages above, and Python's gguf package (the outside
-# reference for dequantisation tests).
+# reference for dequantisation tests) and openai client (the server tests drive themis serve with it).
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing $$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
-	@$(PYTHON) -c "import gguf, numpy" 2>/dev/null || $(PYTHON) -m pip install --quiet gguf numpy
+	@$(PYTHON) -c "import gguf, numpy, openai" 2>/dev/null || $(PYTHON) -m pip install --quiet gguf numpy openai
 
 models:
 	@scripts/fetch-models

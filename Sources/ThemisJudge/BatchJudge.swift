@@ -114,35 +114,11 @@ public final class BatchJudge {
                 outs[p.index]["status"] = "error"
                 outs[p.index]["error"] = "line \(line): \(error)"
             case .success(let j):
-                outs[p.index].merge(describe(j, line: line, scenarioGiven: p.scenario != nil)) { $1 }
+                outs[p.index].merge(j.record(scenarioGiven: p.scenario != nil)) { $1 }
+                if j.status != .ok { outs[p.index]["error"] = "line \(line): verdict \(j.status.rawValue)" }
             }
         }
         return outs
-    }
-
-    /// The output fields of a judgement.
-    func describe(_ j: Judgement, line: Int, scenarioGiven: Bool) -> [String: Any] {
-        var out: [String: Any] = [:]
-        out["status"] = j.status == .ok ? "ok" : "error"
-        if j.status != .ok { out["error"] = "line \(line): verdict \(j.status.rawValue)" }
-        out["parse_status"] = j.status.rawValue
-        out["mode"] = j.mode.rawValue
-        out["scenario"] = j.scenario.id
-        out["scenario_source"] = scenarioGiven ? "given" : "classified"
-        if let p = j.scenarioProbabilities { out["scenario_probabilities"] = p }
-        out["prompt_tokens"] = j.passes.map(\.promptTokens)
-        out["explanation"] = j.passes[0].explanation
-        if j.mode == .pairwise {
-            out["verdict"] = j.verdict ?? NSNull()
-            out["verdicts_by_order"] = j.verdictsByOrder ?? [:]
-            out["consistent"] = j.consistent ?? NSNull()
-            if !j.passes[0].distribution.isEmpty { out["distributions_by_order"] = j.passes.map(\.distribution) }
-        } else {
-            out["rating"] = j.rating ?? NSNull()
-            if let e = j.expectedScore { out["expected_score"] = e }
-            if !j.passes[0].distribution.isEmpty { out["distribution"] = j.passes[0].distribution }
-        }
-        return out
     }
 
     /// The judge input, mode and given scenario of a record.
@@ -241,5 +217,32 @@ public struct JudgeSummary {
             l.append("agreement with labels: \(correct)/\(labelled) (\(String(format: "%.1f", 100 * Double(correct) / Double(labelled)))%)")
         }
         return l
+    }
+}
+
+extension Judgement {
+    /// The output fields of a judgement, as `themis judge` writes them and the server returns them.
+    public func record(scenarioGiven: Bool) -> [String: Any] {
+        var out: [String: Any] = [:]
+        out["status"] = status == .ok ? "ok" : "error"
+        if status != .ok { out["error"] = "verdict \(status.rawValue)" }
+        out["parse_status"] = status.rawValue
+        out["mode"] = mode.rawValue
+        out["scenario"] = scenario.id
+        out["scenario_source"] = scenarioGiven ? "given" : "classified"
+        if let p = scenarioProbabilities { out["scenario_probabilities"] = p }
+        out["prompt_tokens"] = passes.map(\.promptTokens)
+        out["explanation"] = passes[0].explanation
+        if mode == .pairwise {
+            out["verdict"] = verdict ?? NSNull()
+            out["verdicts_by_order"] = verdictsByOrder ?? [:]
+            out["consistent"] = consistent ?? NSNull()
+            if !passes[0].distribution.isEmpty { out["distributions_by_order"] = passes.map(\.distribution) }
+        } else {
+            out["rating"] = rating ?? NSNull()
+            if let e = expectedScore { out["expected_score"] = e }
+            if !passes[0].distribution.isEmpty { out["distribution"] = passes[0].distribution }
+        }
+        return out
     }
 }

@@ -25,64 +25,79 @@ public struct GenerationResult: Sendable {
     public var prefillTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
 }
 
-extension Session {
-    /// Generates a continuation of `prompt` (token ids) into this session, which is cleared first.
-    ///
-    /// Stops at an end-of-generation token, at the first of `stop` strings (not included in the
-    /// text), after `maxTokens`, or when the context is full. `onText` receives the text as it
-    /// becomes final: whole UTF-8 characters, never text that may turn out to be a stop string.
-    public func generate(prompt: [Int32], maxTokens: Int, sampling: SamplingParameters, stop: [String] = [],
-                         onText: (String) -> Void = { _ in }) throws -> GenerationResult {
-        guard !prompt.isEmpty else { throw ModelError.emptyPrompt }
+/// One sequence's generation, a token at a time: sampling, end-of-generation, stop strings and the
+/// text that has become final. `Session.generate` drives it one sequence at a time; a server drives
+/// several, feeding each the logits of a shared forward pass.
+public struct GenerationState: Sendable {
+    /// What one step produced.
+    public struct Step: Sendable {
+        /// The sampled token when it became part of the output (nil at end of generation).
+        public var token: Int32?
+        /// Text that became final with this step (may be empty).
+        public var text: String
+        /// The token to evaluate next; nil once the generation has stopped.
+        public var next: Int32?
+    }
+
+    public let maxTokens: Int
+    public let stop: [String]
+    public private(set) var generated: [Int32] = []
+    /// The final text so far.
+    public private(set) var text = ""
+    /// Why the generation stopped; nil while it runs.
+    public private(set) var stopReason: StopReason?
+    private var sampler: Sampler
+    private var decoder: StreamingDecoder
+    private var history: [Int32]
+    private var pending = ""  // decoded text held back while it may start a stop string
+
+    public init(tokenizer: Tokenizer, prompt: [Int32], maxTokens: Int, sampling: SamplingParameters, stop: [String] = []) throws {
         guard maxTokens >= 0 else { throw ModelError.invalidSampling("max tokens must be >= 0, got \(maxTokens)") }
-        var sampler = try Sampler(sampling)
-        truncate(to: 0)
-        guard prompt.count < contextLength else {
-            throw ModelError.contextOverflow(tokens: prompt.count, context: contextLength)
+        self.maxTokens = maxTokens
+        self.stop = stop.filter { !$0.isEmpty }
+        sampler = try Sampler(sampling)
+        decoder = StreamingDecoder(tokenizer: tokenizer)
+        history = prompt
+    }
+
+    /// Samples from `logits` (the distribution after the last evaluated token). `contextFull`:
+    /// the session has no room for another token.
+    public mutating func step(logits: [Float], contextFull: Bool) -> Step {
+        guard stopReason == nil else { return Step(token: nil, text: "", next: nil) }
+        guard generated.count < maxTokens else { return Step(token: nil, text: finish(.maxTokens), next: nil) }
+        let id = sampler.sample(logits, history: history)
+        if decoder.tokenizer.isEndOfGeneration(id) { return Step(token: nil, text: finish(.endOfGeneration), next: nil) }
+        generated.append(id)
+        history.append(id)
+        pending += decoder.append(id)
+        if !stop.isEmpty, let (cut, _) = Self.firstStop(in: pending, stops: stop) {
+            let head = String(pending[..<cut])
+            text += head
+            pending = ""
+            stopReason = .stopString
+            return Step(token: id, text: head, next: nil)
         }
-        let tokenizer = model.tokenizer
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        var logits = try evaluateLast(prompt)
-        let t1 = DispatchTime.now().uptimeNanoseconds
-        var generated: [Int32] = []
-        var decoder = StreamingDecoder(tokenizer: tokenizer)
-        var text = ""       // final text so far
-        var pending = ""    // decoded text held back while it may start a stop string
-        var reason = StopReason.maxTokens
-        var history = prompt
-        loop: while generated.count < maxTokens {
-            let id = sampler.sample(logits, history: history)
-            if tokenizer.isEndOfGeneration(id) { reason = .endOfGeneration; break }
-            generated.append(id)
-            history.append(id)
-            pending += decoder.append(id)
-            if !stop.isEmpty, let (cut, _) = Self.firstStop(in: pending, stops: stop) {
-                let head = String(pending[..<cut])
-                text += head
-                onText(head)
-                pending = ""
-                reason = .stopString
-                break loop
-            }
-            let safe = stop.isEmpty ? pending.endIndex : Self.safePrefixEnd(pending, stops: stop)
-            if safe > pending.startIndex {
-                let head = String(pending[..<safe])
-                text += head
-                onText(head)
-                pending = String(pending[safe...])
-            }
-            if generated.count >= maxTokens { break }
-            if tokens.count >= contextLength { reason = .contextFull; break }
-            logits = try evaluateLast([id])
+        var released = ""
+        let safe = stop.isEmpty ? pending.endIndex : Self.safePrefixEnd(pending, stops: stop)
+        if safe > pending.startIndex {
+            released = String(pending[..<safe])
+            text += released
+            pending = String(pending[safe...])
         }
-        if reason != .stopString {
-            pending += decoder.finish()
-            text += pending
-            if !pending.isEmpty { onText(pending) }
-        }
-        let t2 = DispatchTime.now().uptimeNanoseconds
-        return GenerationResult(text: text, tokenIDs: generated, promptTokens: prompt.count, stopReason: reason,
-                                prefillSeconds: Double(t1 - t0) / 1e9, decodeSeconds: Double(t2 - t1) / 1e9)
+        if generated.count >= maxTokens { return Step(token: id, text: released + finish(.maxTokens), next: nil) }
+        if contextFull { return Step(token: id, text: released + finish(.contextFull), next: nil) }
+        return Step(token: id, text: released, next: id)
+    }
+
+    /// Stops the generation (a client went away, say); returns the text held back.
+    public mutating func cancel() -> String { stopReason == nil ? finish(.maxTokens) : "" }
+
+    private mutating func finish(_ reason: StopReason) -> String {
+        stopReason = reason
+        let rest = pending + decoder.finish()
+        pending = ""
+        text += rest
+        return rest
     }
 
     /// The earliest occurrence of any stop string in `text`.
@@ -106,5 +121,35 @@ extension Session {
             }
         }
         return end
+    }
+}
+
+extension Session {
+    /// Generates a continuation of `prompt` (token ids) into this session, which is cleared first.
+    ///
+    /// Stops at an end-of-generation token, at the first of `stop` strings (not included in the
+    /// text), after `maxTokens`, or when the context is full. `onText` receives the text as it
+    /// becomes final: whole UTF-8 characters, never text that may turn out to be a stop string.
+    public func generate(prompt: [Int32], maxTokens: Int, sampling: SamplingParameters, stop: [String] = [],
+                         onText: (String) -> Void = { _ in }) throws -> GenerationResult {
+        guard !prompt.isEmpty else { throw ModelError.emptyPrompt }
+        var state = try GenerationState(tokenizer: model.tokenizer, prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop)
+        truncate(to: 0)
+        guard prompt.count < contextLength else {
+            throw ModelError.contextOverflow(tokens: prompt.count, context: contextLength)
+        }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        var logits = try evaluateLast(prompt)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        while true {
+            let step = state.step(logits: logits, contextFull: tokens.count >= contextLength)
+            if !step.text.isEmpty { onText(step.text) }
+            guard let next = step.next else { break }
+            logits = try evaluateLast([next])
+        }
+        let t2 = DispatchTime.now().uptimeNanoseconds
+        return GenerationResult(text: state.text, tokenIDs: state.generated, promptTokens: prompt.count,
+                                stopReason: state.stopReason ?? .maxTokens,
+                                prefillSeconds: Double(t1 - t0) / 1e9, decodeSeconds: Double(t2 - t1) / 1e9)
     }
 }

@@ -94,6 +94,16 @@ struct ServeTests {
         #expect(r.status == 0, "\(r.stderr)")
     }
 
+    @Test func aFullQueueAnswers503AndALeavingClientFreesItsSequence() throws {
+        let server = try Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "2048", "--parallel", "1", "--queue", "1"])
+        defer { _ = server.stop() }
+        try #require(server.port > 0, "server did not start: \(server.log)")
+        let busy = try Self.python([server.base, "SmolLM2-135M-Instruct.Q4_1", "busy"])
+        #expect(busy.status == 0, "\(busy.stderr)")
+        let gone = try Self.python([server.base, "SmolLM2-135M-Instruct.Q4_1", "disconnect"])
+        #expect(gone.status == 0, "\(gone.stderr)")
+    }
+
     /// 32 clients, 300 requests, each checked against its prompt's own greedy answer.
     @Test func loadTestLosesAndMixesNothing() throws {
         let server = try Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "512", "--parallel", "8"])

@@ -3,7 +3,7 @@
 cases). Used by themisTests/ServeTests.swift; each subcommand exits non-zero with a message on the
 first failed check and prints one JSON line of figures on success.
 
-usage: openai_checks.py BASE_URL MODEL_ID {api,errors,load,shutdown,bench} [--key K] [--pid P]
+usage: openai_checks.py BASE_URL MODEL_ID {api,errors,load,shutdown,bench,busy,disconnect} [--key K] [--pid P]
 """
 import argparse, asyncio, json, os, signal, statistics, sys, time, urllib.error, urllib.request
 
@@ -220,6 +220,60 @@ def shutdown(a):
     print(json.dumps({"ok": True, "chunks": len(pieces), "finish": finish}))
 
 
+def busy(a):
+    """With one slot and a queue of one, a burst gets 503 with Retry-After, the rest succeed."""
+    import concurrent.futures
+    body = {"model": a.model, "messages": [{"role": "user", "content": "Tell me a long story about the sea."}],
+            "max_tokens": 48, "temperature": 0}
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda _: raw(a, "/v1/chat/completions", body), range(6)))
+    busy = [r for r in results if r[0] == 503]
+    done = [r for r in results if r[0] == 200]
+    check(busy and done and len(busy) + len(done) == 6, "statuses %r" % [r[0] for r in results])
+    for code, out, headers in busy:
+        check(out["error"]["code"] == "queue_full" and "busy" in out["error"]["message"], "503 body %r" % out)
+        check({k.lower(): v for k, v in headers.items()}.get("retry-after") == "1", "Retry-After %r" % headers)
+    code, out, _ = raw(a, "/v1/chat/completions", dict(body, max_tokens=2))
+    check(code == 200, "after the burst: %d" % code)
+    print(json.dumps({"ok": True, "served": len(done), "refused": len(busy)}))
+
+
+def gauge(a, name):
+    _, text = metrics(a)
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    check(False, "no %s in /metrics" % name)
+
+
+def disconnect(a):
+    """A client that goes away mid-generation frees its sequence (streaming and not)."""
+    import http.client, socket
+    host, port = a.base.split("//")[1].split(":")
+    for stream in (True, False):
+        before = gauge(a, "themis_generated_tokens_total")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        body = json.dumps({"model": a.model, "messages": [{"role": "user", "content": "Write a very long essay about rivers."}],
+                           "max_tokens": 1500, "temperature": 0, "stream": stream})
+        conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        if stream:
+            resp = conn.getresponse()
+            for _ in range(3):
+                resp.fp.readline()
+        else:
+            time.sleep(1.0)
+            check(gauge(a, "themis_active_sequences") == 1, "the request is not running")
+        conn.sock.shutdown(socket.SHUT_RDWR)
+        conn.close()
+        deadline = time.time() + 5
+        while time.time() < deadline and gauge(a, "themis_active_sequences") != 0:
+            time.sleep(0.05)
+        check(gauge(a, "themis_active_sequences") == 0, "the sequence still runs after its client left (stream=%s)" % stream)
+        spent = gauge(a, "themis_generated_tokens_total") - before
+        check(spent < 1000, "generated %d tokens for a client that left (stream=%s)" % (spent, stream))
+    print(json.dumps({"ok": True}))
+
+
 async def bench_async(a):
     client = AsyncOpenAI(base_url=a.base + "/v1", api_key=a.key or "none", max_retries=0, timeout=600)
     out = {}
@@ -248,7 +302,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("base")
     ap.add_argument("model")
-    ap.add_argument("what", choices=["api", "errors", "load", "shutdown", "bench"])
+    ap.add_argument("what", choices=["api", "errors", "load", "shutdown", "bench", "busy", "disconnect"])
     ap.add_argument("--key")
     ap.add_argument("--pid", type=int)
     ap.add_argument("--clients", type=int, default=32)
@@ -264,6 +318,10 @@ def main():
         asyncio.run(load_async(a))
     elif a.what == "shutdown":
         shutdown(a)
+    elif a.what == "busy":
+        busy(a)
+    elif a.what == "disconnect":
+        disconnect(a)
     else:
         asyncio.run(bench_async(a))
 

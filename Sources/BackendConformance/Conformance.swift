@@ -24,7 +24,7 @@ public enum Conformance {
 
     static var matmulCases: [ConformanceCase] {
         StorageType.allCases.flatMap { type in
-            [(1, 37), (3, 33), (8, 64), (13, 70)].map { n, m in
+            [(1, 37), (3, 33), (5, 29), (8, 64), (13, 70)].map { n, m in
                 let k = inner(type)
                 // Matmuls of a few tokens (decode, one or several sequences) on quantised weights
                 // may quantise the activations to 8 bits (as llama.cpp does), which costs about

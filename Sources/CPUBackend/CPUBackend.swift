@@ -18,7 +18,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     private var keyBlocksCount = 0
 
     /// A backend using `threads` threads (default: every core).
-    /// Matmuls of up to this many rows on quantised weights take the one-token 8-bit path per row.
+    /// Matmuls of up to this many rows are decode steps: on quantised weights the one-token 8-bit
+    /// path per row, or with f32 decode activations one weight pass for all rows.
     static let decodeRows = 8
 
     /// Whether one-token matmuls on quantised weights round the activations to 8-bit blocks (the
@@ -107,7 +108,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                      "matmul shapes x\(x.shape) w\(w.shape) y\(y.shape)")
         // one token on a quantised weight: the 8-bit path, shared with several weights
         if n <= Self.decodeRows && w.type.blockSize > 1 && roundsDecodeActivations { return matmul(x, weights: [w], into: [y]) }
-        ensureScratch(n == 1 ? 256 : 64 * k + 256)
+        ensureScratch(n == 1 ? 256 : n <= Self.decodeRows ? k + 256 : 64 * k + 256)
         dispatch(w.type, MatMulJob(pool: pool, scratch: scratch, w: rawPointer(w), rowBytes: w.rowBytes,
                                    x: pointer(x), y: pointer(y), n: n, k: k, m: m))
     }

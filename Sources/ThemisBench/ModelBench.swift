@@ -53,20 +53,28 @@ public struct ModelBench: Sendable {
         return Result(test: "pp\(n)", tokens: n, samples: samples)
     }
 
-    /// Decode of `n` tokens, one at a time, from an empty cache.
-    public func decode(_ n: Int) throws -> Result {
-        let session = try model.makeSession(contextLength: n + 16)
-        let input = tokens(n, seed: 2)
-        _ = try session.evaluateLast([input[0]])  // warm-up
+    /// Decode of `n` tokens, one at a time, from an empty cache; with `sequences` > 1, that many
+    /// sequences step together (one forward pass per step, as a server batches them) and the
+    /// figure is their tokens per second together (`tg128x8`).
+    public func decode(_ n: Int, sequences: Int = 1) throws -> Result {
+        let sessions = try (0..<sequences).map { _ in try model.makeSession(contextLength: n + 16) }
+        let inputs = (0..<sequences).map { tokens(n, seed: 2 + UInt64($0)) }
+        _ = try Session.evaluateLast(sessions, appending: inputs.map { [$0[0]] })  // warm-up
         var samples: [Double] = []
         for _ in 0..<repetitions {
-            session.truncate(to: 0)
+            for s in sessions { s.truncate(to: 0) }
             let t0 = DispatchTime.now().uptimeNanoseconds
-            for id in input { _ = try session.evaluateLast([id]) }
+            for i in 0..<n {
+                if sequences == 1 {
+                    _ = try sessions[0].evaluateLast([inputs[0][i]])
+                } else {
+                    _ = try Session.evaluateLast(sessions, appending: inputs.map { [$0[i]] })
+                }
+            }
             let t = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            samples.append(Double(n) / t)
+            samples.append(Double(n * sequences) / t)
         }
-        return Result(test: "tg\(n)", tokens: n, samples: samples)
+        return Result(test: sequences == 1 ? "tg\(n)" : "tg\(n)x\(sequences)", tokens: n * sequences, samples: samples)
     }
 }
 

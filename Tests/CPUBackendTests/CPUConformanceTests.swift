@@ -3,17 +3,46 @@ import CPUBackend
 import Testing
 import ThemisBackend
 
-/// Every conformance case on the CPU backend, with one thread and with two (the pool's paths).
+/// Every conformance case on the CPU backend, with one thread and with two (the pool's paths),
+/// and with f32 decode activations (the multi-row decode kernel).
 @Suite("CPU backend conformance", .serialized)
 struct CPUConformanceTests {
     static let twoThreads = CPUBackend(threads: 2)
     static let oneThread = CPUBackend(threads: 1)
+    static let f32Decode = CPUBackend(threads: 2, roundDecodeActivations: false)
 
     @Test(arguments: Conformance.cases)
     func matchesReference(_ c: ConformanceCase) throws {
-        for backend in [Self.twoThreads, Self.oneThread] {
+        for backend in [Self.twoThreads, Self.oneThread, Self.f32Decode] {
             let nmse = try c.nmse(on: backend)
             #expect(nmse <= c.tolerance, "\(c.name) on \(backend.device.computeUnits) threads: NMSE \(nmse) > \(c.tolerance)")
         }
+    }
+
+    /// With f32 decode activations, a row decoded with others gets exactly the numbers it gets
+    /// alone: a server's batched answers then equal a lone request's.
+    @Test(arguments: StorageType.allCases)
+    func batchedDecodeRowsEqualLoneRows(_ type: StorageType) throws {
+        let b = Self.f32Decode
+        let k = type.blockSize > 32 ? 512 : 96, m = 21
+        var r = Inputs(seed: 77 &+ UInt64(type.rawValue))
+        let box = ByteBox(r.weightBytes(type, rows: m, k: k))
+        let w = try b.makeWeight(type: type, shape: [m, k], bytes: UnsafeRawBufferPointer(box.bytes))
+        for n in [2, 4, 5, 8] {
+            let values = r.floats(n * k)
+            let x = try b.makeTensor(shape: [n, k])
+            b.write(values, to: x)
+            let y = try b.makeTensor(shape: [n, m])
+            b.matmul(x, weight: w, into: y)
+            let together = b.read(y)
+            for i in 0..<n {
+                let xi = try b.makeTensor(shape: [1, k])
+                b.write(Array(values[i * k..<(i + 1) * k]), to: xi)
+                let yi = try b.makeTensor(shape: [1, m])
+                b.matmul(xi, weight: w, into: yi)
+                #expect(b.read(yi) == Array(together[i * m..<(i + 1) * m]), "\(type) row \(i) of \(n)")
+            }
+        }
+        withExtendedLifetime(box) {}
     }
 }

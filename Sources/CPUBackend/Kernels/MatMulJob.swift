@@ -1,5 +1,6 @@
-/// `y[n, m] = x[n, k] · wᵀ`: matrix-vector rows for one token on float weights (quantised ones
-/// take `CPUBackend.matmul(_:weights:into:)`), 32-row GEMM panels for more tokens.
+/// `y[n, m] = x[n, k] · wᵀ`: matrix-vector rows for up to `CPUBackend.decodeRows` tokens (float
+/// weights, or any weights with f32 decode; quantised ones otherwise take
+/// `CPUBackend.matmul(_:weights:into:)`), 32-row GEMM panels for more tokens.
 struct MatMulJob: KernelVisitor {
     let pool: ThreadPool
     let scratch: [UnsafeMutablePointer<Float>]
@@ -16,12 +17,18 @@ struct MatMulJob: KernelVisitor {
 
     func visit<K: BlockKernel>(_ kernel: K.Type) {
         let (w, rowBytes, x, y, n, k, m, scratch) = (w, rowBytes, x, y, n, k, m, scratch)
-        if n == 1 {
+        if n <= CPUBackend.decodeRows {
+            // a token of each of a few sequences: weights read once for all of them
             let chunk = decodeChunk
             let tasks = (m + chunk - 1) / chunk
             pool.run(tasks: tasks) { t, thread in
                 let rows = t * chunk..<min(m, (t + 1) * chunk)
-                matVecRows(K.self, w: w, rowBytes: rowBytes, k: k, x: x, y: y, rows: rows, scratch: scratch[thread])
+                if n == 1 {
+                    matVecRows(K.self, w: w, rowBytes: rowBytes, k: k, x: x, y: y, rows: rows, scratch: scratch[thread])
+                } else {
+                    matVecRowsMulti(K.self, w: w, rowBytes: rowBytes, k: k, x: x, n: n, y: y, ldy: m, rows: rows,
+                                    scratch: scratch[thread])
+                }
             }
             return
         }

@@ -15,11 +15,14 @@ struct BenchModel: ParsableCommand {
     @Option(help: "Prompt tokens for the prefill test (0 = skip).") var pp: Int = 512
     @Option(help: "Tokens for the decode test (0 = skip).") var tg: Int = 128
     @Option(help: "Repetitions of each test.") var reps: Int = 3
+    @Option(help: "Sequences decoding together in the decode test (one forward pass per step, as themis serve batches them).")
+    var sequences: Int = 1
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
         if pp < 0 || tg < 0 || reps < 1 { throw ValidationError("--pp and --tg must be >= 0 and --reps >= 1") }
         if pp == 0 && tg == 0 { throw ValidationError("nothing to measure: give --pp or --tg above 0") }
+        if sequences < 1 || sequences > 64 { throw ValidationError("--sequences must be between 1 and 64") }
     }
 
     func run() throws {
@@ -30,7 +33,7 @@ struct BenchModel: ParsableCommand {
             let bench = ModelBench(model: model, repetitions: reps)
             var results: [ModelBench.Result] = []
             if pp > 0 { results.append(try bench.prefill(pp)) }
-            if tg > 0 { results.append(try bench.decode(tg)) }
+            if tg > 0 { results.append(try bench.decode(tg, sequences: sequences)) }
             let device = model.backend.device
             let sizeMiB = Double(model.file.fileSize) / Double(1 << 20)
             let name = URL(fileURLWithPath: model.file.path).lastPathComponent

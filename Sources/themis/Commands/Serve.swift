@@ -19,6 +19,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The model id clients name (default: the --model name).") var name: String?
     @OptionGroup var judgeSettings: JudgeSettings
     @Option(help: "Judge explanations: none, short, full.") var explain: JudgeOptions.Explain = .short
+    @Flag(name: .customLong("q8-decode"),
+          help: "CPU: round decode activations to 8 bits (faster for one stream; batched steps then read the weights once per sequence).")
+    var q8Decode = false
 
     func validate() throws {
         if parallel < 1 || parallel > 64 { throw ValidationError("--parallel must be between 1 and 64") }
@@ -47,6 +50,10 @@ struct Serve: AsyncParsableCommand {
             var id = name ?? URL(fileURLWithPath: modelOptions.model).lastPathComponent
             if id.hasSuffix(".gguf") { id.removeLast(5) }
             options.modelID = id
+            // f32 decode activations by default: a batched step reads each weight row once for
+            // every sequence, and every answer equals `themis generate --exact-decode`'s
+            var modelOptions = self.modelOptions
+            modelOptions.exactDecode = !q8Decode
             let model = try modelOptions.load()
             let server = try ThemisServer(model: model, judgeOptions: judgeSettings.options(explain: explain),
                                           catalogue: judgeSettings.catalogue(), options: options)

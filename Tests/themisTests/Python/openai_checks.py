@@ -166,6 +166,8 @@ def metrics(a):
 
 
 PROMPTS = ["Count from %d to %d." % (i, i + 4) for i in range(1, 31)]
+STORIES = ["a dragon who bakes bread", "a lighthouse keeper", "a lost robot", "two rival chefs", "a whale who sings",
+           "a clockmaker's apprentice", "a city under the sea", "a fox and a crow", "the last train home", "a garden on the moon"]
 
 
 async def timed(client, model, prompt, max_tokens):
@@ -292,7 +294,8 @@ async def bench_async(a):
 async def seq(client, a, s):
     tokens, latencies = 0, []
     for i in range(a.requests):
-        _, _, n, t = await timed(client, a.model, PROMPTS[(s * 7 + i) % len(PROMPTS)] + " Then say why.", a.max_tokens)
+        topic = STORIES[(s * 3 + i) % len(STORIES)]
+        _, _, n, t = await timed(client, a.model, "Write a long story about %s." % topic, a.max_tokens)
         tokens += n
         latencies.append(t)
     return tokens, latencies

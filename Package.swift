@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "ThemisBench", targets: ["ThemisBench"]),
         .library(name: "ThemisJudge", targets: ["ThemisJudge"]),
         .library(name: "ThemisServer", targets: ["ThemisServer"]),
+        .library(name: "ThemisDistill", targets: ["ThemisDistill"]),
         .library(name: "CPUBackend", targets: ["CPUBackend"]),
         .library(name: "VulkanBackend", targets: ["VulkanBackend"]),
     ],
@@ -26,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // The Backend protocol, device descriptions, storage formats and the scalar reference ops.
@@ -64,13 +67,25 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The distillation pipeline: generators (local, OpenAI-compatible HTTP), stages, selection.
+        .target(
+            name: "ThemisDistill",
+            dependencies: [
+                "ThemisJudge", "ThemisModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            resources: [.copy("Resources/seeds.json")]),
         // Op cases with tolerances, runnable on any Backend (used by each backend's tests).
         .target(name: "BackendConformance", dependencies: ["ThemisBackend"]),
         // The CLI: the only place that names concrete backends.
         .executableTarget(
             name: "themis",
             dependencies: [
-                "ThemisBackend", "ThemisModel", "ThemisJudge", "ThemisBench", "ThemisServer", "BackendConformance", "CPUBackend",
+                "ThemisBackend", "ThemisModel", "ThemisJudge", "ThemisBench", "ThemisServer", "ThemisDistill", "BackendConformance",
+                "CPUBackend",
                 "VulkanBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -81,6 +96,14 @@ let package = Package(
         .testTarget(name: "ThemisModelTests", dependencies: ["ThemisModel", "ThemisBackend", "CPUBackend", "VulkanBackend"]),
         .testTarget(name: "ThemisJudgeTests", dependencies: ["ThemisJudge", "ThemisModel"], resources: [.copy("Golden")]),
         .testTarget(name: "ThemisBenchTests", dependencies: ["ThemisBench", "ThemisJudge"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "ThemisDistillTests",
+            dependencies: [
+                "ThemisDistill", "ThemisModel", "CPUBackend",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            resources: [.copy("Fixtures")]),
         .testTarget(name: "themisTests", dependencies: ["themis"], exclude: ["Python"]),
     ]
 )

@@ -255,9 +255,10 @@ def disconnect(a):
     for stream in (True, False):
         before = gauge(a, "themis_generated_tokens_total")
         conn = http.client.HTTPConnection(host, int(port), timeout=30)
-        body = json.dumps({"model": a.model, "messages": [{"role": "user", "content": "Write a very long essay about rivers."}],
-                           "max_tokens": 1500, "temperature": 0, "stream": stream})
-        conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        # counting never ends by itself: only the cancellation can stop it before max_tokens
+        body = json.dumps({"model": a.model, "prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "max_tokens": 1500, "temperature": 0,
+                           "stream": stream})
+        conn.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
         if stream:
             resp = conn.getresponse()
             for _ in range(3):
@@ -267,12 +268,13 @@ def disconnect(a):
             check(gauge(a, "themis_active_sequences") == 1, "the request is not running")
         conn.sock.shutdown(socket.SHUT_RDWR)
         conn.close()
-        deadline = time.time() + 5
+        # generous: other test suites may be sharing the cores
+        deadline = time.time() + 30
         while time.time() < deadline and gauge(a, "themis_active_sequences") != 0:
             time.sleep(0.05)
         check(gauge(a, "themis_active_sequences") == 0, "the sequence still runs after its client left (stream=%s)" % stream)
         spent = gauge(a, "themis_generated_tokens_total") - before
-        check(spent < 1000, "generated %d tokens for a client that left (stream=%s)" % (spent, stream))
+        check(spent < 1200, "generated %d tokens for a client that left (stream=%s)" % (spent, stream))
     print(json.dumps({"ok": True}))
 
 

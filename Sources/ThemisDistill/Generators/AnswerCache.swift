@@ -1,0 +1,59 @@
+import Foundation
+
+/// What a cached answer was for: the endpoint, the model and the whole request.
+struct CacheKey: Codable, Equatable, Sendable {
+    var endpoint: String
+    var model: String
+    var spec: GenerationSpec
+
+    /// Canonical bytes (sorted keys), hashed for the file name.
+    var canonical: Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(self)) ?? Data()
+    }
+
+    /// 64-bit FNV-1a of the canonical bytes, in hex. A file also stores its full key, which a
+    /// read compares, so two requests sharing a hash can never share an answer.
+    var fileName: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in canonical { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return String(format: "%016llx.json", h)
+    }
+}
+
+/// Answers on disk, one file per request, written atomically (temporary file, then rename).
+struct AnswerCache: Sendable {
+    let directory: URL
+
+    struct Entry: Codable { var key: CacheKey; var answer: GeneratedText }
+
+    init(directory: String) throws {
+        self.directory = URL(fileURLWithPath: directory)
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+    }
+
+    func read(_ key: CacheKey) -> GeneratedText? {
+        guard let data = try? Data(contentsOf: directory.appendingPathComponent(key.fileName)),
+              let entry = try? JSONDecoder().decode(Entry.self, from: data), entry.key == key else { return nil }
+        return entry.answer
+    }
+
+    func write(_ key: CacheKey, _ answer: GeneratedText) throws {
+        let data = try JSONEncoder().encode(Entry(key: key, answer: answer))
+        try AtomicFile.write(data, to: directory.appendingPathComponent(key.fileName))
+    }
+}
+
+/// Crash-safe whole-file writes: a reader sees the old file or the new one, never a part.
+enum AtomicFile {
+    static func write(_ data: Data, to url: URL) throws {
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
+        try data.write(to: temporary)
+        if FileManager.default.fileExists(atPath: url.path) {
+            _ = try FileManager.default.replaceItemAt(url, withItemAt: temporary)
+        } else {
+            try FileManager.default.moveItem(at: temporary, to: url)
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import ThemisJudge
+
+extension Pipeline {
+    /// Data augmentation (the paper's Section 5, guideline 2): every rated record is kept, and
+    /// also (a) mapped onto other rating scales, (b) for a share of records, re-prompted with a
+    /// random subset of its scenario's criteria and the overall score re-derived by least squares
+    /// on the per-criterion scores, (c) with paraphrased criteria when a paraphrase generator is set.
+    func augment() async throws -> StageManifest {
+        let selected = try requireStage("select")
+        let c = config.augment
+        var rng = SplitMix(seed: UInt64(bitPattern: Int64(config.seed)) &+ 17)
+        // the regression, fitted per scenario on records whose every criterion was scored;
+        // every fifth record held out for its MAE
+        var regressions: [String: OverallScoreRegression] = [:]
+        var maes: [String: Double] = [:]
+        for (scenarioID, group) in Dictionary(grouping: selected.filter { $0["criteria_scores"] != nil }, by: { $0["scenario"] as! String }) {
+            guard let scenario = catalogue.scenario(named: scenarioID) else { continue }
+            let names = scenario.criteria.map(\.name)
+            let rows = group.compactMap { r -> (criteria: [String: Double], overall: Double)? in
+                let scores = (r["criteria_scores"] as! [String: Any]).compactMapValues { ($0 as? NSNumber)?.doubleValue }
+                guard names.allSatisfy({ scores[$0] != nil }), let s = (r["score"] as? NSNumber)?.doubleValue else { return nil }
+                return (scores, s)
+            }
+            let train = rows.enumerated().filter { $0.offset % 5 != 4 }.map(\.element)
+            let held = rows.enumerated().filter { $0.offset % 5 == 4 }.map(\.element)
+            if let fit = OverallScoreRegression.fit(train, criteria: names) {
+                regressions[scenarioID] = fit
+                if let mae = fit.meanAbsoluteError(held, scale: 1...5) { maes[scenarioID] = mae }
+            }
+        }
+        var out: [Record] = []
+        var notes: [String: Int] = [:]
+        for r in selected {
+            var base: Record = r.mapValues { $0 as! any Sendable }
+            base["augmentation"] = "original"
+            out.append(base)
+            guard let score = (r["score"] as? NSNumber)?.intValue, let scenario = catalogue.scenario(named: r["scenario"] as! String),
+                  let mode = JudgeMode(rawValue: r["mode"] as! String), mode != .pairwise else { continue }
+            let input = JudgeInput(instruction: r["instruction"] as! String, conversation: [], response: r["response"] as? String,
+                                   responseA: nil, responseB: nil, reference: r["reference"] as? String)
+            let judgement = r["judgement"] as! String
+            for name in c.scales {
+                let mapping = RatingScaleMapping(rawValue: name)!
+                guard let mapped = mapping.map(score), let scale = try? RatingScale(lower: mapping.range.lowerBound, upper: mapping.range.upperBound) else { continue }
+                var m = base
+                m["id"] = (r["id"] as! String) + "-scale-" + name
+                m["augmentation"] = "scale " + name
+                m["prompt"] = PromptBuilder.build(mode: mode, scenario: scenario, scale: scale, input: input).text
+                m["judgement"] = Self.remapScores(judgement, mapping)
+                m["score"] = mapped
+                out.append(m)
+            }
+            // criteria dropping: keep a random non-empty subset, re-derive the overall score
+            if Double(rng.next() % 1000) / 1000 < c.drop_criteria, scenario.criteria.count > 1 {
+                guard let scores = (r["criteria_scores"] as? [String: Any])?.compactMapValues({ ($0 as? NSNumber)?.doubleValue }) else {
+                    notes["criteria dropping skipped: no per-criterion scores", default: 0] += 1
+                    continue
+                }
+                let keep = scenario.criteria.filter { _ in rng.next() % 2 == 0 }
+                let subset = keep.isEmpty ? [scenario.criteria[0]] : keep
+                guard subset.count < scenario.criteria.count,
+                      let fit = OverallScoreRegression.fit(Self.rows(selected, scenario: scenario.id, criteria: subset.map(\.name)),
+                                                           criteria: subset.map(\.name)),
+                      let derived = fit.rating(scores, scale: 1...5) else {
+                    notes["criteria dropping skipped: no regression for the subset", default: 0] += 1
+                    continue
+                }
+                var reduced = scenario
+                reduced.criteria = subset
+                var m = base
+                m["id"] = (r["id"] as! String) + "-criteria"
+                m["augmentation"] = "criteria \(subset.count)/\(scenario.criteria.count)"
+                m["prompt"] = PromptBuilder.build(mode: mode, scenario: reduced, scale: .standard, input: input).text
+                m["judgement"] = Self.replaceVerdict(judgement, with: derived)
+                m["score"] = derived
+                out.append(m)
+            }
+        }
+        let items = out.map { WorkItem(id: $0["id"] as! String, payload: $0) }
+        let runner = runner("augment", [PipelineConfig.hash(c), String(config.seed)], concurrency: 1)
+        var manifest = try await runner.run(items) { .records([$0.payload]) }
+        for (k, v) in maes { manifest.counts["regression_mae_x1000_\(k)"] = Int((v * 1000).rounded()) }
+        manifest.dropped.merge(notes) { $0 + $1 }
+        try manifest.write(to: runner.manifestPath)
+        return manifest
+    }
+
+    static func rows(_ records: [[String: Any]], scenario: String, criteria: [String]) -> [(criteria: [String: Double], overall: Double)] {
+        records.compactMap { r in
+            guard r["scenario"] as? String == scenario,
+                  let scores = (r["criteria_scores"] as? [String: Any])?.compactMapValues({ ($0 as? NSNumber)?.doubleValue }),
+                  criteria.allSatisfy({ scores[$0] != nil }), let s = (r["score"] as? NSNumber)?.doubleValue else { return nil }
+            return (scores, s)
+        }
+    }
+
+    /// Every `[[n]]` of a judgement mapped onto another scale.
+    static func remapScores(_ text: String, _ mapping: RatingScaleMapping) -> String {
+        var out = "", rest = Substring(text)
+        while let open = rest.range(of: "[["), let close = rest[open.upperBound...].range(of: "]]") {
+            out += rest[..<open.upperBound]
+            let inner = rest[open.upperBound..<close.lowerBound]
+            out += Int(inner).flatMap(mapping.map).map(String.init) ?? String(inner)
+            out += "]]"
+            rest = rest[close.upperBound...]
+        }
+        return out + rest
+    }
+
+    /// The judgement with its first `[[n]]` (the overall verdict) replaced.
+    static func replaceVerdict(_ text: String, with score: Int) -> String {
+        guard let open = text.range(of: "[["), let close = text[open.upperBound...].range(of: "]]") else { return text }
+        return String(text[..<open.upperBound]) + String(score) + String(text[close.lowerBound...])
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import ThemisJudge
+import ThemisModel
+
+/// The distillation pipeline over a directory: each stage reads the previous stage's JSONL and
+/// writes its own (`synthesize.jsonl`, `instructions.jsonl`, `respond.jsonl`, `grade.jsonl`,
+/// `select.jsonl`, `augment.jsonl`, then `export/`), each with a manifest; every stage resumes.
+public final class Pipeline: @unchecked Sendable {
+    public static let stages = ["synthesize", "respond", "grade", "select", "augment", "export"]
+
+    public let config: PipelineConfig
+    public let directory: String
+    public let generators: [String: any TextGenerator]
+    /// The local model scoring IFD (`select.ifd_model`), if any.
+    public let ifdModel: LanguageModel?
+    public let catalogue: ScenarioCatalogue
+    /// Stage, done, total: called as items finish.
+    public var progress: (@Sendable (String, Int, Int) -> Void)?
+
+    public init(config: PipelineConfig, directory: String, generators: [String: any TextGenerator], ifdModel: LanguageModel?,
+                catalogue: ScenarioCatalogue) {
+        self.config = config
+        self.directory = directory
+        self.generators = generators
+        self.ifdModel = ifdModel
+        self.catalogue = catalogue
+    }
+
+    func path(_ name: String) -> String { directory + "/" + name }
+
+    /// The progress callback of one stage.
+    func reporter(_ stage: String) -> (@Sendable (Int, Int) -> Void)? {
+        guard let progress else { return nil }
+        return { progress(stage, $0, $1) }
+    }
+
+    func runner(_ stage: String, _ part: some Encodable, concurrency: Int) -> StageRunner {
+        StageRunner(stage: stage, directory: directory, configHash: PipelineConfig.hash(part), concurrency: concurrency)
+    }
+
+    /// Runs every stage in order (completed ones are skipped, cut ones resumed).
+    public func runAll() async throws -> [StageManifest] {
+        var out: [StageManifest] = []
+        for stage in Self.stages { out.append(try await run(stage)) }
+        return out
+    }
+
+    public func run(_ stage: String) async throws -> StageManifest {
+        switch stage {
+        case "synthesize": return try await synthesize()
+        case "respond": return try await respond()
+        case "grade": return try await grade()
+        case "select": return try await select()
+        case "augment": return try await augment()
+        case "export": return try await export()
+        default: throw DistillError.config("unknown stage '\(stage)' (stages: \(Self.stages.joined(separator: ", ")))")
+        }
+    }
+
+    func generator(_ name: String) throws -> any TextGenerator {
+        guard let g = generators[name] else { throw DistillError.config("no generator '\(name)'") }
+        return g
+    }
+
+    func concurrency(of name: String) -> Int { config.generators[name]?.concurrency ?? (config.generators[name]?.url != nil ? 4 : 1) }
+
+    /// A seed per item, from the pipeline seed and the item id (the same on every run).
+    func seed(_ id: String) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(bitPattern: Int64(config.seed))
+        for byte in id.utf8 { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return Int(h % 1_000_000_007)
+    }
+
+    func requireStage(_ stage: String) throws -> [[String: Any]] {
+        guard let m = StageManifest.read(path(stage + ".manifest.json")), m.complete else {
+            throw DistillError.config("stage \(stage) has not completed in \(directory): run it first")
+        }
+        return try StageRunner.records(path(stage + ".jsonl"))
+    }
+
+    // MARK: synthesize
+
+    func synthesize() async throws -> StageManifest {
+        let synthesizer = try Synthesizer(catalogue: catalogue, config: config.synthesize)
+        let passages = try Synthesizer.passages(config.synthesize.passages)
+        let items = synthesizer.workItems(passages: passages, seed: config.seed)
+        let g = try generator(config.synthesize.generator)
+        let c = config.synthesize
+        let runner = runner("synthesize", [PipelineConfig.hash(c), String(config.seed)], concurrency: concurrency(of: c.generator))
+        var manifest = try await runner.run(items, progress: reporter("synthesize")) { (item: WorkItem) async -> ItemOutcome in
+            do {
+                let spec = GenerationSpec.user(try synthesizer.prompt(item), maxTokens: c.max_tokens, temperature: c.temperature,
+                                               seed: self.seed(item.id))
+                let answer = try await g.generate(spec)
+                let passage = item.payload["passage"] as? String
+                let lines = Synthesizer.parseList(answer.text)
+                if lines.isEmpty { return .failed("no numbered instructions in the generator's answer") }
+                return .records(lines.enumerated().map { k, line in
+                    var r: Record = ["id": "\(item.id)-\(k + 1)", "scenario": item.payload["scenario"]!, "method": item.payload["method"]!,
+                                     "instruction": line, "generator": g.name]
+                    if let pid = item.payload["passage_id"] { r["passage_id"] = pid }
+                    if let why = Synthesizer.invalidity(line, passage: passage) { r["dropped"] = why }
+                    return r
+                })
+            } catch {
+                return .failed("\(error)")
+            }
+        }
+        // validity and de-duplication over the whole stage, in order
+        let all = try StageRunner.records(path("synthesize.jsonl"))
+        var dropped: [String: Int] = [:]
+        let valid = all.filter { r in
+            if let why = r["dropped"] as? String { dropped[why.hasPrefix("too short") ? "too short" : why, default: 0] += 1; return false }
+            return true
+        }
+        let dedup = Deduplicator(n: c.dedup_ngram, threshold: c.dedup_threshold)
+        let (kept, dups) = dedup.filter(valid.map { (id: $0["id"] as! String, text: $0["instruction"] as! String) })
+        dropped["duplicate", default: 0] += dups.count
+        let keep = Set(kept)
+        let writer = try JSONLWriter(path: path("instructions.jsonl"), resume: false)
+        for r in valid where keep.contains(r["id"] as! String) { try writer.append(r) }
+        try writer.close()
+        manifest.counts["instructions"] = kept.count
+        manifest.dropped.merge(dropped) { $0 + $1 }
+        try manifest.write(to: runner.manifestPath)
+        let reasons = all.compactMap { r in (r["dropped"] as? String).map { ["id": r["id"] as! String, "reason": $0] } }
+            + dups.map { ["id": $0.id, "reason": $0.reason] }
+        try JSONSerialization.data(withJSONObject: reasons, options: [.prettyPrinted, .sortedKeys])
+            .write(to: URL(fileURLWithPath: path("synthesize.dropped.json")))
+        return manifest
+    }
+
+    // MARK: respond
+
+    func respond() async throws -> StageManifest {
+        guard FileManager.default.fileExists(atPath: path("instructions.jsonl")) else {
+            throw DistillError.config("no instructions.jsonl in \(directory): run synthesize first")
+        }
+        _ = try requireStage("synthesize")
+        let instructions = try JSONLReader.read(path("instructions.jsonl"))
+        let c = config.respond
+        var items: [WorkItem] = []
+        for r in instructions {
+            for name in c.generators {
+                items.append(WorkItem(id: "resp-\(r["id"] as! String)-\(name)", payload: [
+                    "instruction_id": r["id"] as! String, "scenario": r["scenario"] as! String, "instruction": r["instruction"] as! String,
+                    "generator": name,
+                ]))
+            }
+        }
+        var gens: [String: any TextGenerator] = [:]
+        for name in c.generators { gens[name] = try generator(name) }
+        let responders = gens
+        let width = c.generators.map(concurrency(of:)).max() ?? 1
+        return try await runner("respond", c, concurrency: width).run(items, progress: reporter("respond")) { (item: WorkItem) async -> ItemOutcome in
+            let name = item.payload["generator"] as! String
+            do {
+                let answer = try await responders[name]!.generate(GenerationSpec.user(item.payload["instruction"] as! String, maxTokens: c.max_tokens,
+                                                                                temperature: c.temperature, seed: self.seed(item.id)))
+                guard !answer.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return .failed("empty response") }
+                var r = item.payload
+                r["id"] = item.id
+                r["response"] = answer.text
+                r["finish_reason"] = answer.finishReason
+                r["model"] = answer.model
+                return .records([r])
+            } catch {
+                return .failed("\(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import ThemisDistill
+import ThemisJudge
+import ThemisModel
+
+struct Distill: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build judge training data: synthesize instructions, collect responses, grade with a teacher, select, augment, export.",
+        subcommands: [DistillRun.self, DistillStage.self])
+}
+
+/// `--config` and `--output`, and the generators a configuration names.
+struct DistillOptions: ParsableArguments {
+    @Option(help: "Pipeline configuration (YAML).") var config: String
+    @Option(help: "Output directory (stages resume from what is there).") var output: String
+
+    /// The configuration, the generators (local models on their devices, endpoints with an answer
+    /// cache in the output directory) and the IFD model.
+    func pipeline() throws -> Pipeline {
+        let config = try PipelineConfig.load(self.config)
+        var models: [String: LanguageModel] = [:]
+        var generators: [String: any TextGenerator] = [:]
+        for (name, g) in config.generators {
+            if let local = g.local {
+                var options = try ModelOptions.parse(["--model", local, "--device", g.device ?? "auto"])
+                options.exactDecode = false
+                let model = try options.load()
+                models[name] = model
+                generators[name] = try LocalGenerator(model: model, name: name)
+            } else {
+                var o = HTTPGeneratorOptions(baseURL: g.url!, model: g.model ?? "default")
+                o.apiKeyEnv = g.api_key_env
+                o.concurrency = g.concurrency ?? 4
+                o.requestsPerSecond = g.requests_per_second
+                o.maxAttempts = g.max_attempts ?? 5
+                o.timeout = g.timeout_seconds ?? 120
+                o.cacheDirectory = output + "/cache/" + name
+                generators[name] = try HTTPGenerator(options: o)
+            }
+        }
+        let pipeline = Pipeline(config: config, directory: output, generators: generators,
+                                ifdModel: config.select.ifd_model.flatMap { models[$0] }, catalogue: try ScenarioCatalogue.bundled())
+        if isatty(STDERR_FILENO) != 0 {
+            let start = Date()
+            pipeline.progress = { stage, done, total in
+                let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-3)
+                FileHandle.standardError.write(Data(String(format: "\u{1B}[2K\r%@ %d/%d  %.2f/s", stage, done, total, rate).utf8))
+                if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+            }
+        }
+        return pipeline
+    }
+
+    static func report(_ m: StageManifest) {
+        let counts = m.counts.keys.sorted().map { "\($0) \(m.counts[$0]!)" }.joined(separator: ", ")
+        var line = "\(m.stage): \(counts)"
+        if !m.dropped.isEmpty { line += "; dropped: " + m.dropped.keys.sorted().map { "\($0) (\(m.dropped[$0]!))" }.joined(separator: ", ") }
+        print(line)
+    }
+
+    static func shutdown(_ pipeline: Pipeline) async {
+        for g in pipeline.generators.values { try? await (g as? HTTPGenerator)?.shutdown() }
+    }
+}
+
+struct DistillRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run every stage (finished ones are skipped, cut ones resumed).")
+    @OptionGroup var options: DistillOptions
+
+    func run() async throws {
+        do {
+            let pipeline = try options.pipeline()
+            defer { Task { await DistillOptions.shutdown(pipeline) } }
+            for stage in Pipeline.stages { DistillOptions.report(try await pipeline.run(stage)) }
+            print("export: \(options.output)/export (openai.jsonl, sharegpt.json, alpaca.json, README.md)")
+        } catch {
+            exitWithError(error)
+        }
+    }
+}
+
+struct DistillStage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stage", abstract: "Run one stage: synthesize, respond, grade, select, augment or export.")
+    @Argument(help: "The stage.") var stage: String
+    @OptionGroup var options: DistillOptions
+
+    func validate() throws {
+        if !Pipeline.stages.contains(stage) { throw ValidationError("unknown stage '\(stage)' (stages: \(Pipeline.stages.joined(separator: ", ")))") }
+    }
+
+    func run() async throws {
+        do {
+            let pipeline = try options.pipeline()
+            DistillOptions.report(try await pipeline.run(stage))
+            await DistillOptions.shutdown(pipeline)
+        } catch {
+            exitWithError(error)
+        }
+    }
+}

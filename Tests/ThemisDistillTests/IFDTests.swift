@@ -1,0 +1,85 @@
+import CPUBackend
+import Foundation
+import Testing
+import ThemisDistill
+import ThemisModel
+
+/// IFD against the scoring API and against llama.cpp's log-probabilities.
+@Suite("distillation: IFD", .serialized)
+struct IFDTests {
+    static let models = ProcessInfo.processInfo.environment["THEMIS_MODELS"].flatMap { $0.isEmpty ? nil : $0 }
+        ?? NSHomeDirectory() + "/.cache/themis/models"
+    static let files = ["SmolLM2-135M-Instruct.Q4_1.gguf", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"]
+    static let records = [
+        ("What is the capital of France?", "The capital of France is Paris."),
+        ("Write a haiku about autumn leaves.", "Red leaves drift and fall,\nwhispering to the cold ground,\nautumn says goodbye."),
+        ("List three prime numbers.", "Bananas are yellow and grow in bunches."),
+    ]
+
+    static func model(_ file: String) throws -> LanguageModel {
+        try LanguageModel(path: models + "/" + file, backend: CPUBackend(), contextLength: 1024)
+    }
+
+    @Test(arguments: files) func ifdEqualsTheScoringAPI(_ file: String) throws {
+        let model = try Self.model(file)
+        let scorer = try IFDScorer(model: model)
+        let session = try model.makeSession()
+        var inputs: [[String: Any]] = []
+        for (q, a) in Self.records {
+            let s = try scorer.score(instruction: q, answer: a)
+            let answer = scorer.answerTokens(a)
+            let conditioned = try session.logProbabilities(prefix: scorer.conditionedPrefix(q), continuation: answer)
+            let unconditioned = try session.logProbabilities(prefix: scorer.startToken, continuation: answer)
+            let ce = { (lp: [Float]) in -lp.reduce(0.0) { $0 + Double($1) } / Double(lp.count) }
+            #expect(s.conditioned == ce(conditioned) && s.unconditioned == ce(unconditioned))
+            #expect(s.ifd == ce(conditioned) / ce(unconditioned))
+            #expect(s.answerTokens == answer.count)
+            inputs.append(["model_file": file, "instruction": q, "answer_text": a, "conditioned_prefix": scorer.conditionedPrefix(q).map(Int.init),
+                           "start": scorer.startToken.map(Int.init), "answer": answer.map(Int.init)])
+        }
+        // the off-topic answer is the one the instruction helps least
+        let ifds = try Self.records.map { try scorer.score(instruction: $0.0, answer: $0.1).ifd }
+        #expect(ifds[2] > ifds[0], "\(ifds)")
+        let ppl = try IFDScorer(model: model, metric: .perplexityRatio).score(instruction: Self.records[0].0, answer: Self.records[0].1)
+        #expect(abs(ppl.ifd - Foundation.exp(ppl.conditioned - ppl.unconditioned)) < 1e-12)
+        if let path = ProcessInfo.processInfo.environment["THEMIS_WRITE_IFD_INPUT"] {
+            var all = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))) as? [[String: Any]] ?? []
+            all.removeAll { $0["model_file"] as? String == file }
+            try JSONSerialization.data(withJSONObject: all + inputs).write(to: URL(fileURLWithPath: path))
+        }
+    }
+
+    /// llama.cpp's log-probabilities of the same tokens (scripts/ifd-reference.py). llama.cpp rounds
+    /// activations to 8 bits inside its quantised matmuls, we keep them in f32 when scoring, so
+    /// the two differ by that rounding: measured, per-token values within 0.22 nats, mean
+    /// cross-entropies within 1.9% and IFD within 1.5% (relative; 3.4% of a tiny 0.0027). The bounds: 0.3 nats,
+    /// 3%, 2.5% + 0.001.
+    @Test func ifdAgreesWithLlamaCpp() throws {
+        let url = try #require(Bundle.module.url(forResource: "Fixtures/ifd-reference", withExtension: "json"))
+        let reference = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let records = try #require(reference["records"] as? [[String: Any]])
+        #expect(records.count == 6)
+        for file in Self.files {
+            let model = try Self.model(file)
+            let scorer = try IFDScorer(model: model)
+            let session = try model.makeSession()
+            for r in records where r["model_file"] as? String == file {
+                let prefix = (r["conditioned_prefix"] as! [Int]).map(Int32.init), start = (r["start"] as! [Int]).map(Int32.init)
+                let answer = (r["answer"] as! [Int]).map(Int32.init)
+                #expect(prefix == scorer.conditionedPrefix(r["instruction"] as! String), "the prompt tokens changed: regenerate the fixture")
+                let ours = try session.logProbabilities(prefix: prefix, continuation: answer)
+                let theirs = r["llama_conditioned"] as! [Double]
+                let worst = zip(ours, theirs).map { abs(Double($0) - $1) }.max()!
+                #expect(worst < 0.3, "\(file): conditioned log-probabilities differ by up to \(worst)")
+                let s = try scorer.score(instruction: r["instruction"] as! String, answer: r["answer_text"] as! String)
+                let ceC = -theirs.reduce(0, +) / Double(theirs.count)
+                let u = r["llama_unconditioned"] as! [Double]
+                let ceU = -u.reduce(0, +) / Double(u.count)
+                #expect(abs(s.conditioned - ceC) <= 0.03 * ceC && abs(s.unconditioned - ceU) <= 0.03 * ceU, "\(file): \(s) vs \(ceC), \(ceU)")
+                let llamaIFD = r["llama_ifd"] as! Double
+                #expect(abs(s.ifd - llamaIFD) <= 0.025 * llamaIFD + 0.001, "\(file): IFD \(s.ifd) vs \(llamaIFD)")
+                _ = start
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+
+/// `themis distill` end to end with the two small models and a real `themis serve` as the teacher.
+@Suite("command line: distill", .serialized)
+struct DistillTests {
+    static func directory(_ name: String) -> String {
+        NSTemporaryDirectory() + "themis-distill-\(UUID().uuidString)-\(name)"
+    }
+
+    static func config(teacher: String, passages: String) -> String {
+        """
+        seed: 3
+        generators:
+          smol: {local: \(CLI.smollm), device: cpu}
+          qwen: {local: \(CLI.models)/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf, device: cpu}
+          teacher: {url: "\(teacher)/v1", model: teacher, concurrency: 4, max_attempts: 3, timeout_seconds: 120}
+        synthesize:
+          generator: smol
+          passages: [\(passages)]
+          reference_scenarios: {close_qa: 3, open_qa: 3}
+          quizzes: {math_qa: 2}
+          per_call: 2
+          max_tokens: 96
+        respond:
+          generators: [smol, qwen]
+          max_tokens: 48
+        grade:
+          teacher: teacher
+          modes: [single, pairwise]
+          max_tokens: 96
+        select:
+          ifd_model: smol
+          strategy: ifd
+          max_score_share: 0.6
+        augment:
+          drop_criteria: 0.5
+        """
+    }
+
+    @Test func wholePipelineWritesAllThreeFormats() throws {
+        let server = try ServeTests.Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "2048", "--name", "teacher"])
+        defer { _ = server.stop() }
+        try #require(server.port > 0, "teacher did not start: \(server.log)")
+        let out = Self.directory("run")
+        let configPath = out + ".yaml"
+        let passages = CLI.root.appendingPathComponent("examples/distill-passages.jsonl").path
+        try Data(Self.config(teacher: server.base, passages: passages).utf8).write(to: URL(fileURLWithPath: configPath))
+        let o = try CLI.run(["distill", "run", "--config", configPath, "--output", out], timeout: 900)
+        #expect(o.status == 0, "stderr: \(o.stderr)\nstdout: \(o.stdout)")
+        for stage in ["synthesize", "respond", "grade", "select", "augment", "export"] {
+            let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/\(stage).manifest.json"))) as? [String: Any])
+            #expect(manifest["complete"] as? Bool == true, "\(stage)")
+        }
+        // OpenAI messages: a user prompt and the teacher's answer, spans covering the answer
+        let lines = try String(contentsOfFile: out + "/export/openai.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(!lines.isEmpty, "no samples: \(o.stdout)")
+        for line in lines {
+            let sample = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let messages = try #require(sample["messages"] as? [[String: String]])
+            #expect(messages.map { $0["role"]! } == ["user", "assistant"])
+            let spans = try #require(sample["spans"] as? [[String: Any]])
+            #expect(spans.last?["end"] as? Int == messages[1]["content"]!.utf16.count)
+            #expect(spans.contains { $0["kind"] as? String == "score" })
+        }
+        let share = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/export/sharegpt.json"))) as? [[String: Any]])
+        #expect(share.count == lines.count && (share[0]["conversations"] as? [[String: String]])?.first?["from"] == "human")
+        let alpaca = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/export/alpaca.json"))) as? [[String: Any]])
+        #expect(alpaca.count == lines.count && alpaca.allSatisfy { ($0["output"] as? String)?.isEmpty == false })
+        let card = try String(contentsOfFile: out + "/export/README.md", encoding: .utf8)
+        #expect(card.contains("## Scenario") && card.contains("## IFD") && card.contains("## Source model"))
+        // a second run finds every stage done and changes nothing
+        let before = try Data(contentsOf: URL(fileURLWithPath: out + "/grade.jsonl"))
+        let again = try CLI.run(["distill", "run", "--config", configPath, "--output", out], timeout: 600)
+        #expect(again.status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/grade.jsonl")) == before)
+    }
+
+    @Test func killedStageResumesToTheSameOutput() throws {
+        let passages = CLI.root.appendingPathComponent("examples/distill-passages.jsonl").path
+        let whole = Self.directory("whole"), cut = Self.directory("cut")
+        let configPath = whole + ".yaml"
+        try Data(Self.config(teacher: "http://127.0.0.1:9", passages: passages).utf8).write(to: URL(fileURLWithPath: configPath))
+        let o = try CLI.run(["distill", "stage", "synthesize", "--config", configPath, "--output", whole], timeout: 600)
+        #expect(o.status == 0, "\(o.stderr)")
+        // the same stage, killed once its output has a few lines, then run again
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = ["distill", "stage", "synthesize", "--config", configPath, "--output", cut]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(300)
+        while p.isRunning && Date() < deadline {
+            if let text = try? String(contentsOfFile: cut + "/synthesize.jsonl", encoding: .utf8), text.split(separator: "\n").count >= 3 { break }
+            usleep(20_000)
+        }
+        #expect(p.isRunning, "the stage finished before it could be killed")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let resumed = try CLI.run(["distill", "stage", "synthesize", "--config", configPath, "--output", cut], timeout: 600)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        for file in ["synthesize.jsonl", "instructions.jsonl"] {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(cut)/\(file)")) == Data(contentsOf: URL(fileURLWithPath: "\(whole)/\(file)")), "\(file)")
+        }
+    }
+
+    @Test func badConfigurationsSayWhy() throws {
+        let path = Self.directory("bad") + ".yaml"
+        for (yaml, message) in [
+            ("generators: {a: {local: x}}\nsynthesize: {generator: b}\n", "synthesize.generator: no generator 'b'"),
+            ("generators: {a: {local: x}}\nsynthesize: {generator: a, colour: red}\n", "unknown key 'synthesize.colour'"),
+            ("generators: [1, 2\n", "not valid YAML"),
+        ] {
+            try Data(yaml.utf8).write(to: URL(fileURLWithPath: path))
+            let o = try CLI.run(["distill", "run", "--config", path, "--output", Self.directory("bad-out")])
+            #expect(o.status == 1 && o.stderr.contains(message), "\(yaml): \(o.stderr)")
+        }
+    }
+}

@@ -4,6 +4,11 @@ import Foundation
 public struct Criterion: Codable, Sendable, Equatable {
     public var name: String
     public var definition: String
+
+    public init(name: String, definition: String) {
+        self.name = name
+        self.definition = definition
+    }
 }
 
 /// A use scenario of the paper (close QA, creative writing, ...) with its criteria, most

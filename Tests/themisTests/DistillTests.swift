@@ -39,7 +39,9 @@ struct DistillTests {
     }
 
     @Test func wholePipelineWritesAllThreeFormats() throws {
-        let server = try ServeTests.Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "2048", "--name", "teacher"])
+        // Qwen2.5-0.5B writes the verdict sentence the judge prompts ask for; SmolLM2-135M does not
+        let server = try ServeTests.Server(["--model", CLI.models + "/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "--device", "cpu",
+                                            "--ctx-size", "2048", "--name", "teacher"])
         defer { _ = server.stop() }
         try #require(server.port > 0, "teacher did not start: \(server.log)")
         let out = Self.directory("run")
@@ -81,12 +83,12 @@ struct DistillTests {
         let whole = Self.directory("whole"), cut = Self.directory("cut")
         let configPath = whole + ".yaml"
         try Data(Self.config(teacher: "http://127.0.0.1:9", passages: passages).utf8).write(to: URL(fileURLWithPath: configPath))
-        let o = try CLI.run(["distill", "stage", "synthesize", "--config", configPath, "--output", whole], timeout: 600)
+        let o = try CLI.run(["distill", "synthesize", "--config", configPath, "--output", whole], timeout: 600)
         #expect(o.status == 0, "\(o.stderr)")
         // the same stage, killed once its output has a few lines, then run again
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CLI.binary)
-        p.arguments = ["distill", "stage", "synthesize", "--config", configPath, "--output", cut]
+        p.arguments = ["distill", "synthesize", "--config", configPath, "--output", cut]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -98,7 +100,7 @@ struct DistillTests {
         #expect(p.isRunning, "the stage finished before it could be killed")
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
-        let resumed = try CLI.run(["distill", "stage", "synthesize", "--config", configPath, "--output", cut], timeout: 600)
+        let resumed = try CLI.run(["distill", "synthesize", "--config", configPath, "--output", cut], timeout: 600)
         #expect(resumed.status == 0, "\(resumed.stderr)")
         for file in ["synthesize.jsonl", "instructions.jsonl"] {
             #expect(try Data(contentsOf: URL(fileURLWithPath: "\(cut)/\(file)")) == Data(contentsOf: URL(fileURLWithPath: "\(whole)/\(file)")), "\(file)")

@@ -5,7 +5,8 @@ extension Pipeline {
     /// Data augmentation (the paper's Section 5, guideline 2): every rated record is kept, and
     /// also (a) mapped onto other rating scales, (b) for a share of records, re-prompted with a
     /// random subset of its scenario's criteria and the overall score re-derived by least squares
-    /// on the per-criterion scores, (c) with paraphrased criteria when a paraphrase generator is set.
+    /// on the per-criterion scores, (c) re-prompted with criteria reworded by the paraphrase
+    /// generator, when one is set (one call per scenario).
     func augment() async throws -> StageManifest {
         let selected = try requireStage("select")
         let c = config.augment
@@ -29,8 +30,21 @@ extension Pipeline {
                 if let mae = fit.meanAbsoluteError(held, scale: 1...5) { maes[scenarioID] = mae }
             }
         }
-        var out: [Record] = []
         var notes: [String: Int] = [:]
+        // criteria paraphrases: one call per scenario, its answer parsed into name: definition lines
+        var paraphrased: [String: Scenario] = [:]
+        if let name = c.paraphrase_generator {
+            let g = try generator(name)
+            for id in Set(selected.compactMap { $0["scenario"] as? String }).sorted() {
+                guard let scenario = catalogue.scenario(named: id) else { continue }
+                if let p = try? await Self.paraphrase(scenario, with: g, seed: seed("paraphrase-" + id)) {
+                    paraphrased[id] = p
+                } else {
+                    notes["criteria paraphrase of \(id) unusable", default: 0] += 1
+                }
+            }
+        }
+        var out: [Record] = []
         for r in selected {
             var base: Record = r.mapValues { $0 as! any Sendable }
             base["augmentation"] = "original"
@@ -49,6 +63,13 @@ extension Pipeline {
                 m["prompt"] = PromptBuilder.build(mode: mode, scenario: scenario, scale: scale, input: input).text
                 m["judgement"] = Self.remapScores(judgement, mapping)
                 m["score"] = mapped
+                out.append(m)
+            }
+            if let p = paraphrased[scenario.id] {
+                var m = base
+                m["id"] = (r["id"] as! String) + "-paraphrase"
+                m["augmentation"] = "paraphrased criteria"
+                m["prompt"] = PromptBuilder.build(mode: mode, scenario: p, scale: .standard, input: input).text
                 out.append(m)
             }
             // criteria dropping: keep a random non-empty subset, re-derive the overall score
@@ -84,6 +105,28 @@ extension Pipeline {
         manifest.dropped.merge(notes) { $0 + $1 }
         try manifest.write(to: runner.manifestPath)
         return manifest
+    }
+
+    /// The scenario with every criterion reworded by `generator` (same meaning, other words);
+    /// nil when its answer does not give one `name: definition` line per criterion.
+    static func paraphrase(_ scenario: Scenario, with generator: any TextGenerator, seed: Int) async throws -> Scenario? {
+        let list = scenario.criteria.enumerated().map { "\($0.offset + 1). \($0.element.name): \($0.element.definition)" }.joined(separator: "\n")
+        let prompt = """
+            Reword each evaluation criterion below: give it a new name and a new definition that mean the same \
+            but share as few words as possible with the original. Keep the order and the numbering, one criterion \
+            per line, as "N. Name: definition".
+            \(list)
+            """
+        let answer = try await generator.generate(GenerationSpec.user(prompt, maxTokens: 60 * scenario.criteria.count, temperature: 0.7, seed: seed))
+        let lines = Synthesizer.parseList(answer.text).compactMap { line -> Criterion? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            let name = line[..<colon].trimmingCharacters(in: .whitespaces), definition = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            return name.isEmpty || definition.isEmpty ? nil : Criterion(name: name, definition: definition)
+        }
+        guard lines.count == scenario.criteria.count else { return nil }
+        var s = scenario
+        s.criteria = lines
+        return s
     }
 
     static func rows(_ records: [[String: Any]], scenario: String, criteria: [String]) -> [(criteria: [String: Double], overall: Double)] {

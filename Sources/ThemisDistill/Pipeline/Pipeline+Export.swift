@@ -89,7 +89,11 @@ extension Pipeline {
         card += "Made by `themis distill` with seed \(config.seed); teacher: \(config.grade.teacher); responders: "
             + config.respond.generators.joined(separator: ", ") + ".\n\n"
         card += table("Scenario") { $0["scenario"] as? String ?? "?" }
-        card += table("Score") { ($0["score"] as? NSNumber).map { "\($0)" } ?? "pairwise: " + ($0["verdict"] as? String ?? "?") }
+        card += table("Score") { r in
+            guard let score = (r["score"] as? NSNumber)?.intValue else { return "pairwise: " + (r["verdict"] as? String ?? "?") }
+            let augmentation = r["augmentation"] as? String ?? ""
+            return "\(score) on " + (augmentation.hasPrefix("scale ") ? String(augmentation.dropFirst(6)) : "1-5")
+        }
         card += table("Mode") { $0["mode"] as? String ?? "?" }
         card += table("Source model") { r in
             (r["responder"] as? String) ?? "\(r["responder_a"] as? String ?? "?") vs \(r["responder_b"] as? String ?? "?")"

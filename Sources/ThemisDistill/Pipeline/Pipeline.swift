@@ -99,7 +99,7 @@ public final class Pipeline: @unchecked Sendable {
                     var r: Record = ["id": "\(item.id)-\(k + 1)", "scenario": item.payload["scenario"]!, "method": item.payload["method"]!,
                                      "instruction": line, "generator": g.name]
                     if let pid = item.payload["passage_id"] { r["passage_id"] = pid }
-                    if let why = Synthesizer.invalidity(line, passage: passage) { r["dropped"] = why }
+                    if let why = synthesizer.invalidity(line, passage: passage, scenario: item.payload["scenario"] as! String) { r["dropped"] = why }
                     return r
                 })
             } catch {

@@ -90,9 +90,9 @@ public struct Synthesizer: Sendable {
                 You are an experienced test writer. Write \(n) new \(item.payload["difficulty"]!) questions on \(item.payload["subject"]!) \
                 for \(item.payload["audience"]!), in the scenario [\(scenario.name)]: \(scenario.description)
                 Each question must be self-contained, answerable, and different from the others.
-                Examples of the style:
+                Examples of the style (do not copy them):
                 \(examples)
-                Write only the \(n) questions, one per line, numbered 1. to \(n).
+                Write only the \(n) new questions, one per line, numbered 1. to \(n).
                 """
         }
         return """
@@ -101,9 +101,9 @@ public struct Synthesizer: Sendable {
             [Passage Begin]
             \(item.payload["passage"]!)
             [Passage End]
-            Examples of instructions in this scenario:
+            Examples of instructions in this scenario, for their style only (do not copy them; ask about the passage):
             \(examples)
-            Write only the \(n) instructions, one per line, numbered 1. to \(n).
+            Write only the \(n) new instructions, one per line, numbered 1. to \(n).
             """
     }
 
@@ -129,6 +129,13 @@ public struct Synthesizer: Sendable {
     }
 
     /// Why an instruction is unusable, or nil.
+    public func invalidity(_ instruction: String, passage: String?, scenario: String) -> String? {
+        let norm = Deduplicator.normalise(instruction)
+        if (seeds[scenario] ?? []).contains(where: { norm.hasPrefix(Deduplicator.normalise($0)) }) { return "copies a seed example" }
+        return Self.invalidity(instruction, passage: passage)
+    }
+
+    /// Why an instruction is unusable whatever its scenario, or nil.
     public static func invalidity(_ instruction: String, passage: String?) -> String? {
         let words = instruction.split(separator: " ").count
         if words < 4 { return "too short (\(words) words)" }

@@ -7,7 +7,8 @@ import ThemisModel
 struct Distill: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Build judge training data: synthesize instructions, collect responses, grade with a teacher, select, augment, export.",
-        subcommands: [DistillRun.self, DistillStage.self])
+        subcommands: [DistillRun.self, DistillSynthesize.self, DistillRespond.self, DistillGrade.self, DistillSelect.self,
+                      DistillAugment.self, DistillExport.self])
 }
 
 /// `--config` and `--output`, and the generators a configuration names.
@@ -80,23 +81,61 @@ struct DistillRun: AsyncParsableCommand {
     }
 }
 
-struct DistillStage: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "stage", abstract: "Run one stage: synthesize, respond, grade, select, augment or export.")
-    @Argument(help: "The stage.") var stage: String
-    @OptionGroup var options: DistillOptions
+/// One stage on its own: `themis distill <stage> --config C --output DIR`.
+protocol DistillStageCommand: AsyncParsableCommand {
+    static var stage: String { get }
+    var options: DistillOptions { get }
+}
 
-    func validate() throws {
-        if !Pipeline.stages.contains(stage) { throw ValidationError("unknown stage '\(stage)' (stages: \(Pipeline.stages.joined(separator: ", ")))") }
-    }
-
+extension DistillStageCommand {
     func run() async throws {
         do {
             let pipeline = try options.pipeline()
-            DistillOptions.report(try await pipeline.run(stage))
+            DistillOptions.report(try await pipeline.run(Self.stage))
             await DistillOptions.shutdown(pipeline)
         } catch {
             exitWithError(error)
         }
     }
+}
+
+struct DistillSynthesize: DistillStageCommand {
+    static let stage = "synthesize"
+    static let configuration = CommandConfiguration(
+        commandName: stage, abstract: "Reference-based questioning and role-playing quizzes, validity checks, de-duplication.")
+    @OptionGroup var options: DistillOptions
+}
+
+struct DistillRespond: DistillStageCommand {
+    static let stage = "respond"
+    static let configuration = CommandConfiguration(commandName: stage, abstract: "Responses from every configured generator.")
+    @OptionGroup var options: DistillOptions
+}
+
+struct DistillGrade: DistillStageCommand {
+    static let stage = "grade"
+    static let configuration = CommandConfiguration(
+        commandName: stage, abstract: "The teacher grades with the judge prompts (single, reference, pairwise in both orders).")
+    @OptionGroup var options: DistillOptions
+}
+
+struct DistillSelect: DistillStageCommand {
+    static let stage = "select"
+    static let configuration = CommandConfiguration(
+        commandName: stage, abstract: "IFD scoring, then random / ifd / ifd-z selection with score balancing and scenario targets.")
+    @OptionGroup var options: DistillOptions
+}
+
+struct DistillAugment: DistillStageCommand {
+    static let stage = "augment"
+    static let configuration = CommandConfiguration(
+        commandName: stage, abstract: "Scale mapping, criteria dropping with re-derived overall scores, criteria paraphrases.")
+    @OptionGroup var options: DistillOptions
+}
+
+struct DistillExport: DistillStageCommand {
+    static let stage = "export"
+    static let configuration = CommandConfiguration(
+        commandName: stage, abstract: "OpenAI messages JSONL, ShareGPT and Alpaca with tagged spans, and a dataset card.")
+    @OptionGroup var options: DistillOptions
 }

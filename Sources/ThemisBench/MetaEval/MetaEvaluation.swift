@@ -1,4 +1,5 @@
 import Foundation
+import ThemisModel
 
 /// The metrics of one set of items (all of them, one scenario, or one judging mode).
 public struct GroupReport: Sendable {
@@ -141,7 +142,8 @@ public enum MetaEvaluation {
     /// Percentile intervals of the overall metrics over resamples of the items (seeded).
     static func bootstrap(_ items: [JudgedItem], options: MetaEvalOptions) -> [String: Interval] {
         guard options.bootstrapSamples > 0 else { return [:] }
-        var rng = SplitMix64(seed: options.seed)
+        // seeded, so a report's intervals are the same on every run
+        var rng = SeededGenerator(seed: options.seed)
         var samples: [String: [Double]] = [:]
         let rated = items.compactMap(\.scoredRating)
         let pairs = items.filter { $0.scoredPair != nil }
@@ -201,18 +203,5 @@ public enum MetaEvaluation {
             }
         }
         return Aggregate(score: Statistics.mean(components.map(\.rescaled)), components: components)
-    }
-}
-
-/// A small seeded generator, so a report's intervals are the same on every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ThemisModel
 import ThemisJudge
 
 extension Pipeline {
@@ -10,7 +11,7 @@ extension Pipeline {
     func augment() async throws -> StageManifest {
         let selected = try requireStage("select")
         let c = config.augment
-        var rng = SplitMix(seed: UInt64(bitPattern: Int64(config.seed)) &+ 17)
+        var rng = SeededGenerator(seed: UInt64(bitPattern: Int64(config.seed)) &+ 17)
         // the regression, fitted per scenario on records whose every criterion was scored;
         // every fifth record held out for its MAE
         var regressions: [String: OverallScoreRegression] = [:]

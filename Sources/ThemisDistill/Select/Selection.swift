@@ -1,4 +1,5 @@
 import Foundation
+import ThemisModel
 
 /// A graded record as selection sees it.
 public struct Candidate: Sendable, Equatable {
@@ -54,7 +55,7 @@ public enum Selector {
     public static func select(_ records: [Candidate], rules: SelectionRules) -> Result {
         var dropped: [(String, String)] = []
         var pool = records
-        var rng = SplitMix(seed: rules.seed)
+        var rng = SeededGenerator(seed: rules.seed)
         switch rules.strategy {
         case .random:
             pool.shuffle(using: &rng)
@@ -128,18 +129,5 @@ public enum Selector {
             for r in group where abs(r.ifd! - mean) / sd > threshold { out.insert(r.id) }
         }
         return out
-    }
-}
-
-/// A small seeded generator (SplitMix64), so selections repeat.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

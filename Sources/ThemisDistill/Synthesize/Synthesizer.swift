@@ -1,4 +1,5 @@
 import Foundation
+import ThemisModel
 import ThemisJudge
 
 /// Controlled instruction generation (the paper's Section 3.2): reference-based questioning for
@@ -64,7 +65,7 @@ public struct Synthesizer: Sendable {
                 ]))
             }
         }
-        var rng = SplitMix(seed: UInt64(bitPattern: Int64(seed)))
+        var rng = SeededGenerator(seed: UInt64(bitPattern: Int64(seed)))
         for scenario in config.quizzes.keys.sorted() {
             for q in 0..<config.quizzes[scenario]! {
                 items.append(WorkItem(id: "quiz-\(scenario)-\(q + 1)", payload: [

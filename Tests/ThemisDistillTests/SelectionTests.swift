@@ -94,6 +94,20 @@ struct SelectionTests {
         #expect(OverallScoreRegression.fit(exact.map { (["a": $0.criteria["a"]!, "c": 3], $0.overall) }, criteria: ["a", "c"]) == nil)
     }
 
+    @Test func instructionListsAreParsed() {
+        let answer = """
+            Here are the questions:
+            1. What causes spring tides?
+            2) **Question 2:** Why do tides repeat about every 24 hours and 50 minutes?
+            *Explanation:*
+            - *How does the Sun change the tides?*
+            Thanks!
+            """
+        #expect(Synthesizer.parseList(answer) == [
+            "What causes spring tides?", "Why do tides repeat about every 24 hours and 50 minutes?", "How does the Sun change the tides?",
+        ])
+    }
+
     @Test func deduplication() {
         let d = Deduplicator(n: 3, threshold: 0.6)
         let texts = [

@@ -124,6 +124,13 @@ public struct Synthesizer: Sendable {
             } else {
                 continue
             }
+            // markdown emphasis, and labels such as "Question 2:" before the text
+            line = line.trimmingCharacters(in: CharacterSet(charactersIn: "*_ \t"))
+            if let label = line.range(of: #"^(question|instruction|task|q)\s*\d*\s*[:.)-]\s*"#, options: [.regularExpression, .caseInsensitive]) {
+                line = String(line[label.upperBound...]).trimmingCharacters(in: CharacterSet(charactersIn: "*_ \t"))
+            }
+            // a heading ("Explanation:", "Sample Code:") is not an instruction
+            if line.hasSuffix(":") && line.split(separator: " ").count <= 3 { continue }
             if !line.isEmpty { out.append(line) }
         }
         return out

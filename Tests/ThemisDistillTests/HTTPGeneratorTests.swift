@@ -59,7 +59,8 @@ struct HTTPGeneratorTests {
         }
     }
 
-    static func generator(_ base: String, _ path: String, attempts: Int = 3, timeout: Double = 5, cache: String? = nil) throws -> HTTPGenerator {
+    /// A generous timeout by default: other suites may be loading both cores.
+    static func generator(_ base: String, _ path: String, attempts: Int = 3, timeout: Double = 60, cache: String? = nil) throws -> HTTPGenerator {
         var o = HTTPGeneratorOptions(baseURL: base + "/" + path, model: "teacher")
         o.maxAttempts = attempts
         o.initialBackoff = 0.01
@@ -84,7 +85,7 @@ struct HTTPGeneratorTests {
             try await busy.shutdown()
 
             for (path, reason) in [("down", "HTTP 502: upstream gone"), ("garbled", "malformed JSON reply"), ("slow", "timed out")] {
-                let g = try Self.generator(base, path, timeout: 0.5)
+                let g = try Self.generator(base, path, timeout: path == "slow" ? 0.5 : 60)
                 do {
                     _ = try await g.generate(spec)
                     Issue.record("\(path) succeeded")

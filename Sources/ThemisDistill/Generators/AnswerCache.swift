@@ -19,9 +19,7 @@ struct CacheKey: Codable, Equatable, Sendable {
     /// 64-bit FNV-1a of the canonical bytes, in hex. A file also stores its full key, which a
     /// read compares, so two requests sharing a hash can never share an answer.
     var fileName: String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in canonical { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        return String(format: "%016llx.json", h)
+        String(format: "%016llx.json", FNV1a.hash(canonical))
     }
 }
 
@@ -59,5 +57,16 @@ enum AtomicFile {
             try? FileManager.default.removeItem(at: temporary)
             throw DistillError.io("cannot write \(url.path): \(String(cString: strerror(code)))")
         }
+    }
+}
+
+/// 64-bit FNV-1a: the cache's file names, configuration hashes and per-record seeds.
+enum FNV1a {
+    static let offsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    static func hash<Bytes: Sequence<UInt8>>(_ bytes: Bytes, basis: UInt64 = offsetBasis) -> UInt64 {
+        var h = basis
+        for byte in bytes { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return h
     }
 }

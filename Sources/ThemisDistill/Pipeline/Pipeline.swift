@@ -66,9 +66,7 @@ public final class Pipeline: @unchecked Sendable {
 
     /// A seed per item, from the pipeline seed and the item id (the same on every run).
     func seed(_ id: String) -> Int {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(bitPattern: Int64(config.seed))
-        for byte in id.utf8 { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        return Int(h % 1_000_000_007)
+        Int(FNV1a.hash(id.utf8, basis: FNV1a.offsetBasis ^ UInt64(bitPattern: Int64(config.seed))) % 1_000_000_007)
     }
 
     func requireStage(_ stage: String) throws -> [[String: Any]] {

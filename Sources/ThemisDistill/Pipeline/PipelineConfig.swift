@@ -91,8 +91,6 @@ public struct PipelineConfig: Codable, Sendable, Equatable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data = (try? encoder.encode(value)) ?? Data()
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in data { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        return String(format: "%016llx", h)
+        return String(format: "%016llx", FNV1a.hash(data))
     }
 }

@@ -35,6 +35,7 @@ struct CPUConformanceTests {
             let y = try b.makeTensor(shape: [n, m])
             b.matmul(x, weight: w, into: y)
             let together = b.read(y)
+            try #require(together.count >= n * m, "\(type): \(together.count) values for \(n) rows of \(m)")
             for i in 0..<n {
                 let xi = try b.makeTensor(shape: [1, k])
                 b.write(Array(values[i * k..<(i + 1) * k]), to: xi)

@@ -21,7 +21,7 @@ import ThemisBackend
     func matchesGGUFPackage(_ type: StorageType) throws {
         let blocks = try fixture(type, "bin")
         let expected = floats(from: try fixture(type, "f32"))
-        #expect(type.byteCount(elements: expected.count) == blocks.count, "fixture sizes disagree for \(type)")
+        try #require(type.byteCount(elements: expected.count) == blocks.count, "fixture sizes disagree for \(type)")
         let actual = blocks.withUnsafeBytes { Dequantize.row(type, $0, count: expected.count) }
         if let (index, count) = firstBitDifference(actual, expected) {
             let first = "first at \(index): \(actual[index]), gguf says \(expected[index])"
@@ -39,7 +39,11 @@ import ThemisBackend
         var unaligned = [Float](repeating: .nan, count: count)
         shifted.withUnsafeBytes { raw in
             unaligned.withUnsafeMutableBufferPointer { out in
-                Dequantize.row(type, raw.baseAddress! + 1, count: count, into: out.baseAddress!)
+                guard let source = raw.baseAddress, let destination = out.baseAddress else {
+                    Issue.record("\(type): no storage to dequantise \(count) values into")
+                    return
+                }
+                Dequantize.row(type, source + 1, count: count, into: destination)
             }
         }
         #expect(firstBitDifference(unaligned, aligned) == nil)
@@ -49,6 +53,7 @@ import ThemisBackend
         // A block's own `dequantize` is what `Dequantize.row` uses; check one directly.
         let bytes = try fixture(.q6K, "bin")
         let expected = floats(from: try fixture(.q6K, "f32"))
+        try #require(bytes.count >= 2 * 210 && expected.count >= 512, "the q6_K fixture holds fewer than two blocks")
         let block = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 210, as: BlockQ6K.self) }
         var out = [Float](repeating: 0, count: 256)
         out.withUnsafeMutableBufferPointer { block.dequantize(into: $0.baseAddress!) }

@@ -74,8 +74,10 @@ import ThemisBackend
             }
         }
         #expect(backend.read(out) == row(2) + row(0) + row(2))
-        #expect(row(1)[0] == -25 && row(1)[63] == 7)  // scale 1, codes -25 ... 7
-        #expect(row(2)[0] == 1.5 * -18)
+        let row1 = row(1), row2 = row(2)
+        try #require(row1.count > 63 && row2.count > 0)
+        #expect(row1[0] == -25 && row1[63] == 7)  // scale 1, codes -25 ... 7
+        #expect(row2[0] == 1.5 * -18)
 
         // A row view of the table indexes from its first row.
         let one = try backend.makeTensor(shape: [1, 64])
@@ -108,12 +110,14 @@ import ThemisBackend
             let code: Int = -32 + t / 32 + t % 32
             sum += (Double(t % 7) - 3) * 0.5 * Double(code)
         }
-        #expect(backend.read(y1)[0] == Float(sum))
+        let y1Values = backend.read(y1)
+        try #require(y1Values.count > 5)
+        #expect(y1Values[0] == Float(sum))
 
         // A row view of the weight gives the matching output columns.
         let y3 = try backend.makeTensor(shape: [2, 1])
         backend.matmul(x, weight: quantised.rows(2..<3), into: y3)
-        #expect(backend.read(y3) == [backend.read(y1)[2], backend.read(y1)[5]])
+        #expect(backend.read(y3) == [y1Values[2], y1Values[5]])
     }
 
     @Test func addSameShapeAndBroadcast() throws {

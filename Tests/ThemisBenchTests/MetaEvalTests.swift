@@ -33,6 +33,7 @@ struct MetaEvalTests {
         let report = try Self.evaluate(lines, options: options)
         let r = try #require(report.overall.ratings)
         #expect(r.mae == 1.0 && r.agr == 0.45 && r.accuracy == 0.4)
+        try #require(r.confusion.count > 4 && r.confusion.allSatisfy { $0.count > 4 }, "confusion \(r.confusion)")
         #expect(r.confusion[2][2] == 0 && r.confusion[4][4] == 1 && r.confusion[4][2] == 1)
         // random judge: E|k - y| over k = 1...5 is 2, 1.2, 2, 2, 1.4 for the labels, mean 1.72;
         // E Agr(2,2) is 0.25, 0.3, 0.25, 0.25, 0.3, mean 0.27
@@ -41,28 +42,35 @@ struct MetaEvalTests {
         #expect(abs(mae.random - 1.72) < 1e-12 && abs(agr.random - 0.27) < 1e-12)
         #expect(abs(mae.rescaled - (1.72 - 1) / 1.72) < 1e-12)
         #expect(abs(agr.rescaled - 0.18 / 0.73) < 1e-12)
-        #expect(abs(report.aggregate.score! - ((1.72 - 1) / 1.72 + 0.18 / 0.73) / 2) < 1e-12)
+        let score = try #require(report.aggregate.score)
+        #expect(abs(score - ((1.72 - 1) / 1.72 + 0.18 / 0.73) / 2) < 1e-12)
         #expect(report.aggregate.components.count == 2)
         // the intervals hold the point estimate and are seeded
         let interval = try #require(report.intervals["agr"])
         #expect(interval.low <= 0.45 && 0.45 <= interval.high)
         let again = try Self.evaluate(lines, options: options)
-        #expect(again.intervals["agr"]!.low == interval.low && again.intervals["mae"]!.high == report.intervals["mae"]!.high)
+        let againAgr = try #require(again.intervals["agr"])
+        let againMAE = try #require(again.intervals["mae"])
+        let reportMAE = try #require(report.intervals["mae"])
+        #expect(againAgr.low == interval.low && againMAE.high == reportMAE.high)
     }
 
     @Test func aPerfectJudgeScoresOneAndConstantRatingsSayUndefined() throws {
         let perfect = (1...5).map { (i: Int) in Self.rating("p\(i)", i, label: i) }
         let report = try Self.evaluate(perfect)
         #expect(report.aggregate.score == 1)
-        #expect(abs(report.overall.ratings!.pearson! - 1) < 1e-12)
+        let ratings = try #require(report.overall.ratings)
+        let pearson = try #require(ratings.pearson)
+        #expect(abs(pearson - 1) < 1e-12)
         let constant = (1...5).map { (i: Int) in Self.rating("c\(i)", 3, label: i) }
         let flat = try Self.evaluate(constant)
         #expect(flat.overall.ratings?.pearson == nil)
         #expect(flat.overall.ratings?.notes["pearson"] == "undefined: the predictions are constant")
         #expect(flat.markdown.contains("| Pearson r | undefined |"))
         #expect(flat.markdown.contains("pearson: undefined: the predictions are constant"))
-        let json = try JSONSerialization.jsonObject(with: flat.jsonData()) as! [String: Any]
-        let overall = json["overall"] as! [String: Any]
+        let jsonObject = try JSONSerialization.jsonObject(with: flat.jsonData())
+        let json = try #require(jsonObject as? [String: Any])
+        let overall = try #require(json["overall"] as? [String: Any])
         #expect(overall["pearson"] is NSNull)
         #expect(!String(decoding: try flat.jsonData(), as: UTF8.self).contains("NaN"))
     }
@@ -82,7 +90,7 @@ struct MetaEvalTests {
         #expect(data.problems.contains { $0.contains("line 3 is not a JSON object") })
         #expect(data.problems.contains { $0.contains("(c): label 7 is outside the scale 1-5") })
         let report = try MetaEvaluation.evaluate(data, options: MetaEvalOptions())
-        let overall = report.json["overall"] as! [String: Any]
+        let overall = try #require(report.json["overall"] as? [String: Any])
         #expect(overall["matched"] as? Int == 2 && overall["unmatched"] as? Int == 3)
     }
 
@@ -102,11 +110,16 @@ struct MetaEvalTests {
         // Agr(2,2): close 0.5, open 1, math (0 + 1 + 0)/3, all (1 + 0 + 1 + 1 + 0 + 1 + 0)/7
         let rows = [4.0 / 7, 1.0 / 3, 0.5, 1.0]
         let z = try #require(Statistics.zValues(rows))
-        #expect(abs(report.byScenario["math_qa"]!.z! - z[1]) < 1e-12)
-        #expect(abs(report.byScenario["close_qa"]!.z! - z[2]) < 1e-12)
-        #expect(abs(report.byScenario["open_qa"]!.z! - z[3]) < 1e-12)
+        try #require(z.count > 3)
+        let mathZ = try #require(report.byScenario["math_qa"]?.z)
+        let closeZ = try #require(report.byScenario["close_qa"]?.z)
+        let openZ = try #require(report.byScenario["open_qa"]?.z)
+        #expect(abs(mathZ - z[1]) < 1e-12)
+        #expect(abs(closeZ - z[2]) < 1e-12)
+        #expect(abs(openZ - z[3]) < 1e-12)
         let single = try Self.evaluate(Array(lines.prefix(2)))
-        #expect(single.byScenario.count == 1 && single.byScenario["close_qa"]!.z == nil)
+        let singleClose = try #require(single.byScenario["close_qa"])
+        #expect(single.byScenario.count == 1 && singleClose.z == nil)
         #expect(single.markdown.contains("z: undefined with a single scenario"))
     }
 
@@ -148,6 +161,7 @@ struct MetaEvalTests {
         #expect(p.nOrderVerdicts == 10 && p.firstPositionPreference == 0.6)
         // B is the longer response: verdicts 2, 4, 5 pick it of the 4 non-tie verdicts
         #expect(p.nLengthDecided == 4 && p.longerPreference == 0.75)
+        try #require(p.confusion.count > 2, "confusion \(p.confusion)")
         #expect(p.confusion[0] == [1, 1, 0] && p.confusion[1] == [0, 1, 1] && p.confusion[2] == [0, 1, 0])
         let agg = report.aggregate.components.map(\.metric)
         #expect(agg == ["accuracy_with_ties", "position_consistency"])

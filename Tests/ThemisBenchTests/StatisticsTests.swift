@@ -12,18 +12,46 @@ struct StatisticsTests {
         var ranks: [Double], mae: Double
     }
 
-    nonisolated(unsafe) static let reference: [String: Any] = {
-        let url = Bundle.module.url(forResource: "Fixtures/metric-reference", withExtension: "json")!
-        return try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-    }()
-
-    static let cases: [Case] = reference.keys.sorted().compactMap { name in
-        let c = reference[name] as! [String: Any]
-        guard let x = c["x"] as? [Double], let y = c["y"] as? [Double] else { return nil }
-        return Case(name: name, x: x, y: y, pearson: c["pearson"] as? Double, spearman: c["spearman"] as? Double,
-                    kendallB: c["kendall_b"] as? Double, kendallC: c["kendall_c"] as? Double,
-                    ranks: c["ranks_x"] as! [Double], mae: c["mae"] as! Double)
+    /// A fixture that is missing or not shaped as `scripts/metric-reference.py` writes it.
+    struct FixtureError: Error, CustomStringConvertible {
+        var description: String
     }
+
+    /// The fixture's top-level object, read once; a failure to read it fails the tests that use it.
+    nonisolated(unsafe) private static let loadedReference: Result<[String: Any], any Error> = Result {
+        guard let url = Bundle.module.url(forResource: "Fixtures/metric-reference", withExtension: "json") else {
+            throw FixtureError(description: "missing Fixtures/metric-reference.json; run scripts/metric-reference.py")
+        }
+        guard let object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] else {
+            throw FixtureError(description: "Fixtures/metric-reference.json is not a JSON object")
+        }
+        return object
+    }
+
+    static func reference() throws -> [String: Any] { try loadedReference.get() }
+
+    /// `object[key]` as a `T`, or an error naming what is missing.
+    static func field<T>(_ object: [String: Any], _ key: String, in name: String) throws -> T {
+        guard let value = object[key] as? T else {
+            throw FixtureError(description: "metric-reference.json: \(name).\(key) is missing or not a \(T.self)")
+        }
+        return value
+    }
+
+    private static let loadedCases: Result<[Case], any Error> = Result {
+        let object = try reference()
+        return try object.keys.sorted().compactMap { name in
+            let c: [String: Any] = try field(object, name, in: "the top level")
+            guard let x = c["x"] as? [Double], let y = c["y"] as? [Double] else { return nil }
+            return Case(name: name, x: x, y: y, pearson: c["pearson"] as? Double, spearman: c["spearman"] as? Double,
+                        kendallB: c["kendall_b"] as? Double, kendallC: c["kendall_c"] as? Double,
+                        ranks: try field(c, "ranks_x", in: name), mae: try field(c, "mae", in: name))
+        }
+    }
+
+    static func cases() throws -> [Case] { try loadedCases.get() }
+
+    static func caseNames() throws -> [String] { try cases().map(\.name) }
 
     static func close(_ a: Double?, _ b: Double?, _ tolerance: Double = 1e-9) -> Bool {
         switch (a, b) {
@@ -33,8 +61,9 @@ struct StatisticsTests {
         }
     }
 
-    @Test(arguments: cases.map(\.name)) func matchesScipy(_ name: String) {
-        let c = Self.cases.first { $0.name == name }!
+    @Test(arguments: try caseNames()) func matchesScipy(_ name: String) throws {
+        let cases = try Self.cases()
+        let c = try #require(cases.first(where: { $0.name == name }))
         #expect(Self.close(Statistics.pearson(c.x, c.y), c.pearson), "pearson \(String(describing: Statistics.pearson(c.x, c.y)))")
         #expect(Self.close(Statistics.spearman(c.x, c.y), c.spearman))
         #expect(Self.close(Statistics.kendall(c.x, c.y, variant: .b), c.kendallB),
@@ -56,19 +85,24 @@ struct StatisticsTests {
     }
 
     @Test func quantilesMatchNumpy() throws {
-        let q = Self.reference["quantiles"] as! [String: Any]
-        let sorted = (q["values"] as! [Double]).sorted()
-        for (p, expected) in zip(q["q"] as! [Double], q["expected"] as! [Double]) {
+        let reference = try Self.reference()
+        let q = try #require(reference["quantiles"] as? [String: Any])
+        let values = try #require(q["values"] as? [Double])
+        let sorted = values.sorted()
+        let ps = try #require(q["q"] as? [Double])
+        let expectedValues = try #require(q["expected"] as? [Double])
+        for (p, expected) in zip(ps, expectedValues) {
             #expect(Self.close(Statistics.quantile(sorted: sorted, p), expected))
         }
     }
 
-    @Test func agreementAndMAEByHand() {
+    @Test func agreementAndMAEByHand() throws {
         let predicted = [1.0, 2, 3, 5, 4], truth = [1.0, 3, 5, 5, 2]
         // |d| = 0, 1, 2, 0, 2: Agr(2,2) scores 1, 1/4, 0, 1, 0
         #expect(Statistics.agreement(predicted, truth, p: 2, q: 2) == 0.45)
         // Agr(3,1) scores 1, 1/2, 1/3, 1, 1/3
-        #expect(abs(Statistics.agreement(predicted, truth, p: 3, q: 1)! - (1 + 0.5 + 1.0 / 3 + 1 + 1.0 / 3) / 5) < 1e-12)
+        let agreement31 = try #require(Statistics.agreement(predicted, truth, p: 3, q: 1))
+        #expect(abs(agreement31 - (1 + 0.5 + 1.0 / 3 + 1 + 1.0 / 3) / 5) < 1e-12)
         // Agr(1, q) is exact accuracy
         #expect(Statistics.agreement(predicted, truth, p: 1, q: 2) == Statistics.accuracy(predicted, truth))
         #expect(Statistics.accuracy(predicted, truth) == 0.4)

@@ -64,19 +64,22 @@ struct IFDTests {
             let scorer = try IFDScorer(model: model)
             let session = try model.makeSession()
             for r in records where r["model_file"] as? String == file {
-                let prefix = (r["conditioned_prefix"] as! [Int]).map(Int32.init), start = (r["start"] as! [Int]).map(Int32.init)
-                let answer = (r["answer"] as! [Int]).map(Int32.init)
-                #expect(prefix == scorer.conditionedPrefix(r["instruction"] as! String), "the prompt tokens changed: regenerate the fixture")
+                let prefix = try #require(r["conditioned_prefix"] as? [Int]).map(Int32.init)
+                let start = try #require(r["start"] as? [Int]).map(Int32.init)
+                let answer = try #require(r["answer"] as? [Int]).map(Int32.init)
+                let instruction = try #require(r["instruction"] as? String)
+                let answerText = try #require(r["answer_text"] as? String)
+                #expect(prefix == scorer.conditionedPrefix(instruction), "the prompt tokens changed: regenerate the fixture")
                 let ours = try session.logProbabilities(prefix: prefix, continuation: answer)
-                let theirs = r["llama_conditioned"] as! [Double]
-                let worst = zip(ours, theirs).map { abs(Double($0) - $1) }.max()!
+                let theirs = try #require(r["llama_conditioned"] as? [Double])
+                let worst = try #require(zip(ours, theirs).map { abs(Double($0) - $1) }.max())
                 #expect(worst < 0.3, "\(file): conditioned log-probabilities differ by up to \(worst)")
-                let s = try scorer.score(instruction: r["instruction"] as! String, answer: r["answer_text"] as! String)
+                let s = try scorer.score(instruction: instruction, answer: answerText)
                 let ceC = -theirs.reduce(0, +) / Double(theirs.count)
-                let u = r["llama_unconditioned"] as! [Double]
+                let u = try #require(r["llama_unconditioned"] as? [Double])
                 let ceU = -u.reduce(0, +) / Double(u.count)
                 #expect(abs(s.conditioned - ceC) <= 0.03 * ceC && abs(s.unconditioned - ceU) <= 0.03 * ceU, "\(file): \(s) vs \(ceC), \(ceU)")
-                let llamaIFD = r["llama_ifd"] as! Double
+                let llamaIFD = try #require(r["llama_ifd"] as? Double)
                 #expect(abs(s.ifd - llamaIFD) <= 0.025 * llamaIFD + 0.001, "\(file): IFD \(s.ifd) vs \(llamaIFD)")
                 _ = start
             }

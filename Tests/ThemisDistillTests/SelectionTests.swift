@@ -14,13 +14,14 @@ struct SelectionTests {
         return out
     }
 
-    @Test func balancingKeepsEveryScoreUnderItsCap() {
+    @Test func balancingKeepsEveryScoreUnderItsCap() throws {
         // score 4 is 56% of the data, as in the paper's first Themis
         let records = Self.candidates([1: 30, 2: 60, 3: 100, 4: 280, 5: 30])
         var rules = SelectionRules()
         rules.maxScoreShare = 0.3
         let result = Selector.select(records, rules: rules)
-        let counts = Dictionary(grouping: result.kept, by: { $0.score! }).mapValues(\.count)
+        let keptScores = try result.kept.map { candidate in try #require(candidate.score, "\(candidate.id) has no score") }
+        let counts = Dictionary(grouping: keptScores, by: { $0 }).mapValues(\.count)
         let total = result.kept.count
         for (score, n) in counts { #expect(Double(n) <= 0.3 * Double(total) + 1e-9, "score \(score): \(n) of \(total)") }
         #expect(counts[1] == 30 && counts[5] == 30, "rare scores are all kept: \(counts)")
@@ -28,10 +29,11 @@ struct SelectionTests {
         #expect(result.dropped.contains { $0.reason.contains("score 4 above its 30% share") })
         // two scores cannot each stay under 30%: they end equal
         let two = Selector.select(Self.candidates([3: 10, 4: 40]), rules: rules)
-        #expect(Dictionary(grouping: two.kept, by: { $0.score! }).mapValues(\.count) == [3: 10, 4: 10])
+        let twoScores = try two.kept.map { candidate in try #require(candidate.score, "\(candidate.id) has no score") }
+        #expect(Dictionary(grouping: twoScores, by: { $0 }).mapValues(\.count) == [3: 10, 4: 10])
     }
 
-    @Test func ifdStrategiesDropAndOrder() {
+    @Test func ifdStrategiesDropAndOrder() throws {
         var records = (0..<30).map { Candidate(id: "r\($0)", scenario: "math_qa", score: nil, ifd: 0.6 + Double($0 % 10) / 100) }
         records.append(Candidate(id: "over", scenario: "math_qa", score: nil, ifd: 1.2))
         records.append(Candidate(id: "none", scenario: "math_qa", score: nil, ifd: nil))
@@ -41,7 +43,8 @@ struct SelectionTests {
         let result = Selector.select(records, rules: rules)
         #expect(!result.kept.contains { $0.id == "over" || $0.id == "none" })
         #expect(result.dropped.first { $0.id == "over" }?.reason == "IFD 1.200 >= 1")
-        #expect(result.kept.map { $0.ifd! } == result.kept.map { $0.ifd! }.sorted(by: >))
+        let keptIFDs = try result.kept.map { candidate in try #require(candidate.ifd, "\(candidate.id) has no IFD") }
+        #expect(keptIFDs == keptIFDs.sorted(by: >))
         rules.total = 5
         #expect(Selector.select(records, rules: rules).kept.count == 5)
     }
@@ -62,12 +65,15 @@ struct SelectionTests {
         #expect(Selector.select(records, rules: rules).kept.first?.id == "m-out")
     }
 
-    @Test func scaleMapping() {
-        #expect((1...5).map { RatingScaleMapping.binary.map($0)! } == [0, 0, 0, 1, 1])
-        #expect((1...5).map { RatingScaleMapping.three.map($0)! } == [1, 1, 2, 3, 3])
-        #expect((1...5).map { RatingScaleMapping.ten.map($0)! } == [1, 3, 6, 8, 10])
+    @Test func scaleMapping() throws {
+        #expect((1...5).map { RatingScaleMapping.binary.map($0) } == [0, 0, 0, 1, 1])
+        #expect((1...5).map { RatingScaleMapping.three.map($0) } == [1, 1, 2, 3, 3])
+        #expect((1...5).map { RatingScaleMapping.ten.map($0) } == [1, 3, 6, 8, 10])
         #expect(RatingScaleMapping.ten.map(0) == nil && RatingScaleMapping.binary.map(6) == nil)
-        for m in RatingScaleMapping.allCases { #expect((1...5).allSatisfy { m.range.contains(m.map($0)!) }) }
+        for m in RatingScaleMapping.allCases {
+            let mapped = try (1...5).map { rating in try #require(m.map(rating), "\(m) maps \(rating) to nil") }
+            #expect(mapped.allSatisfy { m.range.contains($0) })
+        }
     }
 
     @Test func regressionRederivesTheOverallScore() throws {
@@ -89,7 +95,8 @@ struct SelectionTests {
             return (["a": a, "b": b], 1 + 2 * a - 0.5 * b)
         }
         let e = try #require(OverallScoreRegression.fit(exact, criteria: ["a", "b"]))
-        #expect(abs(e.predict(["a": 2, "b": 4])! - 3) < 1e-9)
+        let predicted = try #require(e.predict(["a": 2, "b": 4]))
+        #expect(abs(predicted - 3) < 1e-9)
         // a criterion that never varies is collinear with the intercept
         #expect(OverallScoreRegression.fit(exact.map { (["a": $0.criteria["a"]!, "c": 3], $0.overall) }, criteria: ["a", "c"]) == nil)
     }

@@ -12,7 +12,7 @@ struct StageRunnerTests {
 
     /// Items finish out of order (later ones sooner); every fifth fails.
     static func work(_ item: WorkItem) async -> ItemOutcome {
-        let n = item.payload["n"] as! Int
+        guard let n = item.payload["n"] as? Int else { return .failed("no number n in the payload of \(item.id)") }
         try? await Task.sleep(nanoseconds: UInt64((20 - n) * 2_000_000))
         if n % 5 == 4 { return .failed("teacher gave up: HTTP 503") }
         return .records((0..<(n % 3 + 1)).map { ["id": "\(item.id)-\($0)", "value": n * 10 + $0] })
@@ -23,7 +23,9 @@ struct StageRunnerTests {
         let runner = StageRunner(stage: "demo", directory: dir, configHash: "a", concurrency: 6)
         let manifest = try await runner.run(Self.items, work: Self.work)
         let lines = try JSONLReader.read(runner.outputPath)
-        #expect(lines.map { $0["item"] as! String } == lines.map { $0["item"] as! String }.sorted { Int($0.dropFirst(5))! < Int($1.dropFirst(5))! })
+        let itemIDs = try lines.map { line in try #require(line["item"] as? String, "a line without its item: \(line)") }
+        let numbered = try itemIDs.map { id in (id: id, n: try #require(Int(id.dropFirst(5)), "item id \(id) is not item-<n>")) }
+        #expect(itemIDs == numbered.sorted { $0.n < $1.n }.map(\.id))
         let failed = lines.filter { $0["failed"] != nil }
         #expect(failed.count == 4 && failed.allSatisfy { $0["failed"] as? String == "teacher gave up: HTTP 503" })
         #expect(manifest.complete && manifest.counts["failed"] == 4 && manifest.dropped["teacher gave up: HTTP 503"] == 4)
@@ -43,6 +45,7 @@ struct StageRunnerTests {
         try FileManager.default.createDirectory(atPath: cut, withIntermediateDirectories: true)
         let lines = full.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         var partial = Data(lines.prefix(7).joined(separator: [UInt8(ascii: "\n")])) + Data("\n".utf8)
+        try #require(lines.count > 7, "the whole run wrote \(lines.count) lines")
         partial += lines[7].prefix(lines[7].count / 2)
         try partial.write(to: URL(fileURLWithPath: b.outputPath))
         try StageManifest(stage: "demo", configHash: "a").write(to: b.manifestPath)

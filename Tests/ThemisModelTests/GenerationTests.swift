@@ -110,14 +110,15 @@ struct GenerationTests {
         let prefix = try Self.chatPrompt(model, "What is 17 multiplied by 23?")
         let answer = model.tokenizer.encode("17 multiplied by 23 is 391.", parseSpecial: false)
         let batched = try session.logProbabilities(prefix: prefix, continuation: answer)
-        #expect(batched.count == answer.count)
+        try #require(batched.count == answer.count)
         #expect(session.tokens == prefix + answer)
         // one token at a time
         session.truncate(to: 0)
         var logits = try session.evaluateLast(prefix)
         for (i, id) in answer.enumerated() {
-            let mx = logits.max()!
+            let mx = try #require(logits.max())
             let lse = mx + log(logits.map { exp(Double($0 - mx)) }.reduce(0, +)).asFloat
+            try #require(logits.indices.contains(Int(id)), "token \(i): id \(id) is outside the \(logits.count) logits")
             let expected = logits[Int(id)] - lse
             // one-token steps use 8-bit activations (as llama.cpp does), batches use f32: they
             // agree to about 0.1 nats, well inside the 0.25 logit tolerance against llama.cpp
@@ -143,12 +144,13 @@ struct PrefixReuseTests {
         #expect(prompt.count > 40)
         let a = try small.makeSession().evaluateLast(prompt)
         let b = try large.makeSession().evaluateLast(prompt)
-        let diff = zip(a, b).map { abs($0 - $1) }.max()!
+        let diff = try #require(zip(a, b).map { abs($0 - $1) }.max())
         #expect(diff < 1e-3, "max |Δlogit| \(diff) between 16-token and 512-token batches")
         // several rows wanted across chunk boundaries
         let rows = try small.makeSession().evaluate(prompt, outputs: 10..<30)
         let reference = try large.makeSession().evaluate(prompt, outputs: 10..<30)
-        #expect(zip(rows, reference).map { abs($0 - $1) }.max()! < 1e-3)
+        let rowsDiff = try #require(zip(rows, reference).map { abs($0 - $1) }.max())
+        #expect(rowsDiff < 1e-3)
     }
 
     @Test func severalSequencesInOnePassEqualEachAlone() throws {
@@ -163,8 +165,9 @@ struct PrefixReuseTests {
         var together = try Session.evaluateLast(batched, appending: prompts)
         var separate = try zip(alone, prompts).map { try $0.evaluateLast($1) }
         for step in 0..<3 {
+            try #require(together.count >= prompts.count, "step \(step): \(together.count) logit rows for \(prompts.count) sequences")
             for i in prompts.indices {
-                let diff = zip(together[i], separate[i]).map { abs($0 - $1) }.max()!
+                let diff = try #require(zip(together[i], separate[i]).map { abs($0 - $1) }.max())
                 #expect(diff < 1e-3, "step \(step) sequence \(i): max |Δlogit| \(diff)")
             }
             let next = separate.map { [Sampler.argmax($0)] }
@@ -190,7 +193,8 @@ struct PrefixReuseTests {
             let (reused, count) = try session.evaluateReusing(head + tail)
             #expect(count == head.count)
             let fresh = try model.makeSession().evaluateLast(head + tail)
-            #expect(zip(reused, fresh).map { abs($0 - $1) }.max()! < 1e-3)
+            let diff = try #require(zip(reused, fresh).map { abs($0 - $1) }.max())
+            #expect(diff < 1e-3)
         }
         // scoring candidates leaves the session as it was
         let logits = try session.evaluateReusing(head + tails[0]).logits

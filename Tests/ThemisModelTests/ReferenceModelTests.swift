@@ -15,10 +15,17 @@ struct ReferenceModelTests {
         var maeSum = 0.0, prefixSum = 0.0
         var checkedTop1 = 0
         for (index, c) in cases.enumerated() {
-            let top20 = try #require(c.top20First).map { (Int($0[0]), Float($0[1])) }
+            let recorded = try #require(c.top20First)
+            try #require(
+                recorded.count >= 2 && recorded.allSatisfy { $0.count >= 2 },
+                "case \(index): top20_first needs at least two [id, logit] pairs")
+            let top20 = recorded.map { (Int($0[0]), Float($0[1])) }
             let greedy = try #require(c.greedyIDs)
             session.truncate(to: 0)
             var logits = try session.evaluateLast(try #require(c.promptIDs))
+            try #require(
+                top20.allSatisfy { logits.indices.contains($0.0) },
+                "case \(index): a top-20 id is outside the \(logits.count) logits")
             let mae = top20.map { abs(Double(logits[$0.0] - $0.1)) }.reduce(0, +) / Double(top20.count)
             maeSum += mae
             if top20[0].1 - top20[1].1 >= 0.3 {

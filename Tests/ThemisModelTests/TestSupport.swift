@@ -60,13 +60,13 @@ enum ReferenceModel: String, CaseIterable, Sendable, CustomTestStringConvertible
     var testDescription: String { rawValue }
 
     /// The opened model file (opened once per test run).
-    func gguf() throws -> GGUFFile { try ReferenceModel.loaded[self]!.gguf.get() }
+    func gguf() throws -> GGUFFile { try #require(ReferenceModel.loaded[self]).gguf.get() }
 
     /// The model's tokenizer (built once per test run).
-    func tokenizer() throws -> Tokenizer { try ReferenceModel.loaded[self]!.tokenizer.get() }
+    func tokenizer() throws -> Tokenizer { try #require(ReferenceModel.loaded[self]).tokenizer.get() }
 
     /// llama.cpp's recorded behaviour on this model.
-    func reference() throws -> ReferenceRecording { try ReferenceModel.recordings[self]!.get() }
+    func reference() throws -> ReferenceRecording { try #require(ReferenceModel.recordings[self]).get() }
 
     private struct Loaded: Sendable {
         let gguf: Result<GGUFFile, any Error>

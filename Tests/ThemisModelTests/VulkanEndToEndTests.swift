@@ -47,7 +47,11 @@ struct VulkanEndToEndTests {
         var equalExact = 0, equalFast = 0, checkedTop1 = 0, prefixSum = 0
         for (index, c) in cases.enumerated() {
             let prompt = try #require(c.promptIDs)
-            let top20 = try #require(c.top20First).map { (Int32($0[0]), Float($0[1])) }
+            let recorded = try #require(c.top20First)
+            try #require(
+                recorded.count >= 2 && recorded.allSatisfy { $0.count >= 2 },
+                "case \(index): top20_first needs at least two [id, logit] pairs")
+            let top20 = recorded.map { (Int32($0[0]), Float($0[1])) }
             var tokens: [[Int32]] = []
             for session in sessions {
                 session.truncate(to: 0)

@@ -25,7 +25,7 @@ struct VulkanExecutionTests {
 
     @Test func oneSubmissionPerStepAndNoNewObjectsAfterTheFirst() throws {
         let provider = VulkanProvider()
-        let b = try provider.makeVulkanBackend(on: VulkanDevices.all[0])
+        let b = try provider.makeVulkanBackend(on: try #require(VulkanDevices.all.first))
         var inputs = Inputs(seed: 3)
         var bytes: [ByteBox] = []
         func weight(_ rows: Int) throws -> Tensor {
@@ -60,8 +60,9 @@ struct VulkanExecutionTests {
     }
 
     @Test func anActivationLargerThanOneBindingIsAClearError() throws {
-        let b = try VulkanProvider().makeVulkanBackend(on: VulkanDevices.all[0])
-        let limit = VulkanDevices.all[0].features.maxBufferRange
+        let device = try #require(VulkanDevices.all.first)
+        let b = try VulkanProvider().makeVulkanBackend(on: device)
+        let limit = device.features.maxBufferRange
         do {
             _ = try b.makeTensor(shape: [limit / 4 / 1024 + 1, 1024])
             Issue.record("a tensor larger than one binding was made")

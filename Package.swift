@@ -90,20 +90,22 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
-        .testTarget(name: "ThemisBackendTests", dependencies: ["ThemisBackend"], resources: [.copy("Fixtures")]),
+        // Test-only helpers (child processes that die with the test, time budgets); no product ships it.
+        .target(name: "ThemisTestSupport", path: "Tests/ThemisTestSupport"),
+        .testTarget(name: "ThemisBackendTests", dependencies: ["ThemisBackend", "ThemisTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ThemisBackend", "BackendConformance"]),
-        .testTarget(name: "VulkanBackendTests", dependencies: ["VulkanBackend", "ThemisBackend", "BackendConformance"]),
+        .testTarget(name: "VulkanBackendTests", dependencies: ["VulkanBackend", "ThemisBackend", "BackendConformance", "ThemisTestSupport"]),
         .testTarget(name: "ThemisModelTests", dependencies: ["ThemisModel", "ThemisBackend", "CPUBackend", "VulkanBackend"]),
         .testTarget(name: "ThemisJudgeTests", dependencies: ["ThemisJudge", "ThemisModel"], resources: [.copy("Golden")]),
         .testTarget(name: "ThemisBenchTests", dependencies: ["ThemisBench", "ThemisJudge"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "ThemisDistillTests",
             dependencies: [
-                "ThemisDistill", "ThemisModel", "CPUBackend",
+                "ThemisDistill", "ThemisModel", "CPUBackend", "ThemisTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "themisTests", dependencies: ["themis"], exclude: ["Python"]),
+        .testTarget(name: "themisTests", dependencies: ["themis", "ThemisTestSupport"], exclude: ["Python"]),
     ]
 )

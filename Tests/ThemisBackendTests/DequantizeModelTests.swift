@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ThemisTestSupport
 import ThemisBackend
 
 /// Dequantisation of real model tensors against the Python `gguf` package.
@@ -70,10 +71,10 @@ import ThemisBackend
             let count = entry.rows * entry.rowLength
             try file.seek(toOffset: entry.offset)
             let bytes = try #require(try file.read(upToCount: type.byteCount(elements: count)))
-            #expect(bytes.count == type.byteCount(elements: count), "\(entry.name): short read")
+            try #require(bytes.count == type.byteCount(elements: count), "\(entry.name): short read")
             let actual = bytes.withUnsafeBytes { Dequantize.row(type, $0, count: count) }
             let expected = floats(from: try Data(contentsOf: output.appendingPathComponent(entry.file)))
-            #expect(expected.count == count, "\(entry.name): python wrote \(expected.count) values, expected \(count)")
+            try #require(expected.count == count, "\(entry.name): python wrote \(expected.count) values, expected \(count)")
             if let (index, differing) = firstBitDifference(actual, expected) {
                 let first = "first at \(index): \(actual[index]), gguf says \(expected[index])"
                 Issue.record("\(entry.name) (\(type)): \(differing) of \(count) values differ; \(first)")
@@ -90,31 +91,16 @@ import ThemisBackend
     private func runPython(root: URL, arguments: [String]) throws {
         let environment = ProcessInfo.processInfo.environment
         let venvPython = root.appendingPathComponent(".venv/bin/python3").path
-        let process = Process()
-        if let python = environment["THEMIS_PYTHON"] {
-            process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = arguments
-        } else if FileManager.default.isExecutableFile(atPath: venvPython) {
-            process.executableURL = URL(fileURLWithPath: venvPython)
-            process.arguments = arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3"] + arguments
-        }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
+        let python = environment["THEMIS_PYTHON"]
+            ?? (FileManager.default.isExecutableFile(atPath: venvPython) ? venvPython : "python3")
+        let run: ChildProcess.Completed
         do {
-            try process.run()
+            run = try ChildProcess.run(python, arguments, limit: Budget.limit(measured: 30))
         } catch {
-            throw PythonUnavailable(
-                description:
-                    "cannot start \(process.executableURL!.path) (\(error)); python3 with the gguf package is required")
+            throw PythonUnavailable(description: "cannot start \(python) (\(error)); python3 with the gguf package is required")
         }
-        // Read before waiting so a chatty child cannot block on a full pipe.
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        let status = process.terminationStatus
+        let text = run.stdout + run.stderr
+        let status = run.termination?.status ?? -1
         let hint =
             switch status {
             case 127: "python3 not found; install Python 3 and `python3 -m pip install gguf`"

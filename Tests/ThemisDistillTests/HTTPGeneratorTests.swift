@@ -3,13 +3,14 @@ import Hummingbird
 import NIOCore
 import Testing
 import ThemisDistill
+import ThemisTestSupport
 
 /// The HTTP generator against a real loopback server made to misbehave.
 @Suite("distillation: HTTP generator faults", .serialized)
 struct HTTPGeneratorTests {
     actor Hits {
         var counts: [String: Int] = [:]
-        func hit(_ path: String) -> Int { counts[path, default: 0] += 1; return counts[path]! }
+        func hit(_ path: String) -> Int { counts[path, default: 0] += 1; return counts[path, default: 0] }
     }
 
     static let ok = #"{"model": "teacher", "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}"#
@@ -53,14 +54,15 @@ struct HTTPGeneratorTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.run() }
             var iterator = ports.makeAsyncIterator()
-            let port = await iterator.next()!
+            let reported = await iterator.next()
+            let port = try #require(reported, "the server never reported its port")
             try await body("http://127.0.0.1:\(port)", hits)
             group.cancelAll()
         }
     }
 
-    /// A generous timeout by default: other suites may be loading both cores.
-    static func generator(_ base: String, _ path: String, attempts: Int = 3, timeout: Double = 60, cache: String? = nil) throws -> HTTPGenerator {
+    /// A loopback answer takes milliseconds; the default limit only stops a hang, however loaded the cores.
+    static func generator(_ base: String, _ path: String, attempts: Int = 3, timeout: Double = Budget.limit(measured: 1), cache: String? = nil) throws -> HTTPGenerator {
         var o = HTTPGeneratorOptions(baseURL: base + "/" + path, model: "teacher")
         o.maxAttempts = attempts
         o.initialBackoff = 0.01
@@ -85,7 +87,7 @@ struct HTTPGeneratorTests {
             try await busy.shutdown()
 
             for (path, reason) in [("down", "HTTP 502: upstream gone"), ("garbled", "malformed JSON reply"), ("slow", "timed out")] {
-                let g = try Self.generator(base, path, timeout: path == "slow" ? 0.5 : 60)
+                let g = try Self.generator(base, path, timeout: path == "slow" ? 0.5 : Budget.limit(measured: 1))
                 do {
                     _ = try await g.generate(spec)
                     Issue.record("\(path) succeeded")
@@ -114,7 +116,8 @@ struct HTTPGeneratorTests {
             #expect(try await g.generate(spec).text == "fine")
             #expect(await hits.counts["busy"] == before, "the second answer came from the cache")
             _ = try await g.generate(GenerationSpec.user("Another question.", maxTokens: 8, temperature: 0))
-            #expect(await hits.counts["busy"] == before! + 1)
+            let beforeCount = try #require(before)
+            #expect(await hits.counts["busy"] == beforeCount + 1)
             #expect(await g.counters.cacheHits == 1)
             try await g.shutdown()
         }

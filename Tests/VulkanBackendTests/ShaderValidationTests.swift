@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ThemisTestSupport
 import VulkanBackend
 
 /// The SPIR-V embedded at build time, checked by spirv-val (Debian: spirv-tools).
@@ -29,15 +30,7 @@ struct ShaderValidationTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("themis-\(getpid())-\(name).spv")
         try words.withUnsafeBytes { try Data($0).write(to: file) }
         defer { try? FileManager.default.removeItem(at: file) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: validator)
-        process.arguments = ["--target-env", "vulkan1.1", file.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "spirv-val rejected \(name): \(output)")
+        let run = try ChildProcess.run(validator, ["--target-env", "vulkan1.1", file.path], limit: Budget.limit(measured: 2))
+        #expect(run.termination == .exited(0), "spirv-val rejected \(name): \(run.stdout)\(run.stderr)")
     }
 }

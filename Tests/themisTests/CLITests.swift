@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ThemisTestSupport
 
 /// Runs the built `themis` binary and checks exit statuses and error lines.
 enum CLI {
@@ -21,31 +22,25 @@ enum CLI {
         var stderrLines: [Substring] { stderr.split(separator: "\n") }
     }
 
-    /// Runs themis with `arguments`; a hung process is killed after `timeout` seconds.
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 120) throws -> Output {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        // drain pipes on other threads so a chatty child cannot block
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        while p.isRunning && Date() < deadline { usleep(20_000) }
-        if p.isRunning { p.terminate(); Issue.record("themis \(arguments) hung for \(timeout)s") }
-        p.waitUntilExit()
-        group.wait()
-        return Output(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+    /// Runs themis with `arguments` and waits for it to exit.
+    ///
+    /// `measured` is how long the command took on the slower machine class with the rest of the
+    /// suite running beside it; the process is stopped (and the test fails) only past
+    /// `Budget.limit(measured:)`, so the limit guards against hangs, not against a slow machine.
+    static func run(_ arguments: [String], environment: [String: String] = [:], measured: Double = 2) throws -> Output {
+        let limit = Budget.limit(measured: measured)
+        let child = try ChildProcess(binary, arguments, environment: environment)
+        let start = Date()
+        let termination: ChildProcess.Termination
+        if let ended = child.waitForExit(timeout: limit) {
+            termination = ended
+        } else {
+            termination = child.stop(grace: 10)
+            Issue.record("themis \(arguments.prefix(2).joined(separator: " ")) ran past its limit of \(Int(limit)) s (measured \(measured) s): stopped")
+        }
+        let seconds = Date().timeIntervalSince(start)
+        if seconds > 5 { print("[duration] themis \(arguments.prefix(2).joined(separator: " ")): \(String(format: "%.1f", seconds)) s (measured \(measured) s, limit \(Int(limit)) s)") }
+        return Output(status: termination.status, stdout: child.stdout, stderr: child.stderr)
     }
 
     static var models: String {
@@ -115,7 +110,7 @@ struct CLIErrorTests {
     }
 
     @Test func truncatedHeader() throws {
-        let head = try FileHandle(forReadingFrom: URL(fileURLWithPath: CLI.smollm)).read(upToCount: 100_000)!
+        let head = try #require(try FileHandle(forReadingFrom: URL(fileURLWithPath: CLI.smollm)).read(upToCount: 100_000))
         let path = try CLI.temporaryFile(head)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let o = try CLI.run(["generate", "--model", path, "--prompt", "hi", "--device", "cpu"])
@@ -123,7 +118,7 @@ struct CLIErrorTests {
     }
 
     @Test func truncatedTensorData() throws {
-        let head = try FileHandle(forReadingFrom: URL(fileURLWithPath: CLI.smollm)).read(upToCount: 8_000_000)!
+        let head = try #require(try FileHandle(forReadingFrom: URL(fileURLWithPath: CLI.smollm)).read(upToCount: 8_000_000))
         let path = try CLI.temporaryFile(head)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let o = try CLI.run(["generate", "--model", path, "--prompt", "hi", "--device", "cpu"])

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ThemisTestSupport
 
 /// `themis judge` end to end on the real models: bad records, kill and resume, LLMBar pairs.
 @Suite("command line: judge", .serialized)
@@ -30,7 +31,7 @@ struct JudgeCLITests {
         let inPath = Self.temporary("bad.jsonl"), outPath = Self.temporary("bad-out.jsonl")
         try Data(input.utf8).write(to: URL(fileURLWithPath: inPath))
         let o = try CLI.run(["judge", "--model", CLI.smollm, "--device", "cpu", "--ctx-size", "768", "--input", inPath,
-                             "--output", outPath, "--explain", "none"], timeout: 300)
+                             "--output", outPath, "--explain", "none"], measured: 60)
         #expect(o.status == 4, "stderr: \(o.stderr)")
         #expect(o.stderr.contains("4 of 5 records failed"), "stderr: \(o.stderr)")
         let records = try Self.lines(outPath)
@@ -47,7 +48,7 @@ struct JudgeCLITests {
 
         // --truncate cuts the middle of the response instead
         let truncated = try CLI.run(["judge", "--model", CLI.smollm, "--device", "cpu", "--ctx-size", "768", "--input", inPath,
-                                     "--output", outPath, "--overwrite", "--explain", "none", "--truncate"], timeout: 300)
+                                     "--output", outPath, "--overwrite", "--explain", "none", "--truncate"], measured: 60)
         #expect(truncated.status == 3, "stderr: \(truncated.stderr)")
         let again = try Self.lines(outPath)
         #expect(again.first { $0["id"] as? String == "too-long" }?["status"] as? String == "ok")
@@ -60,20 +61,15 @@ struct JudgeCLITests {
                     "--fields", "instruction=input,response_a=output_1,response_b=output_2",
                     "--keep-fields", "label", "--explain", "none", "--output", outPath]
         // start, wait for two records, kill
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLI.binary)
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(240)
-        while Date() < deadline {
+        let p = try ChildProcess(CLI.binary, args, captureOutput: false)
+        let deadline = Date().addingTimeInterval(Budget.limit(measured: 30))
+        while p.isRunning && Date() < deadline {
             let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
             if text.split(separator: "\n").count >= 2 { break }
             usleep(50_000)
         }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        p.signal(SIGKILL)
+        p.waitForExit(timeout: 30)
         let before = try Self.lines(outPath).count
         #expect(before >= 2 && before < 6, "killed after \(before) records")
         // a half-written last line, as a kill during a write leaves
@@ -82,7 +78,7 @@ struct JudgeCLITests {
         handle.write(Data(#"{"id": "line-"#.utf8))
         try handle.close()
 
-        let o = try CLI.run(args + ["--resume"], timeout: 300)
+        let o = try CLI.run(args + ["--resume"], measured: 60)
         #expect(o.status == 0, "stderr: \(o.stderr)")
         #expect(o.stderr.contains("resuming: \(before) records already"), "stderr: \(o.stderr)")
         let records = try Self.lines(outPath)
@@ -92,11 +88,12 @@ struct JudgeCLITests {
         #expect(records.allSatisfy { $0["status"] as? String == "ok" && $0["label"] != nil })
     }
 
-    @Test func llmbarPairsWithQwenAllGetAVerdict() throws {
+    @Test(.enabled(if: TestTier.full, "slow real-model case: make test-all runs it"))
+    func llmbarPairsWithQwenAllGetAVerdict() throws {
         let input = Self.shared.appendingPathComponent("llmbar-natural.json").path
         let o = try CLI.run(["judge", "--model", Self.qwen, "--device", "cpu", "--input", input, "--limit", "4",
                              "--fields", "instruction=input,response_a=output_1,response_b=output_2",
-                             "--keep-fields", "label", "--explain", "none"], timeout: 600)
+                             "--keep-fields", "label", "--explain", "none"], measured: 120)
         #expect(o.status == 0, "stderr: \(o.stderr)")
         let records = try o.stdout.split(separator: "\n").map {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])

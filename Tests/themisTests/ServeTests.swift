@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ThemisTestSupport
 
 /// `themis serve` on a loopback port, driven by the real `openai` Python client
 /// (Tests/themisTests/Python/openai_checks.py).
@@ -7,44 +8,27 @@ import Testing
 struct ServeTests {
     static let script = CLI.root.appendingPathComponent("Tests/themisTests/Python/openai_checks.py").path
 
-    /// A running server and what it printed.
-    final class Server: @unchecked Sendable {
-        let process = Process()
-        let errors = Pipe()
-        var port = 0
-        var log = ""
+    /// A running `themis serve` on a free loopback port; it dies with the test (see `ChildProcess`).
+    final class Server: Sendable {
+        let child: ChildProcess
+        /// The port it listens on, 0 if it did not start.
+        let port: Int
 
         init(_ arguments: [String], environment: [String: String] = [:]) throws {
-            process.executableURL = URL(fileURLWithPath: CLI.binary)
-            process.arguments = ["serve", "--port", "0"] + arguments
-            var env = ProcessInfo.processInfo.environment
-            for (k, v) in environment { env[k] = v }
-            process.environment = env
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
+            child = try ChildProcess(CLI.binary, ["serve", "--port", "0"] + arguments, environment: environment)
             // the chosen port is on the first stderr line: "themis: serving M on http://127.0.0.1:PORT ..."
-            let deadline = Date().addingTimeInterval(120)
-            var buffer = Data()
-            while Date() < deadline {
-                let chunk = errors.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                buffer += chunk
-                log = String(decoding: buffer, as: UTF8.self)
-                if let range = log.range(of: #"http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                    port = Int(log[range].split(separator: ":").last!)!
-                    break
-                }
-            }
+            let pattern = #"http://127\.0\.0\.1:(\d+)"#
+            let log = child.waitForOutput(.stderr, timeout: Budget.limit(measured: 5)) { $0.range(of: pattern, options: .regularExpression) != nil }
+            port = log.flatMap { text in text.range(of: pattern, options: .regularExpression).flatMap { Int(text[$0].split(separator: ":").last ?? "") } } ?? 0
         }
 
         var base: String { "http://127.0.0.1:\(port)" }
+        /// What the server wrote to stderr so far.
+        var log: String { child.stderr }
 
-        func stop() -> Int32 {
-            if process.isRunning { process.terminate() }
-            process.waitUntilExit()
-            return process.terminationStatus
-        }
+        /// SIGTERM (then SIGKILL if it does not drain in time); the exit status.
+        @discardableResult
+        func stop() -> Int32 { child.stop(grace: Budget.limit(measured: 5, floor: 30)).status }
     }
 
     struct Result {
@@ -56,29 +40,23 @@ struct ServeTests {
         }
     }
 
-    static func python(_ arguments: [String], timeout: Double = 600) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", script] + arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        nonisolated(unsafe) var o = Data(), e = Data()
-        let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { o = out.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { e = err.fileHandleForReading.readDataToEndOfFile() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(50_000) }
-        if p.isRunning { p.terminate(); Issue.record("openai_checks.py \(arguments) ran past \(timeout) s") }
-        p.waitUntilExit()
-        group.wait()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    /// Runs openai_checks.py; `measured` as for `CLI.run`.
+    static func python(_ arguments: [String], measured: Double = 60) throws -> Result {
+        let limit = Budget.limit(measured: measured)
+        let child = try ChildProcess("python3", [script] + arguments)
+        let termination: ChildProcess.Termination
+        if let ended = child.waitForExit(timeout: limit) {
+            termination = ended
+        } else {
+            termination = child.stop(grace: 10)
+            Issue.record("openai_checks.py \(arguments.dropFirst().prefix(2)) ran past its limit of \(Int(limit)) s: stopped")
+        }
+        return Result(status: termination.status, stdout: child.stdout, stderr: child.stderr)
     }
 
     @Test func openAIClientChatStreamingLogprobsAndJudge() throws {
         let server = try Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "2048", "--explain", "none"])
-        defer { _ = server.stop() }
+        defer { server.stop() }
         try #require(server.port > 0, "server did not start: \(server.log)")
         let r = try Self.python([server.base, "SmolLM2-135M-Instruct.Q4_1", "api"])
         #expect(r.status == 0, "\(r.stderr)")
@@ -88,7 +66,7 @@ struct ServeTests {
         let server = try Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "1024", "--max-tokens-limit", "512",
                                  "--api-key-env", "THEMIS_TEST_KEY", "--name", "smol"],
                                 environment: ["THEMIS_TEST_KEY": "s3cret-key"])
-        defer { _ = server.stop() }
+        defer { server.stop() }
         try #require(server.port > 0, "server did not start: \(server.log)")
         let r = try Self.python([server.base, "smol", "errors", "--key", "s3cret-key"])
         #expect(r.status == 0, "\(r.stderr)")
@@ -96,7 +74,7 @@ struct ServeTests {
 
     @Test func aFullQueueAnswers503AndALeavingClientFreesItsSequence() throws {
         let server = try Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "2048", "--parallel", "1", "--queue", "1"])
-        defer { _ = server.stop() }
+        defer { server.stop() }
         try #require(server.port > 0, "server did not start: \(server.log)")
         let busy = try Self.python([server.base, "SmolLM2-135M-Instruct.Q4_1", "busy"])
         #expect(busy.status == 0, "\(busy.stderr)")
@@ -104,13 +82,14 @@ struct ServeTests {
         #expect(gone.status == 0, "\(gone.stderr)")
     }
 
-    /// 32 clients, 300 requests, each checked against its prompt's own greedy answer.
-    @Test func loadTestLosesAndMixesNothing() throws {
+    /// 32 clients, 300 requests, each checked against its prompt's own greedy answer (make test-all).
+    @Test(.enabled(if: TestTier.full, "slow real-model case: make test-all runs it"))
+    func loadTestLosesAndMixesNothing() throws {
         let server = try Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "512", "--parallel", "8"])
-        defer { _ = server.stop() }
+        defer { server.stop() }
         try #require(server.port > 0, "server did not start: \(server.log)")
         let r = try Self.python([server.base, "SmolLM2-135M-Instruct.Q4_1", "load", "--clients", "32", "--requests", "300",
-                                 "--max-tokens", "12", "--deadline", "480"], timeout: 540)
+                                 "--max-tokens", "12", "--deadline", "480"], measured: 120)
         #expect(r.status == 0, "\(r.stderr)")
         let f = r.figures
         #expect(f["requests"] as? Int == 300)
@@ -120,11 +99,9 @@ struct ServeTests {
     @Test func sigtermLetsAStreamingResponseFinish() throws {
         let server = try Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "512"])
         try #require(server.port > 0, "server did not start: \(server.log)")
-        let r = try Self.python([server.base, "SmolLM2-135M-Instruct.Q4_1", "shutdown", "--pid", String(server.process.processIdentifier)])
+        let r = try Self.python([server.base, "SmolLM2-135M-Instruct.Q4_1", "shutdown", "--pid", String(server.child.pid)])
         #expect(r.status == 0, "\(r.stderr)")
-        let deadline = Date().addingTimeInterval(30)
-        while server.process.isRunning && Date() < deadline { usleep(50_000) }
-        #expect(!server.process.isRunning, "the server did not exit after SIGTERM")
-        #expect(server.stop() == 0)
+        let ended = server.child.waitForExit(timeout: Budget.limit(measured: 5, floor: 30))
+        #expect(ended == .exited(0), "the server did not exit cleanly after SIGTERM: \(ended.map(String.init(describing:)) ?? "still running")")
     }
 }

@@ -11,19 +11,25 @@ export THEMIS_MODELS ?= $(HOME)/.cache/themis/models
 APT_PACKAGES = libvulkan-dev glslang-tools spirv-tools mesa-vulkan-drivers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps models build test run bench bench-kernels clean
+.PHONY: all deps models build test test-all run bench bench-kernels clean
 
 all: build
 
 # Installs what is missing: the Debian packages above, and Python's gguf package (the outside
 # reference for dequantisation tests) and openai client (the server tests drive themis serve with it).
+# A failed install (no network, no apt) stops here with one line; the tools' own output is in
+# $(DEPS_LOG).
+DEPS_LOG ?= /tmp/themis-deps.log
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-		echo "installing $$missing"; \
-		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		echo "installing" $$missing; \
+		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } >$(DEPS_LOG) 2>&1 \
+		|| { echo "make deps: cannot install the Debian packages" $$missing "(no network or no apt?): install them, then run make again (details: $(DEPS_LOG))" >&2; exit 1; }; \
 	fi
-	@$(PYTHON) -c "import gguf, numpy, openai" 2>/dev/null || $(PYTHON) -m pip install --quiet gguf numpy openai
+	@command -v $(PYTHON) >/dev/null || { echo "make deps: $(PYTHON) not found: install Python 3 (Debian: python3 python3-pip)" >&2; exit 1; }
+	@$(PYTHON) -c "import gguf, numpy, openai" 2>/dev/null || $(PYTHON) -m pip install --quiet gguf numpy openai >$(DEPS_LOG) 2>&1 \
+		|| { echo "make deps: cannot install the Python packages gguf numpy openai (no network?): pip install them, then run make again (details: $(DEPS_LOG))" >&2; exit 1; }
 
 models:
 	@scripts/fetch-models
@@ -31,8 +37,21 @@ models:
 build: deps
 	$(SWIFT) build -c $(CONFIG)
 
-test: build models
-	$(SWIFT) test -c $(CONFIG)
+# The gate CI runs: every command end to end at least once, within 40 minutes on a 2-core Zen 3
+# including the build. Ends with each suite's time and the ten slowest tests.
+# One build with the tests: a plain `swift build` first would compile every module a second time.
+# One test at a time: every model test already uses both cores through the spinning thread pool,
+# so running them together gains nothing, makes their timings meaningless and starves the rest.
+test: deps models
+	@scripts/check-test-deps
+	$(SWIFT) build -c $(CONFIG) --build-tests
+	SWIFT=$(SWIFT) scripts/run-tests -c $(CONFIG) --skip-build --no-parallel
+
+# make test plus the slow real-model end-to-end cases (THEMIS_TEST_ALL=1).
+test-all: deps models
+	@scripts/check-test-deps
+	$(SWIFT) build -c $(CONFIG) --build-tests
+	THEMIS_TEST_ALL=1 SWIFT=$(SWIFT) scripts/run-tests -c $(CONFIG) --skip-build --no-parallel
 
 # The main job: judge the bundled examples (all ten scenarios, all three modes) with the default
 # model on --device auto, printing each verdict and the summary.

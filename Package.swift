@@ -95,7 +95,7 @@ let package = Package(
         .testTarget(name: "ThemisBackendTests", dependencies: ["ThemisBackend", "ThemisTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ThemisBackend", "BackendConformance"]),
         .testTarget(name: "VulkanBackendTests", dependencies: ["VulkanBackend", "ThemisBackend", "BackendConformance", "ThemisTestSupport"]),
-        .testTarget(name: "ThemisModelTests", dependencies: ["ThemisModel", "ThemisBackend", "CPUBackend", "VulkanBackend"]),
+        .testTarget(name: "ThemisModelTests", dependencies: ["ThemisModel", "ThemisBackend", "CPUBackend", "VulkanBackend", "ThemisTestSupport"]),
         .testTarget(name: "ThemisJudgeTests", dependencies: ["ThemisJudge", "ThemisModel"], resources: [.copy("Golden")]),
         .testTarget(name: "ThemisBenchTests", dependencies: ["ThemisBench", "ThemisJudge"], resources: [.copy("Fixtures")]),
         .testTarget(

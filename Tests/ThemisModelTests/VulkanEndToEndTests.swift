@@ -2,6 +2,7 @@ import CPUBackend
 import Foundation
 import Testing
 import ThemisBackend
+import ThemisTestSupport
 import ThemisModel
 import VulkanBackend
 
@@ -34,6 +35,10 @@ struct VulkanEndToEndTests {
     /// 8 bits as llama.cpp's CPU backend does. That rounding moves decode logits by about 0.5
     /// on this model (the Vulkan backend stays within 1e-4 of the f64 reference backend), so
     /// only the first comparison can ask for near-identical tokens.
+    /// Lavapipe takes about 45 s a case on a 2-core Zen 3: `make test` checks two of the twelve
+    /// (one where the CPU's 8-bit path agrees, one where it does not), `make test-all` all of them.
+    static let smolCases: [Int]? = TestTier.full ? nil : [0, 6]
+
     @Test("SmolLM2 chat cases: llama.cpp's top-1 and the CPU backend's first 8 greedy tokens")
     func smolLM2() throws {
         let reference = ReferenceModel.smolLM2
@@ -42,10 +47,13 @@ struct VulkanEndToEndTests {
         let exact = try LanguageModel(path: path, backend: CPUBackend(roundDecodeActivations: false), contextLength: 512)
         let fast = try LanguageModel(path: path, backend: CPUBackend(), contextLength: 512)
         let sessions = try [gpu, exact, fast].map { try $0.makeSession() }
-        let cases = try reference.reference().chatCases
-        #expect(cases.count == 12)
+        let all = try reference.reference().chatCases
+        #expect(all.count == 12)
+        let picked = Self.smolCases ?? Array(all.indices)
+        try #require(picked.allSatisfy(all.indices.contains), "the recording has \(all.count) chat cases")
+        let cases = picked.map { all[$0] }
         var equalExact = 0, equalFast = 0, checkedTop1 = 0, prefixSum = 0
-        for (index, c) in cases.enumerated() {
+        for (index, c) in zip(picked, cases) {
             let prompt = try #require(c.promptIDs)
             let recorded = try #require(c.top20First)
             try #require(
@@ -72,7 +80,8 @@ struct VulkanEndToEndTests {
         print("[vulkan smollm2] 8 greedy tokens equal in \(equalExact)/\(cases.count) cases to the CPU's with f32 decode "
               + "activations, \(equalFast)/\(cases.count) to its 8-bit default; top-1 vs llama.cpp checked on \(checkedTop1); "
               + "common prefix with llama.cpp's greedy tokens \(prefixSum)/\(8 * cases.count)")
-        #expect(equalExact >= 10)
+        // up to one case in six may differ (a near-tie flipped by f32 summation order on a GPU)
+        #expect(equalExact >= cases.count - cases.count / 6)
     }
 
     @Test("Qwen2.5 chat case: 8 greedy tokens equal to the CPU backend's")

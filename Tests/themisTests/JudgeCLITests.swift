@@ -31,7 +31,7 @@ struct JudgeCLITests {
         let inPath = Self.temporary("bad.jsonl"), outPath = Self.temporary("bad-out.jsonl")
         try Data(input.utf8).write(to: URL(fileURLWithPath: inPath))
         let o = try CLI.run(["judge", "--model", CLI.smollm, "--device", "cpu", "--ctx-size", "768", "--input", inPath,
-                             "--output", outPath, "--explain", "none"], measured: 60)
+                             "--output", outPath, "--explain", "none"], measured: 7)
         #expect(o.status == 4, "stderr: \(o.stderr)")
         #expect(o.stderr.contains("4 of 5 records failed"), "stderr: \(o.stderr)")
         let records = try Self.lines(outPath)
@@ -48,7 +48,7 @@ struct JudgeCLITests {
 
         // --truncate cuts the middle of the response instead
         let truncated = try CLI.run(["judge", "--model", CLI.smollm, "--device", "cpu", "--ctx-size", "768", "--input", inPath,
-                                     "--output", outPath, "--overwrite", "--explain", "none", "--truncate"], measured: 60)
+                                     "--output", outPath, "--overwrite", "--explain", "none", "--truncate"], measured: 5)
         #expect(truncated.status == 3, "stderr: \(truncated.stderr)")
         let again = try Self.lines(outPath)
         #expect(again.first { $0["id"] as? String == "too-long" }?["status"] as? String == "ok")
@@ -62,7 +62,7 @@ struct JudgeCLITests {
                     "--keep-fields", "label", "--explain", "none", "--output", outPath]
         // start, wait for two records, kill
         let p = try ChildProcess(CLI.binary, args, captureOutput: false)
-        let deadline = Date().addingTimeInterval(Budget.limit(measured: 30))
+        let deadline = Date().addingTimeInterval(Budget.limit(measured: 25))
         while p.isRunning && Date() < deadline {
             let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
             if text.split(separator: "\n").count >= 2 { break }
@@ -78,7 +78,7 @@ struct JudgeCLITests {
         handle.write(Data(#"{"id": "line-"#.utf8))
         try handle.close()
 
-        let o = try CLI.run(args + ["--resume"], measured: 60)
+        let o = try CLI.run(args + ["--resume"], measured: 13)
         #expect(o.status == 0, "stderr: \(o.stderr)")
         #expect(o.stderr.contains("resuming: \(before) records already"), "stderr: \(o.stderr)")
         let records = try Self.lines(outPath)
@@ -93,7 +93,7 @@ struct JudgeCLITests {
         let input = Self.shared.appendingPathComponent("llmbar-natural.json").path
         let o = try CLI.run(["judge", "--model", Self.qwen, "--device", "cpu", "--input", input, "--limit", "4",
                              "--fields", "instruction=input,response_a=output_1,response_b=output_2",
-                             "--keep-fields", "label", "--explain", "none"], measured: 120)
+                             "--keep-fields", "label", "--explain", "none"], measured: 60)
         #expect(o.status == 0, "stderr: \(o.stderr)")
         let records = try o.stdout.split(separator: "\n").map {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])

@@ -69,14 +69,14 @@ struct MetaEvalCLITests {
         let out = NSTemporaryDirectory() + "themis-evaljudge-\(UUID().uuidString).jsonl"
         let html = out + ".html"
         let o = try CLI.run(["eval-judge", "--model", CLI.smollm, "--device", "cpu", "--benchmark", "llmbar-natural", "--limit", "4",
-                             "--output", out, "--html", html, "--bootstrap", "100"], measured: 60)
+                             "--output", out, "--html", html, "--bootstrap", "100"], measured: 20)
         #expect(o.status == 0, "stderr: \(o.stderr)")
         #expect(o.stdout.contains("## Pairs (n = 4)"), "\(o.stdout)")
         #expect(o.stdout.contains("| 4 | 100 | 4 | 0 | 0 | 0 | 0 | 0 |"), "labels beyond --limit are not unmatched: \(o.stdout)")
         #expect(FileManager.default.fileExists(atPath: html))
         // a second run resumes: nothing left to judge, same report
         let again = try CLI.run(["eval-judge", "--model", CLI.smollm, "--device", "cpu", "--benchmark", "llmbar-natural", "--limit", "4",
-                                 "--output", out, "--resume", "--bootstrap", "100"], measured: 60)
+                                 "--output", out, "--resume", "--bootstrap", "100"], measured: 5)
         #expect(again.status == 0 && again.stderr.contains("4 records already in"), "\(again.stderr)")
         #expect(again.stdout == o.stdout)
         let unknown = try CLI.run(["eval-judge", "--model", CLI.smollm, "--benchmark", "no-such-set"])

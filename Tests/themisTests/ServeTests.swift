@@ -41,7 +41,7 @@ struct ServeTests {
     }
 
     /// Runs openai_checks.py; `measured` as for `CLI.run`.
-    static func python(_ arguments: [String], measured: Double = 60) throws -> Result {
+    static func python(_ arguments: [String], measured: Double = 17) throws -> Result {
         let limit = Budget.limit(measured: measured)
         let child = try ChildProcess("python3", [script] + arguments)
         let termination: ChildProcess.Termination
@@ -89,7 +89,7 @@ struct ServeTests {
         defer { server.stop() }
         try #require(server.port > 0, "server did not start: \(server.log)")
         let r = try Self.python([server.base, "SmolLM2-135M-Instruct.Q4_1", "load", "--clients", "32", "--requests", "300",
-                                 "--max-tokens", "12", "--deadline", "480"], measured: 120)
+                                 "--max-tokens", "12", "--deadline", "480"], measured: 110)
         #expect(r.status == 0, "\(r.stderr)")
         let f = r.figures
         #expect(f["requests"] as? Int == 300)

@@ -9,7 +9,7 @@ import Foundation
 /// with room to spare, and the machine factor says how much slower this machine is now.
 public enum Budget {
     /// Headroom over a measured duration.
-    public static let headroom = 5.0
+    public static let headroom = 8.0
 
     /// How much slower this machine is than the one the durations were measured on (at least 1):
     /// `THEMIS_TEST_TIME_SCALE` when set, else a short calibration loop timed against its

@@ -100,7 +100,7 @@ import ThemisBackend
             throw PythonUnavailable(description: "cannot start \(python) (\(error)); python3 with the gguf package is required")
         }
         let text = run.stdout + run.stderr
-        let status = run.termination?.status ?? -1
+        let status = run.termination.status
         let hint =
             switch status {
             case 127: "python3 not found; install Python 3 and `python3 -m pip install gguf`"

@@ -55,8 +55,6 @@ public final class ChildProcess: Sendable {
 
     /// The process id (also the id of its process group).
     public let pid: pid_t
-    /// The command line, for messages.
-    public let command: [String]
 
     /// What the reader and reaper threads share with the owner; they hold this, not the
     /// `ChildProcess`, so dropping the last reference to a running child runs `deinit`.
@@ -85,7 +83,6 @@ public final class ChildProcess: Sendable {
                 captureOutput: Bool = true) throws {
         let setpriv = "/usr/bin/setpriv"
         guard access(setpriv, X_OK) == 0 else { throw SpawnError.setprivMissing }
-        command = [executable] + arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         let argv = ["setpriv", "--pdeathsig", "KILL", "--", executable] + arguments
@@ -145,19 +142,21 @@ public final class ChildProcess: Sendable {
 
     /// What a command that ran to completion left.
     public struct Completed: Sendable {
-        /// How it ended; nil when it ran past its limit and was stopped.
-        public var termination: Termination?
+        /// How it ended (after `stop` when it ran past its limit).
+        public var termination: Termination
+        /// True when it was still running at its limit and had to be stopped.
+        public var ranPastLimit: Bool
         public var stdout: String
         public var stderr: String
     }
 
-    /// Runs a command to completion; past `limit` seconds it is stopped and `termination` is nil.
+    /// Runs a command to completion; past `limit` seconds it is stopped (SIGTERM, then SIGKILL).
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
                            limit: Double) throws -> Completed {
         let child = try ChildProcess(executable, arguments, environment: environment)
-        let termination = child.waitForExit(timeout: limit)
-        if termination == nil { child.stop(grace: 10) }
-        return Completed(termination: termination, stdout: child.stdout, stderr: child.stderr)
+        let ended = child.waitForExit(timeout: limit)
+        let termination = ended ?? child.stop(grace: 10)
+        return Completed(termination: termination, ranPastLimit: ended == nil, stdout: child.stdout, stderr: child.stderr)
     }
 
     // MARK: - Observing

@@ -29,18 +29,14 @@ enum CLI {
     /// `Budget.limit(measured:)`, so the limit guards against hangs, not against a slow machine.
     static func run(_ arguments: [String], environment: [String: String] = [:], measured: Double = 2) throws -> Output {
         let limit = Budget.limit(measured: measured)
-        let child = try ChildProcess(binary, arguments, environment: environment)
         let start = Date()
-        let termination: ChildProcess.Termination
-        if let ended = child.waitForExit(timeout: limit) {
-            termination = ended
-        } else {
-            termination = child.stop(grace: 10)
+        let run = try ChildProcess.run(binary, arguments, environment: environment, limit: limit)
+        if run.ranPastLimit {
             Issue.record("themis \(arguments.prefix(2).joined(separator: " ")) ran past its limit of \(Int(limit)) s (measured \(measured) s): stopped")
         }
         let seconds = Date().timeIntervalSince(start)
         if seconds > 5 { print("[duration] themis \(arguments.prefix(2).joined(separator: " ")): \(String(format: "%.1f", seconds)) s (measured \(measured) s, limit \(Int(limit)) s)") }
-        return Output(status: termination.status, stdout: child.stdout, stderr: child.stderr)
+        return Output(status: run.termination.status, stdout: run.stdout, stderr: run.stderr)
     }
 
     static var models: String {

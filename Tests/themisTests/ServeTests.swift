@@ -43,15 +43,11 @@ struct ServeTests {
     /// Runs openai_checks.py; `measured` as for `CLI.run`.
     static func python(_ arguments: [String], measured: Double = 17) throws -> Result {
         let limit = Budget.limit(measured: measured)
-        let child = try ChildProcess("python3", [script] + arguments)
-        let termination: ChildProcess.Termination
-        if let ended = child.waitForExit(timeout: limit) {
-            termination = ended
-        } else {
-            termination = child.stop(grace: 10)
+        let run = try ChildProcess.run("python3", [script] + arguments, limit: limit)
+        if run.ranPastLimit {
             Issue.record("openai_checks.py \(arguments.dropFirst().prefix(2)) ran past its limit of \(Int(limit)) s: stopped")
         }
-        return Result(status: termination.status, stdout: child.stdout, stderr: child.stderr)
+        return Result(status: run.termination.status, stdout: run.stdout, stderr: run.stderr)
     }
 
     @Test func openAIClientChatStreamingLogprobsAndJudge() throws {

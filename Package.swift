@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ThemisBackend", targets: ["ThemisBackend"]),
         .library(name: "ThemisModel", targets: ["ThemisModel"]),
         .library(name: "ThemisBench", targets: ["ThemisBench"]),
+        .library(name: "ThemisClient", targets: ["ThemisClient"]),
         .library(name: "ThemisJudge", targets: ["ThemisJudge"]),
         .library(name: "ThemisServer", targets: ["ThemisServer"]),
         .library(name: "ThemisDistill", targets: ["ThemisDistill"]),
@@ -47,9 +48,20 @@ let package = Package(
         .plugin(name: "CompileShaders", capability: .buildTool(), dependencies: ["shader-embed"]),
         // GGUF, tokenizer, chat templates, transformer, sampling and scoring: backend-agnostic.
         .target(name: "ThemisModel", dependencies: ["ThemisBackend"], swiftSettings: fastMath),
-        // The Themis judge: scenario catalogue, five-block prompts, verdicts, batch runs.
+        // Model clients: one protocol for "a model we can ask" (chat, label probabilities,
+        // continuation scoring), a local GGUF model (an actor owning it) and OpenAI-compatible servers.
         .target(
-            name: "ThemisJudge", dependencies: ["ThemisModel", "ThemisBackend"],
+            name: "ThemisClient",
+            dependencies: [
+                "ThemisModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
+        // The Themis judge: scenario catalogue, five-block prompts, verdicts, batch runs; asks
+        // models only through ThemisClient's protocol.
+        .target(
+            name: "ThemisJudge", dependencies: ["ThemisClient"],
             resources: [.copy("Resources/scenarios.json")]),
         // Meta-evaluation of judges and speed benchmarks, against the judge, ThemisModel and the protocol only.
         // The human-labelled judge benchmarks are copied from shared/data with their licences.
@@ -61,7 +73,7 @@ let package = Package(
         .target(
             name: "ThemisServer",
             dependencies: [
-                "ThemisJudge", "ThemisModel",
+                "ThemisJudge", "ThemisClient", "ThemisModel",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -71,10 +83,7 @@ let package = Package(
         .target(
             name: "ThemisDistill",
             dependencies: [
-                "ThemisJudge", "ThemisModel",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                "ThemisJudge", "ThemisClient",
                 .product(name: "Yams", package: "Yams"),
             ],
             resources: [.copy("Resources/seeds.json")]),
@@ -84,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "themis",
             dependencies: [
-                "ThemisBackend", "ThemisModel", "ThemisJudge", "ThemisBench", "ThemisServer", "ThemisDistill", "BackendConformance",
+                "ThemisBackend", "ThemisModel", "ThemisClient", "ThemisJudge", "ThemisBench", "ThemisServer", "ThemisDistill", "BackendConformance",
                 "CPUBackend",
                 "VulkanBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -96,14 +105,19 @@ let package = Package(
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ThemisBackend", "BackendConformance"]),
         .testTarget(name: "VulkanBackendTests", dependencies: ["VulkanBackend", "ThemisBackend", "BackendConformance", "ThemisTestSupport"]),
         .testTarget(name: "ThemisModelTests", dependencies: ["ThemisModel", "ThemisBackend", "CPUBackend", "VulkanBackend", "ThemisTestSupport"]),
-        .testTarget(name: "ThemisJudgeTests", dependencies: ["ThemisJudge", "ThemisModel"], resources: [.copy("Golden")]),
+        .testTarget(
+            name: "ThemisClientTests",
+            dependencies: [
+                "ThemisClient", "ThemisModel", "CPUBackend", "ThemisTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
+        .testTarget(name: "ThemisJudgeTests", dependencies: ["ThemisJudge", "ThemisClient"], resources: [.copy("Golden")]),
         .testTarget(name: "ThemisBenchTests", dependencies: ["ThemisBench", "ThemisJudge"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "ThemisDistillTests",
             dependencies: [
-                "ThemisDistill", "ThemisModel", "CPUBackend", "ThemisTestSupport",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
+                "ThemisDistill", "ThemisClient", "ThemisModel", "CPUBackend", "ThemisTestSupport",
             ],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "themisTests", dependencies: ["themis", "ThemisTestSupport"], exclude: ["Python"]),

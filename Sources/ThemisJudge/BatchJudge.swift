@@ -1,5 +1,5 @@
 import Foundation
-import ThemisModel
+import ThemisClient
 
 /// One input record as read: its 1-based line (or array position) and its fields, or why it
 /// could not be read.
@@ -69,17 +69,23 @@ public struct FieldMap: Sendable {
 }
 
 /// Runs the judge over records and builds the output records (JSON objects other tools read).
-public final class BatchJudge {
+public struct BatchJudge: Sendable {
     public let judge: Judge
     public let fields: FieldMap
     public let mode: JudgeMode?
     public let keepFields: [String]
+    /// Words added to a failed record's error (the CLI names its flags here).
+    public var hint: @Sendable (any Error) -> String? = { _ in nil }
 
     public init(judge: Judge, fields: FieldMap, mode: JudgeMode?, keepFields: [String]) {
         self.judge = judge
         self.fields = fields
         self.mode = mode
         self.keepFields = keepFields
+    }
+
+    func describe(_ error: any Error) -> String {
+        hint(error).map { "\(error) (\($0))" } ?? "\(error)"
     }
 
     /// The id a record is known by: its id field, else `line-N`.
@@ -89,7 +95,7 @@ public final class BatchJudge {
 
     /// The output records of several input records, judged as one batch (their explanations are
     /// decoded together); failures become error records.
-    public func process(_ records: [InputRecord]) -> [[String: Any]] {
+    public func process(_ records: [InputRecord]) async -> [[String: Any]] {
         var outs: [[String: Any]] = records.map { record in
             var out: [String: Any] = ["id": id(of: record)]
             for name in keepFields { if let v = record.fields[name] { out[name] = v } }
@@ -103,16 +109,16 @@ public final class BatchJudge {
                 parsed.append((i, input, recordMode, scenario))
             } catch {
                 outs[i]["status"] = "error"
-                outs[i]["error"] = "line \(record.line): \(error)"
+                outs[i]["error"] = "line \(record.line): \(describe(error))"
             }
         }
-        let results = judge.judge(batch: parsed.map { ($0.input, $0.mode, $0.scenario) })
+        let results = await judge.judge(batch: parsed.map { ($0.input, $0.mode, $0.scenario) })
         for (p, result) in zip(parsed, results) {
             let line = records[p.index].line
             switch result {
             case .failure(let error):
                 outs[p.index]["status"] = "error"
-                outs[p.index]["error"] = "line \(line): \(error)"
+                outs[p.index]["error"] = "line \(line): \(describe(error))"
             case .success(let j):
                 outs[p.index].merge(j.record(scenarioGiven: p.scenario != nil)) { $1 }
                 if j.status != .ok { outs[p.index]["error"] = "line \(line): verdict \(j.status.rawValue)" }
@@ -127,16 +133,16 @@ public final class BatchJudge {
         guard let instruction = try fields.string("instruction", in: r), !instruction.isEmpty else {
             throw JudgeError.badRecord("no '\(fields.source(of: "instruction"))' field")
         }
-        var conversation: [ChatMessage] = []
+        var conversation: [Message] = []
         if let turns = fields.value("conversation", in: r), !(turns is NSNull) {
             guard let list = turns as? [[String: Any]] else {
                 throw JudgeError.badRecord("'\(fields.source(of: "conversation"))' must be a list of {role, content}")
             }
             for t in list {
-                guard let role = (t["role"] as? String).flatMap(ChatRole.init(rawValue:)), let content = t["content"] as? String else {
+                guard let role = (t["role"] as? String).flatMap(Role.init(rawValue:)), let content = t["content"] as? String else {
                     throw JudgeError.badRecord("a conversation turn needs a role (system, user, assistant) and a content")
                 }
-                conversation.append(ChatMessage(role: role, content: content))
+                conversation.append(Message(role: role, content: content))
             }
         }
         let input = JudgeInput(
@@ -232,6 +238,9 @@ extension Judgement {
         out["scenario_source"] = scenarioGiven ? "given" : "classified"
         if let p = scenarioProbabilities { out["scenario_probabilities"] = p }
         out["prompt_tokens"] = passes.map(\.promptTokens)
+        out["verdict_source"] = passes[0].source.rawValue
+        let missing = Set(passes.flatMap(\.missingLabels))
+        if !missing.isEmpty { out["missing_labels"] = missing.sorted() }
         out["explanation"] = passes[0].explanation
         if mode == .pairwise {
             out["verdict"] = verdict ?? NSNull()

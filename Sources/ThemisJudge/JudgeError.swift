@@ -1,5 +1,5 @@
 /// Why a judgement or a judge run failed.
-public enum JudgeError: Error, CustomStringConvertible, Equatable {
+public enum JudgeError: Error, CustomStringConvertible, Equatable, Sendable {
     case badCatalogue(String)
     case badRecord(String)
     case tooLong(promptTokens: Int, context: Int)
@@ -9,7 +9,7 @@ public enum JudgeError: Error, CustomStringConvertible, Equatable {
         case .badCatalogue(let m): return m
         case .badRecord(let m): return m
         case .tooLong(let tokens, let context):
-            return "the prompt needs \(tokens) tokens but the context holds \(context) (use --truncate or a larger --ctx-size)"
+            return "the prompt needs \(tokens) tokens but the context holds \(context)"
         }
     }
 }

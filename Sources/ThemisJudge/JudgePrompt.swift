@@ -1,4 +1,4 @@
-import ThemisModel
+import ThemisClient
 
 /// How a record is judged.
 public enum JudgeMode: String, Sendable, CaseIterable, Codable {
@@ -40,13 +40,13 @@ public struct RatingScale: Sendable, Equatable, CustomStringConvertible {
 public struct JudgeInput: Sendable, Equatable {
     public var instruction: String
     /// Earlier turns of the conversation, oldest first.
-    public var conversation: [ChatMessage]
+    public var conversation: [Message]
     public var response: String?
     public var responseA: String?
     public var responseB: String?
     public var reference: String?
 
-    public init(instruction: String, conversation: [ChatMessage] = [], response: String? = nil,
+    public init(instruction: String, conversation: [Message] = [], response: String? = nil,
                 responseA: String? = nil, responseB: String? = nil, reference: String? = nil) {
         self.instruction = instruction
         self.conversation = conversation

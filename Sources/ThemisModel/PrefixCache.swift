@@ -15,6 +15,85 @@ public final class PrefixSnapshot: @unchecked Sendable {
     }
 }
 
+/// Snapshots of earlier prompts, found by the longest common token prefix, within a memory
+/// budget (least recently used go first). A prompt that shares a long start with an earlier one
+/// also leaves a snapshot of just that shared start, so the heads many prompts have in common
+/// (a judge scenario's instructions, a server's system prompt) are found without being named.
+public final class PrefixCache {
+    /// Bytes the snapshots may hold.
+    public let budgetBytes: Int
+    /// Shared starts shorter than this are not kept on their own.
+    public let minimumShared: Int
+    private let bytesPerToken: Int
+    /// Least recently used first.
+    private var entries: [PrefixSnapshot] = []
+    public private(set) var bytes = 0
+
+    public init(model: LanguageModel, budgetBytes: Int, minimumShared: Int = 32) {
+        self.budgetBytes = budgetBytes
+        self.minimumShared = minimumShared
+        bytesPerToken = 2 * model.config.blockCount * model.config.kvWidth * MemoryLayout<Float>.size
+    }
+
+    public var count: Int { entries.count }
+
+    static func common(_ a: [Int32], _ b: [Int32]) -> Int {
+        var n = 0
+        let limit = min(a.count, b.count)
+        while n < limit && a[n] == b[n] { n += 1 }
+        return n
+    }
+
+    /// The snapshot sharing the most leading tokens with `prompt`, and how many.
+    public func bestMatch(for prompt: [Int32]) -> (snapshot: PrefixSnapshot, common: Int)? {
+        var best: (PrefixSnapshot, Int)?
+        for entry in entries {
+            let c = Self.common(entry.tokens, prompt)
+            if c > 0 && c > (best?.1 ?? 0) { best = (entry, c) }
+        }
+        guard let best else { return nil }
+        touch(best.0)
+        return best
+    }
+
+    /// Brings `session` to hold exactly `prompt`, restoring the best snapshot first when it
+    /// shares more than the session already holds; keeps snapshots of the prompt (and of its
+    /// start shared with an earlier one). Returns the logits after the last token and how many
+    /// tokens were reused.
+    public func evaluate(_ prompt: [Int32], in session: Session) throws -> (logits: [Float], reused: Int) {
+        let held = Self.common(session.tokens, prompt)
+        let match = bestMatch(for: prompt)
+        if let match, match.common > held { try session.restore(match.snapshot) }
+        let result = try session.evaluateReusing(prompt)
+        if let match, match.common >= minimumShared, match.common < match.snapshot.tokens.count, match.common < prompt.count {
+            try remember(session, count: match.common)
+        }
+        try remember(session, count: prompt.count)
+        return result
+    }
+
+    /// Keeps a snapshot of the first `count` tokens `session` holds, unless one exists.
+    public func remember(_ session: Session, count: Int) throws {
+        let tokens = Array(session.tokens.prefix(count))
+        guard count > 0, count * bytesPerToken <= budgetBytes else { return }
+        if let existing = entries.first(where: { $0.tokens == tokens }) {
+            touch(existing)
+            return
+        }
+        let snapshot = try session.snapshot(count: count)
+        entries.append(snapshot)
+        bytes += count * bytesPerToken
+        while bytes > budgetBytes, !entries.isEmpty {
+            bytes -= entries.removeFirst().tokens.count * bytesPerToken
+        }
+    }
+
+    private func touch(_ snapshot: PrefixSnapshot) {
+        guard let i = entries.firstIndex(where: { $0 === snapshot }), i != entries.count - 1 else { return }
+        entries.append(entries.remove(at: i))
+    }
+}
+
 extension Session {
     /// A copy of the first `count` tokens' keys and values (device to device, no read-back).
     public func snapshot(count: Int) throws -> PrefixSnapshot {

@@ -63,6 +63,9 @@ struct ChatCompletionRequest: Decodable, Sendable, SamplingFields {
     var logprobs: Bool?
     var top_logprobs: Int?
     var n: Int?
+    /// vLLM's: the last message is an assistant's partial answer, continued rather than closed.
+    var continue_final_message: Bool?
+    var add_generation_prompt: Bool?
 }
 
 /// `POST /v1/completions`; `logprobs` is the number of alternatives, as in the legacy API.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ThemisClient
 import ThemisJudge
 import ThemisModel
 
@@ -10,16 +11,16 @@ extension ThemisServer {
         var request = request
         let body = try await decode(ChatCompletionRequest.self, &request)
         guard !body.messages.isEmpty else { throw APIError.badRequest("messages must not be empty", param: "messages") }
-        var messages: [ChatMessage] = []
+        var messages: [Message] = []
         for (i, m) in body.messages.enumerated() {
-            let role: ChatRole
+            let role: Role
             switch m.role {
             case "system", "developer": role = .system
             case "user": role = .user
             case "assistant": role = .assistant
             default: throw APIError.badRequest("'messages[\(i)].role' is '\(m.role)': expected system, user or assistant", param: "messages[\(i)].role")
             }
-            messages.append(ChatMessage(role: role, content: m.content))
+            messages.append(Message(role: role, content: m.content))
         }
         if let last = messages.last(where: { $0.role == .user }), let judgeBody = Self.judgeRequest(in: last.content) {
             if let model = body.model, model != options.modelID {
@@ -28,14 +29,26 @@ extension ThemisServer {
             }
             return try await judgeChat(judgeBody, stream: body.stream ?? false)
         }
-        let prompt = engine.model.tokenizer.encode(template.renderPrompt(messages), addBOS: template.rendersBOS ? false : nil)
+        // vLLM's way to continue a partial answer: the last (assistant) message stays open
+        var chatPrompt = Prompt(messages: messages)
+        if body.continue_final_message ?? false {
+            guard messages.last?.role == .assistant else {
+                throw APIError.badRequest("continue_final_message needs an assistant message last", param: "continue_final_message")
+            }
+            if body.add_generation_prompt == true {
+                throw APIError.badRequest("continue_final_message and add_generation_prompt exclude each other", param: "add_generation_prompt")
+            }
+            chatPrompt = Prompt(messages: Array(messages.dropLast()), assistantPrefix: messages.last!.content)
+        }
+        let prompt: [Int32]
+        do { prompt = try model.tokens(chatPrompt) } catch { throw APIError.badRequest("\(error)", param: "messages") }
         let wantLogprobs = body.logprobs ?? false
         if body.top_logprobs != nil && !wantLogprobs {
             throw APIError.badRequest("top_logprobs needs logprobs: true", param: "top_logprobs")
         }
         let generation = try generationRequest(body, prompt: prompt, maxTokens: body.max_completion_tokens ?? body.max_tokens,
                                                logprobs: wantLogprobs ? (body.top_logprobs ?? 0) : nil)
-        let (events, handle) = try submit(generation)
+        let (events, handle) = try await submit(generation)
         let id = "chatcmpl-" + UUID().uuidString.lowercased()
         let model = options.modelID, created = self.created
         if body.stream ?? false {
@@ -80,7 +93,7 @@ extension ThemisServer {
     }
 
     /// One token of a chat completion's `logprobs.content`.
-    func chatLogprob(_ lp: TokenLogprob) -> [String: Any] {
+    func chatLogprob(_ lp: TokenChoice) -> [String: Any] {
         let (text, bytes) = tokenText(lp.token)
         return ["token": text, "logprob": Double(lp.logprob), "bytes": bytes.map(Int.init),
                 "top_logprobs": lp.top.map { t -> [String: Any] in
@@ -94,11 +107,14 @@ extension ThemisServer {
     func completion(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         var request = request
         let body = try await decode(CompletionRequest.self, &request)
-        if body.echo ?? false { throw APIError.badRequest("echo is not supported", param: "echo") }
-        let tokenizer = engine.model.tokenizer
-        let prompt = tokenizer.encode(body.prompt, parseSpecial: false)
-        let generation = try generationRequest(body, prompt: prompt, maxTokens: body.max_tokens, logprobs: body.logprobs)
-        let (events, handle) = try submit(generation)
+        let echo = body.echo ?? false
+        // special tokens in the text are parsed, as llama.cpp's and vLLM's servers do: a client
+        // that renders the chat template itself sends them
+        let prompt = model.tokenizer.encode(body.prompt, parseSpecial: true)
+        if echo && body.stream == true { throw APIError.badRequest("echo cannot be streamed", param: "echo") }
+        let generation = try generationRequest(body, prompt: prompt, maxTokens: body.max_tokens, logprobs: body.logprobs, allowZero: echo)
+        if echo { return try await echoCompletion(body, generation: generation, request: request) }
+        let (events, handle) = try await submit(generation)
         let id = "cmpl-" + UUID().uuidString.lowercased()
         let model = options.modelID, created = self.created
         let base: [String: Any] = ["id": id, "object": "text_completion", "created": created, "model": model]
@@ -128,17 +144,54 @@ extension ThemisServer {
         ]) { $1 }, closing: true)
     }
 
+    /// `echo`: the prompt's own tokens with their log-probabilities (the first has none), then
+    /// any generated ones: what a client scoring candidate continuations reads.
+    func echoCompletion(_ body: CompletionRequest, generation: Generation, request: Request) async throws -> Response {
+        let top = body.logprobs ?? 0
+        let scored: [TokenChoice?]
+        do {
+            scored = try await model.promptLogprobs(generation.prompt, top: top)
+        } catch let error as ClientError {
+            throw APIError.badRequest(error.description, param: "prompt")
+        }
+        var text = body.prompt
+        var choices = scored
+        var reason = StopReason.maxTokens
+        var completionTokens = 0
+        if generation.maxTokens > 0 {
+            let (events, handle) = try await submit(generation)
+            let c = try await collect(events, handle: handle, request: request)
+            text += c.text
+            choices += c.logprobs.map { Optional($0) }
+            reason = c.reason
+            completionTokens = c.completionTokens
+        }
+        let logprobs: Any = body.logprobs == nil ? NSNull() : legacyLogprobs(choices, tokens: generation.prompt + choices.dropFirst(scored.count).compactMap { $0?.token }, offset: 0)
+        return json(["id": "cmpl-" + UUID().uuidString.lowercased(), "object": "text_completion", "created": created, "model": options.modelID,
+                     "choices": [["index": 0, "text": text, "logprobs": logprobs, "finish_reason": Self.finishReason(reason)]],
+                     "usage": Self.usage(generation.prompt.count, completionTokens)], closing: generation.maxTokens > 0)
+    }
+
     /// The completions API's `{tokens, token_logprobs, top_logprobs, text_offset}`.
-    func legacyLogprobs(_ lps: [TokenLogprob], offset: Int) -> [String: Any] {
-        var tokens: [String] = [], values: [Double] = [], top: [[String: Double]] = [], offsets: [Int] = []
+    func legacyLogprobs(_ lps: [TokenChoice], offset: Int) -> [String: Any] {
+        legacyLogprobs(lps.map { Optional($0) }, tokens: lps.map(\.token), offset: offset)
+    }
+
+    /// The same, for tokens some of which have no log-probability (an echoed prompt's first).
+    func legacyLogprobs(_ lps: [TokenChoice?], tokens ids: [Int32], offset: Int) -> [String: Any] {
+        var tokens: [String] = [], values: [Any] = [], top: [Any] = [], offsets: [Int] = []
         var at = offset
-        for lp in lps {
-            let (text, _) = tokenText(lp.token)
+        for (id, lp) in zip(ids, lps) {
+            let (text, _) = tokenText(id)
             tokens.append(text)
-            values.append(Double(lp.logprob))
-            var alternatives: [String: Double] = [:]
-            for t in lp.top { alternatives[tokenText(t.token).0] = Double(t.logprob) }
-            top.append(alternatives)
+            values.append(lp.map { Double($0.logprob) } ?? NSNull())
+            if let lp {
+                var alternatives: [String: Double] = [:]
+                for t in lp.top { alternatives[tokenText(t.token).0] = Double(t.logprob) }
+                top.append(alternatives)
+            } else {
+                top.append(NSNull())
+            }
             offsets.append(at)
             at += text.utf16.count
         }
@@ -172,7 +225,7 @@ extension ThemisServer {
         let text = prefix + label + "]]" + judgement.passes[0].explanation
         let id = "chatcmpl-" + UUID().uuidString.lowercased()
         let prompt = judgement.passes.map(\.promptTokens).reduce(0, +)
-        let completion = engine.model.tokenizer.encode(text, parseSpecial: false).count
+        let completion = model.tokenizer.encode(text, parseSpecial: false).count
         if stream {
             let base: [String: Any] = ["id": id, "object": "chat.completion.chunk", "created": created, "model": options.modelID]
             let chunks: [[String: Any]] = [
@@ -193,7 +246,7 @@ extension ThemisServer {
                      "usage": Self.usage(prompt, completion), "judgement": record])
     }
 
-    /// Runs the judge on the engine's thread.
+    /// Runs the judge on the served model.
     func runJudge(_ body: JudgeRequestBody) async throws -> ([String: Any], Judgement) {
         let mode: JudgeMode
         switch body.mode {
@@ -211,8 +264,8 @@ extension ThemisServer {
         let judge = self.judge
         var scenario: Scenario?
         if let name = body.scenario {
-            guard let s = judge.judge.catalogue.scenario(named: name) else {
-                throw APIError.badRequest("unknown scenario '\(name)' (known: \(judge.judge.catalogue.scenarios.map(\.id).joined(separator: ", ")))",
+            guard let s = judge.catalogue.scenario(named: name) else {
+                throw APIError.badRequest("unknown scenario '\(name)' (known: \(judge.catalogue.scenarios.map(\.id).joined(separator: ", ")))",
                                           param: "scenario")
             }
             scenario = s
@@ -222,8 +275,8 @@ extension ThemisServer {
         let given = scenario
         let result: Result<Judgement, APIError>
         do {
-            result = .success(try await engine.exclusive { try judge.judge.judge(input, mode: mode, scenario: given) })
-        } catch let error as EngineError {
+            result = .success(try await judge.judge(input, mode: mode, scenario: given))
+        } catch let error as ClientError where error == .shuttingDown || { if case .busy = error { return true } else { return false } }() {
             throw APIError(status: 503, message: error.description, type: "server_error", retryAfter: 1)
         } catch {
             result = .failure(APIError.badRequest("\(error)"))

@@ -3,41 +3,40 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import ThemisClient
 import ThemisJudge
 import ThemisModel
 
 /// The OpenAI-compatible server: `/v1/models`, `/v1/chat/completions`, `/v1/completions`,
-/// `/v1/judge`, `/health`, `/metrics`, over one `Engine`.
+/// `/v1/judge`, `/health`, `/metrics`, over one `LocalModel` (continuous batching).
 public final class ThemisServer: Sendable {
-    public let engine: Engine
+    public let model: LocalModel
     public let options: ServerOptions
     let metrics: ServerMetrics
-    let judge: JudgeBox
-    let template: ChatTemplate
+    let judge: Judge
     let created = Int(Date().timeIntervalSince1970)
 
-    /// The judge is used on the engine's thread only (`Engine.exclusive`).
-    final class JudgeBox: @unchecked Sendable {
-        let judge: Judge
-        init(_ judge: Judge) { self.judge = judge }
-    }
-
-    public init(model: LanguageModel, judgeOptions: JudgeOptions, catalogue: ScenarioCatalogue, options: ServerOptions) throws {
+    /// `prefixCacheBytes`: memory for the keys and values of prompt starts the judge and the
+    /// completions endpoint's scoring reuse (generations never start from them).
+    public init(model: LanguageModel, judgeOptions: JudgeOptions, catalogue: ScenarioCatalogue, options: ServerOptions,
+                prefixCacheBytes: Int = 256 << 20) throws {
         metrics = ServerMetrics()
         self.options = options
-        engine = try Engine(model: model, parallel: options.parallel, queueLimit: options.queueLimit, metrics: metrics)
-        judge = JudgeBox(try Judge(model: model, catalogue: catalogue, options: judgeOptions))
-        template = try model.chatTemplate()
+        var local = LocalModelOptions()
+        local.parallel = options.parallel
+        local.queueLimit = options.queueLimit
+        local.prefixCacheBytes = prefixCacheBytes
+        self.model = try LocalModel(model: model, name: options.modelID, options: local, observer: metrics)
+        judge = Judge(client: self.model, catalogue: catalogue, options: judgeOptions)
     }
 
     /// Serves until SIGTERM or SIGINT; requests in flight then finish before it returns.
     /// `onListening` gets the address and port once the socket is bound.
     public func run(onListening: @escaping @Sendable (String, Int) -> Void) async throws {
-        engine.start()
         let router = Router()
         router.add(middleware: APIMiddleware(server: self))
         router.get("/health") { _, _ in
-            self.json(["status": "ok", "model": self.options.modelID, "queue_depth": self.engine.queueDepth])
+            self.json(["status": "ok", "model": self.options.modelID, "queue_depth": await self.model.queueDepth])
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
@@ -60,10 +59,10 @@ public final class ThemisServer: Sendable {
         do {
             try await app.runService()
         } catch {
-            engine.shutdown()
+            await model.shutdown()
             throw error
         }
-        engine.shutdown()
+        await model.shutdown()
     }
 
     // MARK: helpers
@@ -100,15 +99,19 @@ public final class ThemisServer: Sendable {
         }
     }
 
-    /// Checks the sampling fields and builds the engine request.
-    func generationRequest(_ fields: some SamplingFields, prompt: [Int32], maxTokens given: Int?, logprobs: Int?) throws -> GenerationRequest {
+    /// Checks the sampling fields and builds the generation (`allowZero`: `max_tokens: 0`, an
+    /// echo that only scores the prompt).
+    func generationRequest(_ fields: some SamplingFields, prompt: [Int32], maxTokens given: Int?, logprobs: Int?,
+                           allowZero: Bool = false) throws -> Generation {
         if let model = fields.model, model != options.modelID {
             throw APIError(status: 404, message: "the model '\(model)' does not exist; this server has '\(options.modelID)'",
                            param: "model", code: "model_not_found")
         }
         if let n = fields.n, n != 1 { throw APIError.badRequest("only n = 1 is supported", param: "n") }
         let maxTokens = given ?? options.defaultMaxTokens
-        guard maxTokens >= 1 else { throw APIError.badRequest("max_tokens must be at least 1", param: "max_tokens") }
+        guard maxTokens >= (allowZero ? 0 : 1) else {
+            throw APIError.badRequest("max_tokens must be at least \(allowZero ? 0 : 1)", param: "max_tokens")
+        }
         guard maxTokens <= options.maxTokensLimit else {
             throw APIError.badRequest("max_tokens is \(maxTokens), above this server's limit of \(options.maxTokensLimit)", param: "max_tokens")
         }
@@ -126,20 +129,20 @@ public final class ThemisServer: Sendable {
         }
         if let k = logprobs, !(0...20).contains(k) { throw APIError.badRequest("top_logprobs must be between 0 and 20", param: "top_logprobs") }
         guard !prompt.isEmpty else { throw APIError.badRequest("the prompt is empty", param: "prompt") }
-        let context = engine.model.contextLength
+        let context = model.contextTokens
         guard prompt.count < context else {
             throw APIError.badRequest("the prompt has \(prompt.count) tokens but the context holds \(context)",
                                       param: "messages", code: "context_length_exceeded")
         }
-        return GenerationRequest(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: fields.stop?.values ?? [],
-                                 logprobs: logprobs)
+        return Generation(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: fields.stop?.values ?? [],
+                          logprobs: logprobs)
     }
 
-    func submit(_ request: GenerationRequest) throws -> (AsyncStream<GenerationEvent>, GenerationHandle) {
+    func submit(_ request: Generation) async throws -> (AsyncStream<GenerationEvent>, GenerationHandle) {
         do {
-            return try engine.submit(request)
-        } catch .queueFull(let n) {
-            throw APIError(status: 503, message: EngineError.queueFull(n).description, type: "server_error", code: "queue_full",
+            return try await model.submit(request)
+        } catch .busy(let n) {
+            throw APIError(status: 503, message: ClientError.busy(waiting: n).description, type: "server_error", code: "queue_full",
                            retryAfter: 1)
         } catch {
             throw APIError(status: 503, message: error.description, type: "server_error", code: "shutting_down")
@@ -154,14 +157,13 @@ public final class ThemisServer: Sendable {
     }
 
     func tokenText(_ id: Int32) -> (String, [UInt8]) {
-        let bytes = engine.model.tokenizer.tokenBytes(id)
-        return (String(decoding: bytes, as: UTF8.self), bytes)
+        model.tokenText(id)
     }
 
     /// A completed generation: its text, log-probabilities and usage.
     struct Collected {
         var text = ""
-        var logprobs: [TokenLogprob] = []
+        var logprobs: [TokenChoice] = []
         var reason = StopReason.maxTokens
         var promptTokens = 0
         var completionTokens = 0

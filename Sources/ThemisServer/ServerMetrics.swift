@@ -1,14 +1,15 @@
 import Foundation
+import ThemisClient
 
 /// Counters and gauges for `GET /metrics`, in the Prometheus text format.
-public final class ServerMetrics: @unchecked Sendable {
+public final class ServerMetrics: LocalModelObserver, @unchecked Sendable {
     private let lock = NSLock()
     private var requests: [String: Int] = [:]
     private var errors: [Int: Int] = [:]
-    private var queueDepth = 0
+    private var waiting = 0
     private var active = 0
-    private var promptTokens = 0
-    private var generatedTokens = 0
+    private var promptTotal = 0
+    private var generatedTotal = 0
     /// (time, prompt tokens, generated tokens) of recent work, for the per-second rates.
     private var recent: [(Double, Int, Int)] = []
     private let window = 10.0
@@ -20,20 +21,20 @@ public final class ServerMetrics: @unchecked Sendable {
 
     func request(_ endpoint: String) { lock.withLock { requests[endpoint, default: 0] += 1 } }
     func error(status: Int) { lock.withLock { errors[status, default: 0] += 1 } }
-    func setQueueDepth(_ n: Int) { lock.withLock { queueDepth = n } }
-    func setActive(_ n: Int) { lock.withLock { active = n } }
+    public func queueDepth(_ n: Int) { lock.withLock { waiting = n } }
+    public func activeSequences(_ n: Int) { lock.withLock { active = n } }
 
-    func addPromptTokens(_ n: Int, seconds: Double) {
+    public func promptTokens(_ n: Int) {
         lock.withLock {
-            promptTokens += n
+            promptTotal += n
             recent.append((now, n, 0))
             trim()
         }
     }
 
-    func addGeneratedTokens(_ n: Int, seconds: Double) {
+    public func generatedTokens(_ n: Int) {
         lock.withLock {
-            generatedTokens += n
+            generatedTotal += n
             recent.append((now, 0, n))
             trim()
         }
@@ -56,10 +57,10 @@ public final class ServerMetrics: @unchecked Sendable {
             for (k, v) in requests.sorted(by: { $0.key < $1.key }) { out += "themis_requests_total{endpoint=\"\(k)\"} \(v)\n" }
             out += "# HELP themis_errors_total Error responses, by HTTP status.\n# TYPE themis_errors_total counter\n"
             for (k, v) in errors.sorted(by: { $0.key < $1.key }) { out += "themis_errors_total{status=\"\(k)\"} \(v)\n" }
-            out += "# HELP themis_queue_depth Requests waiting for a sequence slot.\n# TYPE themis_queue_depth gauge\nthemis_queue_depth \(queueDepth)\n"
+            out += "# HELP themis_queue_depth Requests waiting for a sequence slot.\n# TYPE themis_queue_depth gauge\nthemis_queue_depth \(waiting)\n"
             out += "# HELP themis_active_sequences Sequences being generated.\n# TYPE themis_active_sequences gauge\nthemis_active_sequences \(active)\n"
-            out += "# HELP themis_prompt_tokens_total Prompt tokens evaluated.\n# TYPE themis_prompt_tokens_total counter\nthemis_prompt_tokens_total \(promptTokens)\n"
-            out += "# HELP themis_generated_tokens_total Tokens generated.\n# TYPE themis_generated_tokens_total counter\nthemis_generated_tokens_total \(generatedTokens)\n"
+            out += "# HELP themis_prompt_tokens_total Prompt tokens evaluated.\n# TYPE themis_prompt_tokens_total counter\nthemis_prompt_tokens_total \(promptTotal)\n"
+            out += "# HELP themis_generated_tokens_total Tokens generated.\n# TYPE themis_generated_tokens_total counter\nthemis_generated_tokens_total \(generatedTotal)\n"
             out += "# HELP themis_prompt_tokens_per_second Prompt tokens per second over the last 10 s.\n# TYPE themis_prompt_tokens_per_second gauge\n"
             out += "themis_prompt_tokens_per_second \(String(format: "%.3f", promptRate))\n"
             out += "# HELP themis_generated_tokens_per_second Generated tokens per second over the last 10 s.\n# TYPE themis_generated_tokens_per_second gauge\n"

@@ -1,6 +1,7 @@
 import CPUBackend
 import Foundation
 import Testing
+import ThemisClient
 import ThemisDistill
 import ThemisModel
 
@@ -20,27 +21,37 @@ struct IFDTests {
         try LanguageModel(path: models + "/" + file, backend: CPUBackend(), contextLength: 1024)
     }
 
-    @Test(arguments: files) func ifdEqualsTheScoringAPI(_ file: String) throws {
+    /// The tokens IFD scores: the chat prompt, the start token, the answer.
+    static func conditionedPrefix(_ client: LocalModel, _ q: String) throws -> [Int32] { try client.tokens(.user(q)) }
+    static func startToken(_ client: LocalModel) -> [Int32] { [client.tokenizer.bosID ?? client.tokenizer.eosID ?? 0] }
+    static func answerTokens(_ client: LocalModel, _ a: String) -> [Int32] { client.tokenizer.encode(a, parseSpecial: false, addBOS: false) }
+
+    @Test(arguments: files) func ifdEqualsTheScoringAPI(_ file: String) async throws {
         let model = try Self.model(file)
-        let scorer = try IFDScorer(model: model)
+        let client = try LocalModel(model: try Self.model(file), name: file)
+        let scorer = try IFDScorer(client: client)
         let session = try model.makeSession()
         var inputs: [[String: Any]] = []
         for (q, a) in Self.records {
-            let s = try scorer.score(instruction: q, answer: a)
-            let answer = scorer.answerTokens(a)
-            let conditioned = try session.logProbabilities(prefix: scorer.conditionedPrefix(q), continuation: answer)
-            let unconditioned = try session.logProbabilities(prefix: scorer.startToken, continuation: answer)
+            let s = try await scorer.score(instruction: q, answer: a)
+            let answer = Self.answerTokens(client, a)
+            let prefix = try Self.conditionedPrefix(client, q)
+            let start = Self.startToken(client)
+            let conditioned = try session.logProbabilities(prefix: prefix, continuation: answer)
+            let unconditioned = try session.logProbabilities(prefix: start, continuation: answer)
             let ce = { (lp: [Float]) in -lp.reduce(0.0) { $0 + Double($1) } / Double(lp.count) }
             #expect(s.conditioned == ce(conditioned) && s.unconditioned == ce(unconditioned))
             #expect(s.ifd == ce(conditioned) / ce(unconditioned))
             #expect(s.answerTokens == answer.count)
-            inputs.append(["model_file": file, "instruction": q, "answer_text": a, "conditioned_prefix": scorer.conditionedPrefix(q).map(Int.init),
-                           "start": scorer.startToken.map(Int.init), "answer": answer.map(Int.init)])
+            let record: [String: Any] = ["model_file": file, "instruction": q, "answer_text": a, "conditioned_prefix": prefix.map(Int.init),
+                                         "start": start.map(Int.init), "answer": answer.map(Int.init)]
+            inputs.append(record)
         }
         // the off-topic answer is the one the instruction helps least
-        let ifds = try Self.records.map { try scorer.score(instruction: $0.0, answer: $0.1).ifd }
+        var ifds: [Double] = []
+        for r in Self.records { ifds.append(try await scorer.score(instruction: r.0, answer: r.1).ifd) }
         #expect(ifds[2] > ifds[0], "\(ifds)")
-        let ppl = try IFDScorer(model: model, metric: .perplexityRatio).score(instruction: Self.records[0].0, answer: Self.records[0].1)
+        let ppl = try await IFDScorer(client: client, metric: .perplexityRatio).score(instruction: Self.records[0].0, answer: Self.records[0].1)
         #expect(abs(ppl.ifd - Foundation.exp(ppl.conditioned - ppl.unconditioned)) < 1e-12)
         if let path = ProcessInfo.processInfo.environment["THEMIS_WRITE_IFD_INPUT"] {
             var all = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))) as? [[String: Any]] ?? []
@@ -54,14 +65,15 @@ struct IFDTests {
     /// the two differ by that rounding: measured, per-token values within 0.22 nats, mean
     /// cross-entropies within 1.9% and IFD within 1.5% (relative; 3.4% of a tiny 0.0027). The bounds: 0.3 nats,
     /// 3%, 2.5% + 0.001.
-    @Test func ifdAgreesWithLlamaCpp() throws {
+    @Test func ifdAgreesWithLlamaCpp() async throws {
         let url = try #require(Bundle.module.url(forResource: "Fixtures/ifd-reference", withExtension: "json"))
         let reference = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
         let records = try #require(reference["records"] as? [[String: Any]])
         #expect(records.count == 6)
         for file in Self.files {
             let model = try Self.model(file)
-            let scorer = try IFDScorer(model: model)
+            let client = try LocalModel(model: try Self.model(file), name: file)
+            let scorer = try IFDScorer(client: client)
             let session = try model.makeSession()
             for r in records where r["model_file"] as? String == file {
                 let prefix = try #require(r["conditioned_prefix"] as? [Int]).map(Int32.init)
@@ -69,19 +81,19 @@ struct IFDTests {
                 let answer = try #require(r["answer"] as? [Int]).map(Int32.init)
                 let instruction = try #require(r["instruction"] as? String)
                 let answerText = try #require(r["answer_text"] as? String)
-                #expect(prefix == scorer.conditionedPrefix(instruction), "the prompt tokens changed: regenerate the fixture")
+                #expect(prefix == (try Self.conditionedPrefix(client, instruction)), "the prompt tokens changed: regenerate the fixture")
                 let ours = try session.logProbabilities(prefix: prefix, continuation: answer)
                 let theirs = try #require(r["llama_conditioned"] as? [Double])
                 let worst = try #require(zip(ours, theirs).map { abs(Double($0) - $1) }.max())
                 #expect(worst < 0.3, "\(file): conditioned log-probabilities differ by up to \(worst)")
-                let s = try scorer.score(instruction: instruction, answer: answerText)
+                let s = try await scorer.score(instruction: instruction, answer: answerText)
                 let ceC = -theirs.reduce(0, +) / Double(theirs.count)
                 let u = try #require(r["llama_unconditioned"] as? [Double])
                 let ceU = -u.reduce(0, +) / Double(u.count)
                 #expect(abs(s.conditioned - ceC) <= 0.03 * ceC && abs(s.unconditioned - ceU) <= 0.03 * ceU, "\(file): \(s) vs \(ceC), \(ceU)")
                 let llamaIFD = try #require(r["llama_ifd"] as? Double)
                 #expect(abs(s.ifd - llamaIFD) <= 0.025 * llamaIFD + 0.001, "\(file): IFD \(s.ifd) vs \(llamaIFD)")
-                _ = start
+                _ = (start, client)
             }
         }
     }

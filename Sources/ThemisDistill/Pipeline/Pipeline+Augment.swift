@@ -1,5 +1,5 @@
 import Foundation
-import ThemisModel
+import ThemisClient
 import ThemisJudge
 
 extension Pipeline {
@@ -110,7 +110,7 @@ extension Pipeline {
 
     /// The scenario with every criterion reworded by `generator` (same meaning, other words);
     /// nil when its answer does not give one `name: definition` line per criterion.
-    static func paraphrase(_ scenario: Scenario, with generator: any TextGenerator, seed: Int) async throws -> Scenario? {
+    static func paraphrase(_ scenario: Scenario, with generator: any ModelClient, seed: Int) async throws -> Scenario? {
         let list = scenario.criteria.enumerated().map { "\($0.offset + 1). \($0.element.name): \($0.element.definition)" }.joined(separator: "\n")
         let prompt = """
             Reword each evaluation criterion below: give it a new name and a new definition that mean the same \
@@ -118,7 +118,7 @@ extension Pipeline {
             per line, as "N. Name: definition".
             \(list)
             """
-        let answer = try await generator.generate(GenerationSpec.user(prompt, maxTokens: 60 * scenario.criteria.count, temperature: 0.7, seed: seed))
+        let answer = try await generator.chat(ChatRequest.user(prompt, maxTokens: 60 * scenario.criteria.count, temperature: 0.7, seed: seed))
         let lines = Synthesizer.parseList(answer.text).compactMap { line -> Criterion? in
             guard let colon = line.firstIndex(of: ":") else { return nil }
             let name = line[..<colon].trimmingCharacters(in: .whitespaces), definition = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)

@@ -1,4 +1,5 @@
 import Foundation
+import ThemisClient
 
 extension Pipeline {
     /// Training files from the augmented records: OpenAI messages JSONL, ShareGPT and Alpaca JSON,

@@ -1,11 +1,14 @@
 import Foundation
+import ThemisClient
 import ThemisJudge
 
 extension Pipeline {
     /// The teacher grades every response with the judge's prompts: single (and reference-guided,
     /// against the reference generator's answer) per response, pairwise for each pair of
-    /// responders in both orders. The teacher's whole answer is the training target; an answer
-    /// without a readable verdict is dropped with the reason.
+    /// responders in both orders. The teacher is the judge on the teacher model: the verdict comes
+    /// from its label probabilities after the verdict prefix (each record says which source:
+    /// exact, top_logprobs or sampled), then it writes the explanation. Verdict and explanation
+    /// together are the training target; a pass that fails is dropped with the reason.
     func grade() async throws -> StageManifest {
         let responses = try requireStage("respond")
         let c = config.grade
@@ -44,31 +47,35 @@ extension Pipeline {
                 }
             }
         }
-        let catalogue = self.catalogue
+        var options = JudgeOptions()
+        options.explanationTokens = c.max_tokens
+        let judge = Judge(client: teacher, catalogue: catalogue, options: options)
         return try await runner("grade", c, concurrency: concurrency(of: c.teacher)).run(items, progress: reporter("grade")) { (item: WorkItem) async -> ItemOutcome in
             do {
                 let p = item.payload
-                guard let scenario = catalogue.scenario(named: p["scenario"] as! String) else { return .failed("unknown scenario") }
+                guard let scenario = judge.catalogue.scenario(named: p["scenario"] as! String) else { return .failed("unknown scenario") }
                 let mode = JudgeMode(rawValue: p["mode"] as! String)!
                 let input = JudgeInput(instruction: p["instruction"] as! String, conversation: [], response: p["response"] as? String,
                                        responseA: p["response_a"] as? String, responseB: p["response_b"] as? String,
                                        reference: p["reference"] as? String)
                 let prompt = PromptBuilder.build(mode: mode, scenario: scenario, scale: .standard, input: input)
-                let answer = try await teacher.generate(GenerationSpec.user(prompt.text, maxTokens: c.max_tokens, temperature: 0))
-                let parsed = mode == .pairwise ? VerdictParser.pairwise(answer.text) : VerdictParser.rating(answer.text, scale: .standard)
-                guard parsed.status == .ok, let verdict = parsed.value else {
-                    return .failed("teacher verdict \(parsed.status.rawValue)")
+                let pass = try await judge.pass(mode: mode, scenario: scenario, input: input)
+                guard pass.status == .ok, let verdict = pass.label else {
+                    return .failed("teacher verdict \(pass.status.rawValue)")
                 }
+                let text = prompt.verdictPrefix + verdict + "]]" + pass.explanation
                 var r = p
                 r["id"] = item.id
                 r["prompt"] = prompt.text
-                r["judgement"] = answer.text
-                r["teacher"] = answer.model
+                r["judgement"] = text
+                r["teacher"] = teacher.name
+                r["verdict_source"] = pass.source.rawValue
+                r["verdict_probabilities"] = pass.distribution
                 if mode == .pairwise {
                     r["verdict"] = verdict
                 } else {
                     r["score"] = Int(verdict)!
-                    let criteria = Self.criterionScores(answer.text, scenario: scenario)
+                    let criteria = Self.criterionScores(text, scenario: scenario)
                     if !criteria.isEmpty { r["criteria_scores"] = criteria }
                 }
                 return .records([r])

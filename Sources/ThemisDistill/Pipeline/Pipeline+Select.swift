@@ -12,11 +12,11 @@ extension Pipeline {
         var ifd: [String: Double] = [:]
         if strategy != .random || ifdModel != nil {
             guard let model = ifdModel else { throw DistillError.config("select.strategy \(c.strategy) needs select.ifd_model") }
-            let scorer = ScorerBox(try IFDScorer(model: model, metric: IFDScorer.Metric(rawValue: c.ifd_metric) ?? .crossEntropyRatio))
+            let scorer = try IFDScorer(client: model, metric: IFDScorer.Metric(rawValue: c.ifd_metric) ?? .crossEntropyRatio)
             let items = graded.map { WorkItem(id: "ifd-" + ($0["id"] as! String), payload: ["prompt": $0["prompt"] as! String, "judgement": $0["judgement"] as! String]) }
             let hash = PipelineConfig.hash([c.ifd_model ?? "", c.ifd_metric])
             _ = try await StageRunner(stage: "ifd", directory: directory, configHash: hash, concurrency: 1)
-                .run(items, progress: reporter("ifd")) { (item: WorkItem) async -> ItemOutcome in scorer.outcome(item) }
+                .run(items, progress: reporter("ifd")) { (item: WorkItem) async -> ItemOutcome in await Self.ifdOutcome(item, scorer) }
             for r in try StageRunner.records(path("ifd.jsonl")) {
                 ifd[String((r["id"] as! String).dropFirst(4))] = (r["ifd"] as? NSNumber)?.doubleValue
             }
@@ -52,18 +52,11 @@ extension Pipeline {
     }
 }
 
-/// The IFD scorer used from the stage runner's tasks, one record at a time.
-final class ScorerBox: @unchecked Sendable {
-    private let scorer: IFDScorer
-    private let lock = NSLock()
-
-    init(_ scorer: IFDScorer) { self.scorer = scorer }
-
-    func outcome(_ item: WorkItem) -> ItemOutcome {
-        lock.lock()
-        defer { lock.unlock() }
+extension Pipeline {
+    /// The IFD record of one graded item.
+    static func ifdOutcome(_ item: WorkItem, _ scorer: IFDScorer) async -> ItemOutcome {
         do {
-            let s = try scorer.score(instruction: item.payload["prompt"] as! String, answer: item.payload["judgement"] as! String)
+            let s = try await scorer.score(instruction: item.payload["prompt"] as! String, answer: item.payload["judgement"] as! String)
             return .records([["id": item.id, "ifd": s.ifd, "conditioned": s.conditioned, "unconditioned": s.unconditioned,
                               "answer_tokens": s.answerTokens]])
         } catch {

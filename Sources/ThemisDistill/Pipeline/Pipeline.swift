@@ -1,6 +1,6 @@
 import Foundation
 import ThemisJudge
-import ThemisModel
+import ThemisClient
 
 /// The distillation pipeline over a directory: each stage reads the previous stage's JSONL and
 /// writes its own (`synthesize.jsonl`, `instructions.jsonl`, `respond.jsonl`, `grade.jsonl`,
@@ -10,14 +10,14 @@ public final class Pipeline: @unchecked Sendable {
 
     public let config: PipelineConfig
     public let directory: String
-    public let generators: [String: any TextGenerator]
-    /// The local model scoring IFD (`select.ifd_model`), if any.
-    public let ifdModel: LanguageModel?
+    public let generators: [String: any ModelClient]
+    /// The model scoring IFD (`select.ifd_model`), if any.
+    public let ifdModel: (any ModelClient)?
     public let catalogue: ScenarioCatalogue
     /// Stage, done, total: called as items finish.
     public var progress: (@Sendable (String, Int, Int) -> Void)?
 
-    public init(config: PipelineConfig, directory: String, generators: [String: any TextGenerator], ifdModel: LanguageModel?,
+    public init(config: PipelineConfig, directory: String, generators: [String: any ModelClient], ifdModel: (any ModelClient)?,
                 catalogue: ScenarioCatalogue) {
         self.config = config
         self.directory = directory
@@ -57,7 +57,7 @@ public final class Pipeline: @unchecked Sendable {
         }
     }
 
-    func generator(_ name: String) throws -> any TextGenerator {
+    func generator(_ name: String) throws -> any ModelClient {
         guard let g = generators[name] else { throw DistillError.config("no generator '\(name)'") }
         return g
     }
@@ -87,9 +87,9 @@ public final class Pipeline: @unchecked Sendable {
         let runner = runner("synthesize", [PipelineConfig.hash(c), String(config.seed)], concurrency: concurrency(of: c.generator))
         var manifest = try await runner.run(items, progress: reporter("synthesize")) { (item: WorkItem) async -> ItemOutcome in
             do {
-                let spec = GenerationSpec.user(try synthesizer.prompt(item), maxTokens: c.max_tokens, temperature: c.temperature,
+                let spec = ChatRequest.user(try synthesizer.prompt(item), maxTokens: c.max_tokens, temperature: c.temperature,
                                                seed: self.seed(item.id))
-                let answer = try await g.generate(spec)
+                let answer = try await g.chat(spec)
                 let passage = item.payload["passage"] as? String
                 let lines = Synthesizer.parseList(answer.text)
                 if lines.isEmpty { return .failed("no numbered instructions in the generator's answer") }
@@ -146,14 +146,14 @@ public final class Pipeline: @unchecked Sendable {
                 ]))
             }
         }
-        var gens: [String: any TextGenerator] = [:]
+        var gens: [String: any ModelClient] = [:]
         for name in c.generators { gens[name] = try generator(name) }
         let responders = gens
         let width = c.generators.map(concurrency(of:)).max() ?? 1
         return try await runner("respond", c, concurrency: width).run(items, progress: reporter("respond")) { (item: WorkItem) async -> ItemOutcome in
             let name = item.payload["generator"] as! String
             do {
-                let answer = try await responders[name]!.generate(GenerationSpec.user(item.payload["instruction"] as! String, maxTokens: c.max_tokens,
+                let answer = try await responders[name]!.chat(ChatRequest.user(item.payload["instruction"] as! String, maxTokens: c.max_tokens,
                                                                                 temperature: c.temperature, seed: self.seed(item.id)))
                 guard !answer.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return .failed("empty response") }
                 var r = item.payload

@@ -68,7 +68,9 @@ extension PipelineConfig {
         }
         if let ifd = select.ifd_model {
             try known(ifd, "select.ifd_model")
-            guard generators[ifd]?.local != nil else { throw DistillError.config("select.ifd_model: '\(ifd)' must be a local model") }
+            guard generators[ifd]?.local != nil || generators[ifd]?.chat_template != nil else {
+                throw DistillError.config("select.ifd_model: '\(ifd)' must be a local model, or an endpoint with its chat_template")
+            }
         }
         guard SelectionStrategy(rawValue: select.strategy) != nil else {
             throw DistillError.config("select.strategy: '\(select.strategy)' is not random, ifd or ifd-z")

@@ -1,4 +1,5 @@
 import Foundation
+import ThemisClient
 
 /// The whole pipeline's configuration (`pipeline.yaml`). Field names are the YAML keys.
 public struct PipelineConfig: Codable, Sendable, Equatable {
@@ -14,6 +15,9 @@ public struct PipelineConfig: Codable, Sendable, Equatable {
         public var requests_per_second: Double?
         public var max_attempts: Int?
         public var timeout_seconds: Double?
+        /// An endpoint's chat template (`chatml`, ..., or a GGUF file to read it from), rendered
+        /// here: exact verdict probabilities and IFD scoring through its completions endpoint.
+        public var chat_template: String?
     }
 
     public struct Synthesize: Codable, Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import ThemisClient
 
 /// One unit of a stage's work (a generation call, a record to grade); its output records carry
 /// `item` (this id), `index` and `of` so a resumed run can tell finished items from cut ones.

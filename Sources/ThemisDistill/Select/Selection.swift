@@ -1,5 +1,5 @@
 import Foundation
-import ThemisModel
+import ThemisClient
 
 /// A graded record as selection sees it.
 public struct Candidate: Sendable, Equatable {

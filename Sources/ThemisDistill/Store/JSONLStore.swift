@@ -1,4 +1,5 @@
 import Foundation
+import ThemisClient
 
 /// A stage's output: JSON Lines, one object per record with an `id`, appended as records finish.
 /// After a kill the file holds whole lines plus at most one partial line, which `open(resume:)`

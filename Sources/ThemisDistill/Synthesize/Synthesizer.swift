@@ -1,5 +1,5 @@
 import Foundation
-import ThemisModel
+import ThemisClient
 import ThemisJudge
 
 /// Controlled instruction generation (the paper's Section 3.2): reference-based questioning for

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ThemisDistill
 import ThemisJudge
+import ThemisClient
 import ThemisModel
 
 struct Distill: AsyncParsableCommand {
@@ -20,28 +21,31 @@ struct DistillOptions: ParsableArguments {
     /// cache in the output directory) and the IFD model.
     func pipeline() throws -> Pipeline {
         let config = try PipelineConfig.load(self.config)
-        var models: [String: LanguageModel] = [:]
-        var generators: [String: any TextGenerator] = [:]
+        var generators: [String: any ModelClient] = [:]
         for (name, g) in config.generators {
             if let local = g.local {
-                var options = try ModelOptions.parse(["--model", local, "--device", g.device ?? "auto"])
-                options.exactDecode = false
-                let model = try options.load()
-                models[name] = model
-                generators[name] = try LocalGenerator(model: model, name: name)
+                guard case .file(let path) = try ModelLocation.resolve(local) else {
+                    throw DistillError.config("generators.\(name).local must be a model name or a GGUF file; a server goes in url")
+                }
+                let backend = try DeviceSelection.open(g.device ?? "auto", exactDecode: false)
+                let model = try LanguageModel(path: path, backend: backend)
+                generators[name] = try LocalModel(model: model, name: name)
             } else {
-                var o = HTTPGeneratorOptions(baseURL: g.url!, model: g.model ?? "default")
+                var o = OpenAIModelOptions(baseURL: g.url!, model: g.model ?? "default")
                 o.apiKeyEnv = g.api_key_env
                 o.concurrency = g.concurrency ?? 4
                 o.requestsPerSecond = g.requests_per_second
                 o.maxAttempts = g.max_attempts ?? 5
                 o.timeout = g.timeout_seconds ?? 120
                 o.cacheDirectory = output + "/cache/" + name
-                generators[name] = try HTTPGenerator(options: o)
+                if let t = g.chat_template {
+                    o.chatTemplate = try ChatTemplateKind(rawValue: t).map { ChatTemplate(kind: $0) } ?? ChatTemplate(gguf: GGUFFile(path: t))
+                }
+                generators[name] = try OpenAIModel(options: o)
             }
         }
         let pipeline = Pipeline(config: config, directory: output, generators: generators,
-                                ifdModel: config.select.ifd_model.flatMap { models[$0] }, catalogue: try ScenarioCatalogue.bundled())
+                                ifdModel: config.select.ifd_model.flatMap { generators[$0] }, catalogue: try ScenarioCatalogue.bundled())
         if isatty(STDERR_FILENO) != 0 {
             let start = Date()
             pipeline.progress = { stage, done, total in
@@ -61,7 +65,7 @@ struct DistillOptions: ParsableArguments {
     }
 
     static func shutdown(_ pipeline: Pipeline) async {
-        for g in pipeline.generators.values { try? await (g as? HTTPGenerator)?.shutdown() }
+        for g in pipeline.generators.values { try? await (g as? OpenAIModel)?.shutdown() }
     }
 }
 

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
 import ThemisBench
+import ThemisClient
 import ThemisJudge
 import ThemisModel
 
-struct EvalJudge: ParsableCommand {
+struct EvalJudge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval-judge",
         abstract: "Run the judge on a human-labelled benchmark and meta-evaluate it in one go.",
@@ -12,6 +13,7 @@ struct EvalJudge: ParsableCommand {
             + ". A FILE is read like `themis judge` input, with a label field.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var remote: RemoteOptions
     @Option(help: "A bundled benchmark name, or a labelled file.") var benchmark: String
     @Option(help: "Judge only the first N records.") var limit: Int?
     @Option(help: "Map native fields to a FILE's fields, as for themis judge.") var fields: String?
@@ -29,21 +31,22 @@ struct EvalJudge: ParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
-    func run() throws {
-        reportingErrors {
+    func run() async throws {
+        await reportingErrors {
             let bench = try JudgeBenchmark.resolve(benchmark, fields: fields, numericPairLabels: settings.numericPairLabels)
             var records = try bench.records()
             if let limit { records = Array(records.prefix(limit)) }
-            var modelName = URL(fileURLWithPath: modelOptions.model).lastPathComponent
-            if modelName.hasSuffix(".gguf") { modelName.removeLast(5) }
+            let modelName = ModelLocation.displayName(modelOptions.model)
             let path = output ?? "eval-\(bench.name)-\(modelName).jsonl"
             let out = try JudgeOutput.open(path, resume: resume, overwrite: overwrite)
 
-            let model = try modelOptions.load()
-            let judge = try Judge(model: model, catalogue: judgeSettings.catalogue(), options: judgeSettings.options(explain: explain))
+            let client = try await makeClient(modelOptions, remote, local: judgeSettings.localOptions)
+            let judge = Judge(client: client, catalogue: try judgeSettings.catalogue(), options: try judgeSettings.options(explain: explain))
             let keep = [settings.labelField, "category"]
-            let batch = BatchJudge(judge: judge, fields: try FieldMap(bench.fields), mode: mode, keepFields: keep)
-            let summary = try out.judge(records, with: batch, group: judgeSettings.batch, labelField: settings.labelField)
+            var batch = BatchJudge(judge: judge, fields: try FieldMap(bench.fields), mode: mode, keepFields: keep)
+            batch.hint = JudgeSettings.hint
+            let summary = try await out.judge(records, with: batch, group: judgeSettings.batch, labelField: settings.labelField)
+            try? await (client as? OpenAIModel)?.shutdown()
             try out.sink.close()
             for line in summary.lines { printError(line) }
             printError("themis: judge output in \(path)")

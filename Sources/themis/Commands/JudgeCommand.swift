@@ -1,14 +1,16 @@
 import ArgumentParser
 import Foundation
+import ThemisClient
 import ThemisJudge
 import ThemisModel
 
-struct JudgeCommand: ParsableCommand {
+struct JudgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "judge",
         abstract: "Judge responses in a JSONL (or JSON array) file: scenario-dependent prompts, single / reference-guided / pairwise grading.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var remote: RemoteOptions
     @OptionGroup var settings: JudgeSettings
     @Option(help: "Input records: JSON Lines, or a JSON array of objects.") var input: String
     @Option(help: "Output JSONL (default: stdout). Records are appended as they are judged.") var output: String?
@@ -28,8 +30,8 @@ struct JudgeCommand: ParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
-    func run() throws {
-        reportingErrors {
+    func run() async throws {
+        await reportingErrors {
             let options = try settings.options(explain: explain)
             let catalogue = try settings.catalogue()
             let fieldMap = try FieldMap(fields)
@@ -37,14 +39,20 @@ struct JudgeCommand: ParsableCommand {
             if let limit { records = Array(records.prefix(limit)) }
             let out = try JudgeOutput.open(output, resume: resume, overwrite: overwrite)
 
-            let model = try modelOptions.load()
-            let judge = try Judge(model: model, catalogue: catalogue, options: options)
-            let batch = BatchJudge(judge: judge, fields: fieldMap, mode: mode,
+            let client = try await makeClient(modelOptions, remote, local: settings.localOptions)
+            let judge = Judge(client: client, catalogue: catalogue, options: options)
+            var batch = BatchJudge(judge: judge, fields: fieldMap, mode: mode,
                                    keepFields: keepFields.map { $0.split(separator: ",").map(String.init) } ?? [])
-            let summary = try out.judge(records, with: batch, group: settings.batch, labelField: labelField)
-            let lines = summary.lines + [
-                "prompt tokens evaluated: \(judge.evaluatedTokens), reused from shared heads: \(judge.reusedTokens)",
-            ]
+            batch.hint = JudgeSettings.hint
+            let summary = try await out.judge(records, with: batch, group: settings.batch, labelField: labelField)
+            var lines = summary.lines
+            if let local = client as? LocalModel {
+                lines.append("prompt tokens evaluated: \(await local.evaluatedTokens), reused from earlier prompts: \(await local.reusedTokens)")
+            }
+            if let remote = client as? OpenAIModel {
+                lines.append("requests: \(await remote.counters.attempts) attempts, \(await remote.counters.retries) retries, \(await remote.counters.cacheHits) cached")
+                try? await remote.shutdown()
+            }
             for line in lines {
                 if output == nil { printError(line) } else { print(line) }
             }

@@ -56,7 +56,8 @@ struct Serve: AsyncParsableCommand {
             modelOptions.exactDecode = !q8Decode
             let model = try modelOptions.load()
             let server = try ThemisServer(model: model, judgeOptions: judgeSettings.options(explain: explain),
-                                          catalogue: judgeSettings.catalogue(), options: options)
+                                          catalogue: judgeSettings.catalogue(), options: options,
+                                          prefixCacheBytes: judgeSettings.prefixCacheMiB << 20)
             let banner = "themis: serving \(id) (parallel \(options.parallel), context \(model.contextLength)) on"
             try await server.run { host, port in printError("\(banner) http://\(host):\(port)") }
             printError("themis: stopped")

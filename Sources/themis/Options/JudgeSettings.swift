@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ThemisClient
 import ThemisJudge
 
 extension JudgeMode: ExpressibleByArgument {}
@@ -41,10 +42,25 @@ struct JudgeSettings: ParsableArguments {
         options.explain = explain
         options.freeVerdict = freeVerdict
         options.pairwiseResolve = pairwiseResolve
-        options.reusePrefix = !noPrefixReuse
         options.truncate = truncate
-        options.prefixCacheBytes = prefixCacheMiB << 20
         return options
+    }
+
+    /// A local judge model: every pass of a batch decodes together, prompt starts are reused.
+    var localOptions: LocalModelOptions {
+        var o = LocalModelOptions()
+        o.parallel = 2 * batch
+        o.reusePrefix = !noPrefixReuse
+        o.prefixCacheBytes = prefixCacheMiB << 20
+        return o
+    }
+
+    /// What the CLI adds to a failed record's error.
+    static func hint(_ error: any Error) -> String? {
+        switch error {
+        case JudgeError.tooLong, ClientError.tooLong: return "use --truncate or a larger --ctx-size"
+        default: return nil
+        }
     }
 
     func catalogue() throws -> ScenarioCatalogue {

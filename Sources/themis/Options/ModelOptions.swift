@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
+import ThemisClient
 import ThemisModel
 
 /// `--model`, `--device`, `--ctx-size`, `--chat-template`: shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model name (smollm2-135m, qwen2.5-0.5b) or path to a GGUF file.")
+    @Option(name: .long, help: "Model: a name (smollm2-135m, qwen2.5-0.5b), a GGUF file, or an OpenAI-compatible server's base URL (http://host:port/v1; commands that can use one).")
     var model: String = "smollm2-135m"
 
     @Option(name: .long, help: "Device: auto, cpu, or vulkan[:N] (see `themis devices`).")
@@ -17,35 +18,39 @@ struct ModelOptions: ParsableArguments {
           help: "CPU: keep one-token activations in f32 instead of rounding them to 8 bits (slower; the Vulkan backend always does).")
     var exactDecode = false
 
-    @Option(name: .customLong("chat-template"), help: "Chat template when the model's is not recognised: chatml, llama3, mistral.")
-    var chatTemplate: ChatTemplateKind?
+    @Option(name: .customLong("chat-template"),
+            help: "Chat template when the model's is not recognised: chatml, llama3, mistral. With a server URL: the served model's template (a kind, or a GGUF file to read it from), rendered here for exact label probabilities.")
+    var chatTemplateSpec: String?
+
+    /// `--chat-template` as a template kind, when it names one.
+    var chatTemplate: ChatTemplateKind? {
+        get { chatTemplateSpec.flatMap(ChatTemplateKind.init(rawValue:)) }
+        set { chatTemplateSpec = newValue?.rawValue }
+    }
 
     func validate() throws {
         if let c = contextSize, c < 1 { throw ValidationError("--ctx-size must be at least 1") }
-    }
-
-    /// The known short names and their files in the model store.
-    static let knownModels: [String: String] = [
-        "smollm2-135m": "SmolLM2-135M-Instruct.Q4_1.gguf",
-        "qwen2.5-0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-    ]
-
-    /// The model store: `$THEMIS_MODELS`, else `~/.cache/themis/models`.
-    static var modelStore: String {
-        if let dir = ProcessInfo.processInfo.environment["THEMIS_MODELS"], !dir.isEmpty { return dir }
-        return NSHomeDirectory() + "/.cache/themis/models"
-    }
-
-    /// The file `--model` names.
-    func modelPath() throws -> String {
-        if let file = Self.knownModels[model] {
-            let path = Self.modelStore + "/" + file
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw ModelError.unknownModel("model '\(model)' is not in \(Self.modelStore); run scripts/fetch-models \(model)")
-            }
-            return path
+        if let t = chatTemplateSpec, chatTemplate == nil, !t.hasSuffix(".gguf") {
+            throw ValidationError("--chat-template takes chatml, llama3, mistral, or a GGUF file to read the template from")
         }
-        return model
+    }
+
+    /// Whether `--model` is a server.
+    var isRemote: Bool { if case .remote = try? ModelLocation.resolve(model) { return true } else { return false } }
+
+    /// The file `--model` names (a server URL is an error here: the command runs the model itself).
+    func modelPath() throws -> String {
+        switch try ModelLocation.resolve(model) {
+        case .file(let path): return path
+        case .remote: throw ValidationError("--model \(model): this command runs the model itself; give a name or a GGUF file")
+        }
+    }
+
+    /// The chat template of `--chat-template` for rendering on this side (a kind, or a GGUF's).
+    func clientTemplate() throws -> ChatTemplate? {
+        guard let spec = chatTemplateSpec else { return nil }
+        if let kind = ChatTemplateKind(rawValue: spec) { return ChatTemplate(kind: kind) }
+        return try ChatTemplate(gguf: try GGUFFile(path: spec))
     }
 
     /// Loads the model on the chosen device.
@@ -57,3 +62,52 @@ struct ModelOptions: ParsableArguments {
 }
 
 extension ChatTemplateKind: ExpressibleByArgument {}
+
+/// How to ask a model served elsewhere (`--model http://…/v1`).
+struct RemoteOptions: ParsableArguments {
+    @Option(name: .customLong("remote-model"), help: "With a server URL: the model name it serves (default: the first it lists).")
+    var remoteModel: String?
+    @Option(name: .customLong("api-key-env"), help: "With a server URL: the environment variable holding its API key.")
+    var apiKeyEnv: String?
+    @Option(help: "With a server URL: requests in flight at once.") var concurrency = 4
+    @Option(name: .customLong("requests-per-second"), help: "With a server URL: requests started per second at most.")
+    var requestsPerSecond: Double?
+    @Option(name: .customLong("request-timeout"), help: "With a server URL: seconds for one attempt.") var requestTimeout = 120.0
+    @Option(name: .customLong("max-attempts"), help: "With a server URL: attempts per request (retries on 429, 5xx, timeouts).")
+    var maxAttempts = 5
+    @Option(name: .customLong("answer-cache"), help: "With a server URL: a directory caching its answers by request.")
+    var answerCache: String?
+
+    func validate() throws {
+        if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+        if maxAttempts < 1 { throw ValidationError("--max-attempts must be at least 1") }
+        if requestTimeout <= 0 { throw ValidationError("--request-timeout must be > 0") }
+        if let r = requestsPerSecond, r <= 0 { throw ValidationError("--requests-per-second must be > 0") }
+    }
+}
+
+/// The model client `--model` names: a `LocalModel` on the chosen device, or an `OpenAIModel`.
+func makeClient(_ model: ModelOptions, _ remote: RemoteOptions, local: LocalModelOptions) async throws -> any ModelClient {
+    switch try ModelLocation.resolve(model.model) {
+    case .remote(let base):
+        var o = OpenAIModelOptions(baseURL: base, model: remote.remoteModel ?? "")
+        o.apiKeyEnv = remote.apiKeyEnv
+        o.concurrency = remote.concurrency
+        o.requestsPerSecond = remote.requestsPerSecond
+        o.timeout = remote.requestTimeout
+        o.maxAttempts = remote.maxAttempts
+        o.cacheDirectory = remote.answerCache
+        o.chatTemplate = try model.clientTemplate()
+        o.contextLength = model.contextSize
+        if remote.remoteModel == nil {
+            guard let first = try await OpenAIModel.servedModels(o).first else {
+                throw ValidationError("--model \(base): the server lists no models; name one with --remote-model")
+            }
+            o.model = first
+        }
+        return try OpenAIModel(options: o)
+    case .file:
+        let loaded = try model.load()
+        return try LocalModel(model: loaded, name: ModelLocation.displayName(model.model), options: local)
+    }
+}

@@ -21,6 +21,11 @@ func printError(_ line: String) {
 }
 
 /// Runs `body`, turning any thrown error into one stderr line and an exit status.
+func reportingErrors<T>(_ body: () async throws -> T) async -> T {
+    do { return try await body() } catch { exitWithError(error) }
+}
+
+/// Runs `body`, turning any thrown error into one stderr line and an exit status.
 func reportingErrors<T>(_ body: () throws -> T) -> T {
     do { return try body() } catch { exitWithError(error) }
 }

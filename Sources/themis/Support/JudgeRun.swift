@@ -44,7 +44,7 @@ struct JudgeOutput {
 
     /// Judges the records not yet written, `group` at a time, writing each output record as it
     /// comes, with progress on stderr; the summary counts this run's records only.
-    func judge(_ records: [InputRecord], with batch: BatchJudge, group: Int, labelField: String) throws -> JudgeSummary {
+    func judge(_ records: [InputRecord], with batch: BatchJudge, group: Int, labelField: String) async throws -> JudgeSummary {
         let todo = records.filter { !done.contains(batch.id(of: $0)) }
         if !done.isEmpty { printError("themis: resuming: \(done.count) records already in \(path!), \(todo.count) to go") }
         var summary = JudgeSummary()
@@ -52,7 +52,7 @@ struct JudgeOutput {
         let start = DispatchTime.now().uptimeNanoseconds
         for first in stride(from: 0, to: todo.count, by: group) {
             let records = Array(todo[first..<min(todo.count, first + group)])
-            for (record, out) in zip(records, batch.process(records)) {
+            for (record, out) in zip(records, await batch.process(records)) {
                 let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys, .withoutEscapingSlashes])
                 sink.write(data + Data("\n".utf8))
                 summary.add(out, label: record.fields[labelField])

@@ -2,12 +2,12 @@ import Foundation
 import Hummingbird
 import NIOCore
 import Testing
-import ThemisDistill
+import ThemisClient
 import ThemisTestSupport
 
-/// The HTTP generator against a real loopback server made to misbehave.
-@Suite("distillation: HTTP generator faults", .serialized)
-struct HTTPGeneratorTests {
+/// The OpenAI-compatible client against a real loopback server made to misbehave.
+@Suite("model clients: OpenAI-compatible server faults", .serialized)
+struct OpenAIModelTests {
     actor Hits {
         var counts: [String: Int] = [:]
         func hit(_ path: String) -> Int { counts[path, default: 0] += 1; return counts[path, default: 0] }
@@ -62,36 +62,36 @@ struct HTTPGeneratorTests {
     }
 
     /// A loopback answer takes milliseconds; the default limit only stops a hang, however loaded the cores.
-    static func generator(_ base: String, _ path: String, attempts: Int = 3, timeout: Double = Budget.limit(measured: 1), cache: String? = nil) throws -> HTTPGenerator {
-        var o = HTTPGeneratorOptions(baseURL: base + "/" + path, model: "teacher")
+    static func generator(_ base: String, _ path: String, attempts: Int = 3, timeout: Double = Budget.limit(measured: 1), cache: String? = nil) throws -> OpenAIModel {
+        var o = OpenAIModelOptions(baseURL: base + "/" + path, model: "teacher")
         o.maxAttempts = attempts
         o.initialBackoff = 0.01
         o.maxBackoff = 0.05
         o.timeout = timeout
         o.cacheDirectory = cache
-        return try HTTPGenerator(options: o)
+        return try OpenAIModel(options: o)
     }
 
     @Test func retriesThenSucceedsOrRecordsWhy() async throws {
         try await Self.withServer { base, hits in
-            let spec = GenerationSpec.user("Grade this.", maxTokens: 8, temperature: 0)
+            let spec = ChatRequest.user("Grade this.", maxTokens: 8, temperature: 0)
 
             let flaky = try Self.generator(base, "flaky")
-            #expect(try await flaky.generate(spec).text == "fine")
+            #expect(try await flaky.chat(spec).text == "fine")
             #expect(await hits.counts["flaky"] == 3)
             #expect(await flaky.counters.retries == 2)
             try await flaky.shutdown()
 
             let busy = try Self.generator(base, "busy")
-            #expect(try await busy.generate(spec).text == "fine")
+            #expect(try await busy.chat(spec).text == "fine")
             try await busy.shutdown()
 
             for (path, reason) in [("down", "HTTP 502: upstream gone"), ("garbled", "malformed JSON reply"), ("slow", "timed out")] {
                 let g = try Self.generator(base, path, timeout: path == "slow" ? 0.5 : Budget.limit(measured: 1))
                 do {
-                    _ = try await g.generate(spec)
+                    _ = try await g.chat(spec)
                     Issue.record("\(path) succeeded")
-                } catch let error as GeneratorError {
+                } catch let error as ClientError {
                     guard case .gaveUp(let attempts, let last) = error else { Issue.record("\(path): \(error)"); continue }
                     #expect(attempts == 3 && last.contains(reason), "\(path): \(last)")
                 }
@@ -100,7 +100,7 @@ struct HTTPGeneratorTests {
             }
 
             let refuse = try Self.generator(base, "refuse")
-            await #expect(throws: GeneratorError.rejected(status: 400, message: "bad field 'messages'")) { try await refuse.generate(spec) }
+            await #expect(throws: ClientError.rejected(status: 400, message: "bad field 'messages'")) { try await refuse.chat(spec) }
             #expect(await hits.counts["refuse"] == 1, "a 400 is not retried")
             try await refuse.shutdown()
         }
@@ -110,12 +110,12 @@ struct HTTPGeneratorTests {
         let cache = NSTemporaryDirectory() + "themis-cache-\(UUID().uuidString)"
         try await Self.withServer { base, hits in
             let g = try Self.generator(base, "busy", cache: cache)
-            let spec = GenerationSpec.user("Same question.", maxTokens: 8, temperature: 0)
-            _ = try await g.generate(spec)
+            let spec = ChatRequest.user("Same question.", maxTokens: 8, temperature: 0)
+            _ = try await g.chat(spec)
             let before = await hits.counts["busy"]
-            #expect(try await g.generate(spec).text == "fine")
+            #expect(try await g.chat(spec).text == "fine")
             #expect(await hits.counts["busy"] == before, "the second answer came from the cache")
-            _ = try await g.generate(GenerationSpec.user("Another question.", maxTokens: 8, temperature: 0))
+            _ = try await g.chat(ChatRequest.user("Another question.", maxTokens: 8, temperature: 0))
             let beforeCount = try #require(before)
             #expect(await hits.counts["busy"] == beforeCount + 1)
             #expect(await g.counters.cacheHits == 1)

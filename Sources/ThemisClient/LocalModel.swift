@@ -433,30 +433,50 @@ public actor LocalModel: ModelClient {
         guard prompt.count <= scratch.contextLength else {
             throw ClientError.tooLong(promptTokens: prompt.count, context: scratch.contextLength)
         }
+        guard prompt.count > 1 else { return [nil] }
+        // the start shared with a recently echoed prompt keeps its log-probabilities (the judge
+        // scores each label after the same prompt); its keys and values come from the prefix cache
+        var shared = 0
         var out: [TokenChoice?] = [nil]
-        guard prompt.count > 1 else { return out }
+        if top == 0, let hit = echoed.max(by: { PrefixCache.common($0.tokens, prompt) < PrefixCache.common($1.tokens, prompt) }) {
+            shared = min(PrefixCache.common(hit.tokens, prompt), prompt.count - 1)
+            if shared >= 2 { out = Array(hit.choices.prefix(shared)) } else { shared = 0 }
+        }
         do {
-            scratch.truncate(to: 0)
+            // the logits at position j score token j + 1: evaluate from position max(shared, 1) - 1
+            let from = max(shared, 1) - 1
+            if from > 0 {
+                _ = try evaluate(Array(prompt[0..<from]), in: scratch, reuse: options.reusePrefix)
+                scratch.truncate(to: from)
+            } else {
+                scratch.truncate(to: 0)
+            }
             let vocab = model.config.vocabularySize
             let chunk = max(1, model.transformer.maxLogitRows)
+            let inputs = Array(prompt[from..<(prompt.count - 1)])
             var begin = 0
-            let inputs = Array(prompt.dropLast())
             while begin < inputs.count {
                 let end = min(inputs.count, begin + chunk)
                 let logits = try scratch.evaluate(Array(inputs[begin..<end]), outputs: 0..<(end - begin))
                 for j in begin..<end {
                     let row = Array(logits[((j - begin) * vocab)..<((j - begin + 1) * vocab)])
-                    out.append(Self.choice(prompt[j + 1], in: row, top: top))
+                    out.append(Self.choice(prompt[from + j + 1], in: row, top: top))
                 }
                 begin = end
             }
             evaluatedTokens += inputs.count
             observer?.promptTokens(inputs.count)
+            if top == 0 {
+                echoed.append((prompt, out))
+                if echoed.count > 8 { echoed.removeFirst() }
+            }
             return out
         } catch {
             throw Self.clientError(error)
         }
     }
+    /// Recently echoed prompts and their token log-probabilities (`promptLogprobs`).
+    private var echoed: [(tokens: [Int32], choices: [TokenChoice?])] = []
 }
 
 extension ChatRole {

@@ -37,7 +37,8 @@ public final class PrefixCache {
 
     public var count: Int { entries.count }
 
-    static func common(_ a: [Int32], _ b: [Int32]) -> Int {
+    /// How many leading tokens `a` and `b` share.
+    public static func common(_ a: [Int32], _ b: [Int32]) -> Int {
         var n = 0
         let limit = min(a.count, b.count)
         while n < limit && a[n] == b[n] { n += 1 }

@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+import ThemisTestSupport
+
+/// The judge asking a model served elsewhere gives the local judge's answers: pointed at a
+/// `themis serve` of the same GGUF on loopback (its completions endpoint scores each verdict
+/// label with `echo`, the chat template rendered on the client side).
+@Suite("command line: judge through a model client", .serialized)
+struct RemoteJudgeTests {
+    static let fields = "instruction=input,response_a=output_1,response_b=output_2"
+
+    static func records(_ stdout: String) throws -> [String: [String: Any]] {
+        var out: [String: [String: Any]] = [:]
+        for line in stdout.split(separator: "\n") {
+            let r = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            out[try #require(r["id"] as? String)] = r
+        }
+        return out
+    }
+
+    /// Slow today (make test-all): themis serve's echo computes every prompt row's logits, about 5 s a
+    /// request for SmolLM2 here, 16 requests a pair.
+    @Test(.enabled(if: TestTier.full, "slow until the echo path reuses prompt log-probabilities: make test-all runs it"))
+    func themisServedJudgeEqualsTheLocalOne() throws {
+        let input = JudgeCLITests.shared.appendingPathComponent("llmbar-natural.json").path
+        let common = ["--input", input, "--limit", "3", "--fields", Self.fields, "--explain", "none", "--ctx-size", "2048"]
+        let local = try CLI.run(["judge", "--model", CLI.smollm, "--device", "cpu"] + common, measured: 20)
+        #expect(local.status == 0, "stderr: \(local.stderr)")
+
+        let server = try ServeTests.Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "2048", "--name", "judge"])
+        defer { server.stop() }
+        try #require(server.port > 0, "server did not start: \(server.log)")
+        let remote = try CLI.run(["judge", "--model", server.base + "/v1", "--chat-template", CLI.smollm, "--concurrency", "4"] + common,
+                                 measured: 300)
+        #expect(remote.status == 0, "stderr: \(remote.stderr)")
+
+        let a = try Self.records(local.stdout), b = try Self.records(remote.stdout)
+        #expect(a.count == 3 && Set(a.keys) == Set(b.keys))
+        var worst = 0.0
+        for (id, l) in a {
+            let r = try #require(b[id])
+            #expect(r["verdict_source"] as? String == "exact", "\(id): \(r)")
+            #expect(l["verdict"] as? String == r["verdict"] as? String, "\(id): \(l["verdict"] ?? "-") vs \(r["verdict"] ?? "-")")
+            #expect(l["scenario"] as? String == r["scenario"] as? String, "\(id)")
+            let ld = try #require(l["distributions_by_order"] as? [[String: Double]])
+            let rd = try #require(r["distributions_by_order"] as? [[String: Double]])
+            for (x, y) in zip(ld, rd) { for (k, v) in x { worst = max(worst, abs(v - (y[k] ?? -1))) } }
+            let ls = try #require(l["scenario_probabilities"] as? [String: Double])
+            let rs = try #require(r["scenario_probabilities"] as? [String: Double])
+            for (k, v) in ls { worst = max(worst, abs(v - (rs[k] ?? -1))) }
+        }
+        #expect(worst < 1e-3, "label probabilities differ by up to \(worst)")
+        print("judge local vs themis-served: largest probability difference \(worst)")
+    }
+}

@@ -156,18 +156,9 @@ public actor LocalModel: ModelClient {
     /// The prompt as the model sees it: the chat template rendered, the assistant prefix appended,
     /// tokenized (special tokens only where the template put them).
     public nonisolated func tokens(_ prompt: Prompt) throws -> [Int32] {
-        var rendered = template.renderPrompt(prompt.messages.map { ChatMessage(role: ChatRole($0.role), content: $0.content) })
-        if !prompt.assistantPrefix.isEmpty { rendered.appendMessageText(prompt.assistantPrefix) }
-        let ids = tokenizer.encode(rendered, addBOS: template.rendersBOS ? false : nil)
+        let ids = template.tokens(prompt.messages, assistantPrefix: prompt.assistantPrefix, tokenizer: tokenizer)
         guard !ids.isEmpty else { throw ClientError.unsupported("the prompt is empty") }
         return ids
-    }
-
-    /// The prompt as text, as a completions endpoint would be sent it.
-    public nonisolated func text(_ prompt: Prompt) -> String {
-        var rendered = template.renderPrompt(prompt.messages.map { ChatMessage(role: ChatRole($0.role), content: $0.content) })
-        if !prompt.assistantPrefix.isEmpty { rendered.appendMessageText(prompt.assistantPrefix) }
-        return rendered.text
     }
 
     public nonisolated func tokenCount(_ text: String) async throws -> Int? {
@@ -477,14 +468,4 @@ public actor LocalModel: ModelClient {
     }
     /// Recently echoed prompts and their token log-probabilities (`promptLogprobs`).
     private var echoed: [(tokens: [Int32], choices: [TokenChoice?])] = []
-}
-
-extension ChatRole {
-    init(_ role: Role) {
-        switch role {
-        case .system: self = .system
-        case .user: self = .user
-        case .assistant: self = .assistant
-        }
-    }
 }

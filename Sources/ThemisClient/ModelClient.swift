@@ -1,25 +1,12 @@
 import Foundation
 import ThemisModel
 
-/// Who wrote a chat turn.
-public enum Role: String, Codable, Sendable, Hashable, CaseIterable {
-    case system, user, assistant
-}
+/// Who wrote a chat turn: the model layer's type, named here so that the layers above need not
+/// import the model layer.
+public typealias Role = ThemisModel.ChatRole
 
-/// One chat turn.
-public struct Message: Codable, Sendable, Hashable {
-    public var role: Role
-    public var content: String
-
-    public init(role: Role, content: String) {
-        self.role = role
-        self.content = content
-    }
-
-    public static func system(_ content: String) -> Message { Message(role: .system, content: content) }
-    public static func user(_ content: String) -> Message { Message(role: .user, content: content) }
-    public static func assistant(_ content: String) -> Message { Message(role: .assistant, content: content) }
-}
+/// One chat turn (the model layer's `ChatMessage`).
+public typealias Message = ThemisModel.ChatMessage
 
 /// A prompt: chat turns, and the text the assistant's answer is forced to start with (the
 /// judge's verdict prefix), which the model continues rather than answering anew.

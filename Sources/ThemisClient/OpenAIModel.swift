@@ -261,9 +261,7 @@ public final class OpenAIModel: ModelClient, Sendable {
     }
 
     static func render(_ prompt: Prompt, _ template: ChatTemplate) -> String {
-        var rendered = template.renderPrompt(prompt.messages.map { ChatMessage(role: ChatRole($0.role), content: $0.content) })
-        if !prompt.assistantPrefix.isEmpty { rendered.appendMessageText(prompt.assistantPrefix) }
-        return rendered.text
+        template.renderPrompt(prompt.messages, assistantPrefix: prompt.assistantPrefix).text
     }
 
     /// The log-probabilities of the tokens of `continuation` when the server scores

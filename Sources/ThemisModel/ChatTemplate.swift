@@ -9,7 +9,7 @@ public enum ChatTemplateKind: String, CaseIterable, Sendable {
 }
 
 /// Who wrote a chat message.
-public enum ChatRole: String, Sendable, CaseIterable {
+public enum ChatRole: String, Sendable, CaseIterable, Codable, Hashable {
     /// Instructions that frame the conversation.
     case system
     /// The person asking.
@@ -19,7 +19,7 @@ public enum ChatRole: String, Sendable, CaseIterable {
 }
 
 /// One message of a conversation.
-public struct ChatMessage: Sendable, Equatable {
+public struct ChatMessage: Sendable, Codable, Hashable {
     /// Who wrote it.
     public var role: ChatRole
     /// Its text, inserted verbatim (Llama 3 trims surrounding whitespace, as its template does).
@@ -196,6 +196,22 @@ public struct ChatTemplate: Sendable, Equatable {
     /// special tokens parsed and without adding another BOS.
     public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
         renderPrompt(messages, addGenerationPrompt: addGenerationPrompt).text
+    }
+
+    /// The prompt, its answer started with `assistantPrefix` (continued by the model rather than
+    /// answered anew), as the model's tokens: special tokens only where the template put them,
+    /// and no second BOS after a template that writes its own. Every caller that feeds a chat
+    /// prompt to a model goes through here.
+    public func tokens(_ messages: [ChatMessage], assistantPrefix: String = "", tokenizer: Tokenizer) -> [Int32] {
+        tokenizer.encode(renderPrompt(messages, assistantPrefix: assistantPrefix), addBOS: rendersBOS ? false : nil)
+    }
+
+    /// The prompt with its answer started with `assistantPrefix`, as text (what a completions
+    /// endpoint is sent when the template is rendered on the client side).
+    public func renderPrompt(_ messages: [ChatMessage], assistantPrefix: String) -> RenderedPrompt {
+        var rendered = renderPrompt(messages)
+        if !assistantPrefix.isEmpty { rendered.appendMessageText(assistantPrefix) }
+        return rendered
     }
 
     /// The prompt with the byte ranges of the messages' own text, where special-token spellings

@@ -30,10 +30,7 @@ struct Generate: ParsableCommand {
                 var messages: [ChatMessage] = []
                 if let system { messages.append(ChatMessage(role: .system, content: system)) }
                 messages.append(ChatMessage(role: .user, content: chat))
-                let template = try model.chatTemplate()
-                // special tokens count in the template's text only, never in the messages; templates
-                // that write BOS themselves must not get a second one from the tokenizer
-                ids = model.tokenizer.encode(template.renderPrompt(messages), addBOS: template.rendersBOS ? false : nil)
+                ids = try model.chatTemplate().tokens(messages, tokenizer: model.tokenizer)
             } else {
                 ids = model.tokenizer.encode(prompt!, parseSpecial: false)
             }

@@ -418,7 +418,8 @@ public actor LocalModel: ModelClient {
     }
 
     /// `log p(token i | tokens before it)` for every token of `prompt` but the first (whose entry
-    /// is nil): what a completions endpoint echoes.
+    /// is nil): what a completions endpoint echoes. The keys and values of all but the last token
+    /// stay in the prefix cache, so a generation after the echo (`reusePrefix`) evaluates one token.
     public func promptLogprobs(_ prompt: [Int32], top: Int) throws -> [TokenChoice?] {
         guard prompt.count >= 1 else { throw ClientError.unsupported("the prompt is empty") }
         guard prompt.count <= scratch.contextLength else {
@@ -457,6 +458,7 @@ public actor LocalModel: ModelClient {
             }
             evaluatedTokens += inputs.count
             observer?.promptTokens(inputs.count)
+            if options.reusePrefix { try prefixCache.remember(scratch, count: prompt.count - 1) }
             if top == 0 {
                 echoed.append((prompt, out))
                 if echoed.count > 8 { echoed.removeFirst() }

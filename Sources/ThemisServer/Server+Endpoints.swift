@@ -159,6 +159,9 @@ extension ThemisServer {
         var reason = StopReason.maxTokens
         var completionTokens = 0
         if generation.maxTokens > 0 {
+            // the prompt was just evaluated for its log-probabilities: start from its keys and values
+            var generation = generation
+            generation.reusePrefix = true
             let (events, handle) = try await submit(generation)
             let c = try await collect(events, handle: handle, request: request)
             text += c.text

@@ -148,9 +148,6 @@ public actor LocalModel: ModelClient {
     /// The context length of every sequence.
     public nonisolated var contextTokens: Int { model.contextLength }
 
-    /// The backend the model runs on, in words (for reports).
-    public nonisolated var deviceName: String { model.backend.device.name }
-
     // MARK: - Prompts to tokens
 
     /// The prompt as the model sees it: the chat template rendered, the assistant prefix appended,

@@ -223,7 +223,7 @@ public final class OpenAIModel: ModelClient, Sendable {
         }
         let scores = request.candidates.indices.map { found[$0] ?? -.infinity }
         let missing = request.candidates.indices.filter { found[$0] == nil }.map { request.candidates[$0] }
-        return LabelProbabilities(probabilities: LabelProbabilities.normalised(scores).map { $0.isNaN ? 0 : $0 }, source: .topLogprobs,
+        return LabelProbabilities(probabilities: LabelProbabilities.normalised(scores), source: .topLogprobs,
                                   missing: missing, promptTokens: reply.promptTokens)
     }
 

@@ -35,9 +35,6 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    /// Whether `--model` is a server.
-    var isRemote: Bool { if case .remote = try? ModelLocation.resolve(model) { return true } else { return false } }
-
     /// The file `--model` names (a server URL is an error here: the command runs the model itself).
     func modelPath() throws -> String {
         switch try ModelLocation.resolve(model) {

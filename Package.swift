@@ -120,6 +120,9 @@ let package = Package(
                 "ThemisDistill", "ThemisClient", "ThemisModel", "CPUBackend", "ThemisTestSupport",
             ],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "themisTests", dependencies: ["themis", "ThemisTestSupport"], exclude: ["Python"]),
+        .testTarget(
+            name: "themisTests",
+            dependencies: ["themis", "ThemisJudge", "ThemisTestSupport", .product(name: "Yams", package: "Yams")],
+            exclude: ["Python"]),
     ]
 )

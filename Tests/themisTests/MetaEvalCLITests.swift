@@ -79,6 +79,13 @@ struct MetaEvalCLITests {
                                  "--output", out, "--resume", "--bootstrap", "100"], measured: 5)
         #expect(again.status == 0 && again.stderr.contains("4 records already in"), "\(again.stderr)")
         #expect(again.stdout == o.stdout)
+        // a shard judges and reports its part only: lines 1 and 3 of the first 4 hash to shard 1 of 2
+        let shard = NSTemporaryDirectory() + "themis-evaljudge-\(UUID().uuidString)-shard.jsonl"
+        let part = try CLI.run(["eval-judge", "--model", CLI.smollm, "--device", "cpu", "--benchmark", "llmbar-natural", "--limit", "4",
+                                "--shard", "1/2", "--output", shard, "--bootstrap", "100"], measured: 10)
+        #expect(part.status == 0, "stderr: \(part.stderr)")
+        #expect(part.stdout.contains("## Pairs (n = 2)") && part.stdout.contains("| 2 | 100 | 2 | 0 | 0 | 0 | 0 | 0 |"), "\(part.stdout)")
+        #expect(try JudgeCLITests.lines(shard).compactMap { $0["id"] as? String }.sorted() == ["line-1", "line-3"])
         let unknown = try CLI.run(["eval-judge", "--model", CLI.smollm, "--benchmark", "no-such-set"])
         #expect(unknown.status == 1 && unknown.stderr.contains("neither a bundled benchmark"), "\(unknown.stderr)")
     }

@@ -15,7 +15,8 @@ struct EvalJudge: AsyncParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var remote: RemoteOptions
     @Option(help: "A bundled benchmark name, or a labelled file.") var benchmark: String
-    @Option(help: "Judge only the first N records.") var limit: Int?
+    @Option(help: "Judge only the first N records (before --shard picks its part of them).") var limit: Int?
+    @OptionGroup var sharding: ShardOption
     @Option(help: "Map native fields to a FILE's fields, as for themis judge.") var fields: String?
     @Option(help: "single, reference, pairwise; default: from each record's fields.") var mode: JudgeMode?
     @Option(help: "Judge output (JSONL); default: eval-<benchmark>-<model>.jsonl here, with the HTML report beside it.")
@@ -37,7 +38,7 @@ struct EvalJudge: AsyncParsableCommand {
             var records = try bench.records()
             if let limit { records = Array(records.prefix(limit)) }
             let modelName = ModelLocation.displayName(modelOptions.model)
-            let path = output ?? "eval-\(bench.name)-\(modelName).jsonl"
+            let path = output ?? "eval-\(bench.name)-\(modelName)\(sharding.fileSuffix).jsonl"
             let out = try JudgeOutput.open(path, resume: resume, overwrite: overwrite)
 
             let client = try await makeClient(modelOptions, remote, local: judgeSettings.localOptions)
@@ -45,6 +46,7 @@ struct EvalJudge: AsyncParsableCommand {
             let keep = [settings.labelField, "category"]
             var batch = BatchJudge(judge: judge, fields: try FieldMap(bench.fields), mode: mode, keepFields: keep)
             batch.hint = JudgeSettings.hint
+            records = try sharding.select(records, ids: batch.id(of:))
             let summary = try await out.judge(records, with: batch, group: judgeSettings.batch, labelField: settings.labelField)
             try? await (client as? OpenAIModel)?.shutdown()
             try out.sink.close()
@@ -54,15 +56,15 @@ struct EvalJudge: AsyncParsableCommand {
             var join = try settings.joinOptions(key: "id")
             join.numericPairLabels = bench.numericPairLabels || settings.numericPairLabels
             var data = try MetaEvalInput.join(predictions: [path], labels: bench.labelsPath, options: join)
-            if let limit {
-                // the labels of records beyond --limit were not asked for
-                let judged = Set(records.prefix(limit).map { batch.id(of: $0) })
+            if limit != nil || sharding.shard != nil {
+                // the labels of records beyond --limit or in other shards were not asked for
+                let judged = Set(records.map { batch.id(of: $0) })
                 data.unmatchedLabels.removeAll { !judged.contains($0) }
             }
             // the HTML report goes beside the judge output unless told otherwise
             var report = settings
             if report.html == nil { report.html = (path.hasSuffix(".jsonl") ? String(path.dropLast(6)) : path) + ".html" }
-            try report.report(data, title: "\(bench.name), judged by \(modelName) on \(modelOptions.device)")
+            try report.report(data, title: "\(bench.name)\(sharding.shard.map { ", shard \($0)" } ?? ""), judged by \(modelName) on \(modelOptions.device)")
             printError("themis: HTML report in \(report.html!)")
         }
     }

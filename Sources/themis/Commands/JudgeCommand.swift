@@ -23,7 +23,8 @@ struct JudgeCommand: AsyncParsableCommand {
     @Option(help: "Explanation after the verdict: none, short, full.") var explain: JudgeOptions.Explain = .short
     @Flag(help: "Skip records whose id is already in --output.") var resume = false
     @Flag(help: "Replace an existing --output file.") var overwrite = false
-    @Option(help: "Judge only the first N records.") var limit: Int?
+    @Option(help: "Judge only the first N records (before --shard picks its part of them).") var limit: Int?
+    @OptionGroup var sharding: ShardOption
 
     func validate() throws {
         if resume && output == nil { throw ValidationError("--resume needs --output") }
@@ -44,6 +45,7 @@ struct JudgeCommand: AsyncParsableCommand {
             var batch = BatchJudge(judge: judge, fields: fieldMap, mode: mode,
                                    keepFields: keepFields.map { $0.split(separator: ",").map(String.init) } ?? [])
             batch.hint = JudgeSettings.hint
+            records = try sharding.select(records, ids: batch.id(of:))
             let summary = try await out.judge(records, with: batch, group: settings.batch, labelField: labelField)
             var lines = summary.lines
             if let local = client as? LocalModel {

@@ -149,15 +149,39 @@ public final class OpenAIModel: ModelClient, Sendable {
             }
             let usage = object["usage"] as? [String: Any] ?? [:]
             var logprobs: [TokenLogprob]?
-            if request.logprobs != nil {
-                guard let entries = (choice["logprobs"] as? [String: Any])?["content"] as? [[String: Any]] else {
-                    throw Malformed("no choices[0].logprobs.content")
-                }
+            // a server that ignores `logprobs` answers without them: no log-probabilities, not a
+            // malformed reply (label requests then sample)
+            if request.logprobs != nil, let entries = (choice["logprobs"] as? [String: Any])?["content"] as? [[String: Any]] {
                 logprobs = try entries.map(Self.tokenLogprob)
             }
             return ChatReply(text: content, finishReason: choice["finish_reason"] as? String ?? "stop",
                              promptTokens: usage["prompt_tokens"] as? Int ?? 0, completionTokens: usage["completion_tokens"] as? Int ?? 0,
                              model: object["model"] as? String ?? self.options.model, logprobs: logprobs)
+            }
+        }
+    }
+
+    /// A plain completion of raw prompt text (`/completions`, no chat template): for `themis
+    /// generate --prompt` against a server. Cached like chats.
+    public func complete(_ prompt: String, maxTokens: Int, temperature: Double, topP: Double, seed: Int? = nil,
+                         stop: [String] = []) async throws -> ChatReply {
+        struct Key: Codable, Equatable {
+            var prompt: String, maxTokens: Int, temperature: Double, topP: Double, seed: Int?, stop: [String]
+        }
+        let key = Key(prompt: prompt, maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stop: stop)
+        return try await cached("completion", key) {
+            var body: [String: Any] = ["model": options.model, "prompt": prompt, "max_tokens": maxTokens,
+                                       "temperature": temperature, "top_p": topP]
+            if let seed { body["seed"] = seed }
+            if !stop.isEmpty { body["stop"] = stop }
+            return try await post("/completions", body) { object in
+                guard let choice = (object["choices"] as? [[String: Any]])?.first, let text = choice["text"] as? String else {
+                    throw Malformed("no choices[0].text")
+                }
+                let usage = object["usage"] as? [String: Any] ?? [:]
+                return ChatReply(text: text, finishReason: choice["finish_reason"] as? String ?? "stop",
+                                 promptTokens: usage["prompt_tokens"] as? Int ?? 0, completionTokens: usage["completion_tokens"] as? Int ?? 0,
+                                 model: object["model"] as? String ?? self.options.model)
             }
         }
     }

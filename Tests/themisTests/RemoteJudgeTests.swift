@@ -53,3 +53,28 @@ struct RemoteJudgeTests {
         print("judge local vs themis-served: largest probability difference \(worst)")
     }
 }
+
+/// `themis generate --model URL`: the server generates, and greedy text is the local model's.
+@Suite("command line: generate through a server", .serialized)
+struct RemoteGenerateTests {
+    @Test func generateAgainstThemisServeEqualsLocalGreedyText() throws {
+        let server = try ServeTests.Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "2048", "--name", "smol"])
+        defer { server.stop() }
+        try #require(server.port > 0, "server did not start: \(server.log)")
+        let greedy = ["--temperature", "0", "--max-tokens", "12", "--json"]
+        for input in [["--chat", "Name three primary colours."], ["--prompt", "The capital of France is"]] {
+            let local = try CLI.run(["generate", "--model", CLI.smollm, "--device", "cpu", "--exact-decode"] + input + greedy, measured: 3)
+            let remote = try CLI.run(["generate", "--model", server.base + "/v1"] + input + greedy, measured: 3)
+            #expect(local.status == 0 && remote.status == 0, "\(local.stderr)\n\(remote.stderr)")
+            let l = try #require(try JSONSerialization.jsonObject(with: Data(local.stdout.utf8)) as? [String: Any])
+            let r = try #require(try JSONSerialization.jsonObject(with: Data(remote.stdout.utf8)) as? [String: Any])
+            let text = try #require(l["text"] as? String)
+            #expect(!text.isEmpty && r["text"] as? String == text, "\(input[0]): local \(text.debugDescription), served \(r["text"] ?? "-")")
+            #expect(r["model"] as? String == "smol" && r["generated_tokens"] as? Int == l["generated_tokens"] as? Int, "\(r)")
+            #expect(r["prompt_tokens"] as? Int == l["prompt_tokens"] as? Int, "\(input[0]): \(r) vs \(l)")
+        }
+        // an option the server cannot take is one error line, not a crash
+        let bad = try CLI.run(["generate", "--model", server.base + "/v1", "--remote-model", "nope", "--chat", "hi"])
+        #expect(bad.status == 1 && bad.stderr.contains("themis: error: HTTP 4"), "\(bad.stderr)")
+    }
+}

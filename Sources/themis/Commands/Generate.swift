@@ -1,11 +1,15 @@
 import ArgumentParser
 import Foundation
+import ThemisClient
 import ThemisModel
 
-struct Generate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Generate text from a prompt or a chat message.")
+struct Generate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate text from a prompt or a chat message.",
+        discussion: "With --model http://host:port/v1 the server generates: --chat goes to its chat endpoint, --prompt to its completions endpoint; temperature, top-p, seed and stop strings are sent, the other sampling options apply to local models only, and the text is printed when it is complete.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var remote: RemoteOptions
     @OptionGroup var sampling: SamplingOptions
 
     @Option(help: "Raw prompt text (special tokens are not parsed).") var prompt: String?
@@ -21,9 +25,15 @@ struct Generate: ParsableCommand {
         if maxTokens < 0 { throw ValidationError("--max-tokens must be >= 0") }
     }
 
-    func run() throws {
-        reportingErrors {
+    func run() async throws {
+        await reportingErrors {
             try sampling.parameters.validate()
+            if case .remote(let base) = try ModelLocation.resolve(modelOptions.model) {
+                let client = try await makeRemoteClient(base, modelOptions, remote)
+                do { try await generateRemotely(client) } catch { try? await client.shutdown(); throw error }
+                try? await client.shutdown()
+                return
+            }
             let model = try modelOptions.load()
             let ids: [Int32]
             if let chat {
@@ -55,6 +65,37 @@ struct Generate: ParsableCommand {
             } else {
                 out.write(Data("\n".utf8))
             }
+        }
+    }
+
+    /// The server generates; the reply is printed as local generation prints it.
+    func generateRemotely(_ client: OpenAIModel) async throws {
+        let p = sampling.parameters
+        let seed = p.seed.map { Int(truncatingIfNeeded: $0) }
+        let reply: ChatReply
+        if let chat {
+            var messages: [Message] = []
+            if let system { messages.append(Message(role: .system, content: system)) }
+            messages.append(Message(role: .user, content: chat))
+            reply = try await client.chat(ChatRequest(prompt: Prompt(messages: messages), maxTokens: maxTokens,
+                                                      temperature: Double(p.temperature), topP: Double(p.topP), seed: seed, stop: stops))
+        } else {
+            reply = try await client.complete(prompt!, maxTokens: maxTokens, temperature: Double(p.temperature), topP: Double(p.topP),
+                                              seed: seed, stop: stops)
+        }
+        let out = FileHandle.standardOutput
+        if json {
+            let object: [String: Any] = [
+                "text": reply.text,
+                "model": reply.model,
+                "prompt_tokens": reply.promptTokens,
+                "generated_tokens": reply.completionTokens,
+                "stop_reason": reply.finishReason,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            out.write(data + Data("\n".utf8))
+        } else {
+            out.write(Data((reply.text + "\n").utf8))
         }
     }
 }

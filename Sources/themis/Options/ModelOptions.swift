@@ -87,24 +87,29 @@ struct RemoteOptions: ParsableArguments {
 func makeClient(_ model: ModelOptions, _ remote: RemoteOptions, local: LocalModelOptions) async throws -> any ModelClient {
     switch try ModelLocation.resolve(model.model) {
     case .remote(let base):
-        var o = OpenAIModelOptions(baseURL: base, model: remote.remoteModel ?? "")
-        o.apiKeyEnv = remote.apiKeyEnv
-        o.concurrency = remote.concurrency
-        o.requestsPerSecond = remote.requestsPerSecond
-        o.timeout = remote.requestTimeout
-        o.maxAttempts = remote.maxAttempts
-        o.cacheDirectory = remote.answerCache
-        o.chatTemplate = try model.clientTemplate()
-        o.contextLength = model.contextSize
-        if remote.remoteModel == nil {
-            guard let first = try await OpenAIModel.servedModels(o).first else {
-                throw ValidationError("--model \(base): the server lists no models; name one with --remote-model")
-            }
-            o.model = first
-        }
-        return try OpenAIModel(options: o)
+        return try await makeRemoteClient(base, model, remote)
     case .file:
         let loaded = try model.load()
         return try LocalModel(model: loaded, name: ModelLocation.displayName(model.model), options: local)
     }
+}
+
+/// The `OpenAIModel` of a server URL given to `--model`, with the remote options.
+func makeRemoteClient(_ base: String, _ model: ModelOptions, _ remote: RemoteOptions) async throws -> OpenAIModel {
+    var o = OpenAIModelOptions(baseURL: base, model: remote.remoteModel ?? "")
+    o.apiKeyEnv = remote.apiKeyEnv
+    o.concurrency = remote.concurrency
+    o.requestsPerSecond = remote.requestsPerSecond
+    o.timeout = remote.requestTimeout
+    o.maxAttempts = remote.maxAttempts
+    o.cacheDirectory = remote.answerCache
+    o.chatTemplate = try model.clientTemplate()
+    o.contextLength = model.contextSize
+    if remote.remoteModel == nil {
+        guard let first = try await OpenAIModel.servedModels(o).first else {
+            throw ValidationError("--model \(base): the server lists no models; name one with --remote-model")
+        }
+        o.model = first
+    }
+    return try OpenAIModel(options: o)
 }

@@ -103,6 +103,17 @@ struct DistillTests {
         #expect((share.first?["conversations"] as? [[String: String]])?.first?["from"] == "human")
         let alpaca = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/export/alpaca.json"))) as? [[String: Any]])
         #expect(alpaca.count == lines.count && alpaca.allSatisfy { ($0["output"] as? String)?.isEmpty == false })
+        // the served teacher graded with probability verdicts (its chat top_logprobs), not sampled text
+        let graded = try String(contentsOfFile: out + "/grade.jsonl", encoding: .utf8).split(separator: "\n")
+        try #require(!graded.isEmpty, "no graded records")
+        for line in graded {
+            let r = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(r["verdict_source"] as? String == "top_logprobs", "\(r["id"] ?? "-"): \(r["verdict_source"] ?? "no verdict_source")")
+            let p = try #require(r["verdict_probabilities"] as? [String: Double], "\(r["id"] ?? "-") has no verdict probabilities")
+            #expect(abs(p.values.reduce(0, +) - 1) < 1e-6, "\(p)")
+            let verdict = (r["verdict"] as? String) ?? (r["score"] as? Int).map(String.init)
+            #expect(verdict == p.max { $0.value < $1.value }?.key, "\(r["id"] ?? "-"): verdict \(verdict ?? "-") is not the most likely of \(p)")
+        }
         let card = try String(contentsOfFile: out + "/export/README.md", encoding: .utf8)
         #expect(card.contains("## Scenario") && card.contains("## IFD") && card.contains("## Source model"))
         // a second run finds every stage done and changes nothing

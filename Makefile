@@ -11,7 +11,7 @@ export THEMIS_MODELS ?= $(HOME)/.cache/themis/models
 APT_PACKAGES = libvulkan-dev glslang-tools spirv-tools mesa-vulkan-drivers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps models build test test-all run bench bench-kernels clean
+.PHONY: all deps models llamacpp build test test-all run bench bench-served compare-served bench-kernels clean
 
 all: build
 
@@ -34,6 +34,11 @@ deps:
 models:
 	@scripts/fetch-models
 
+# llama.cpp's Python binding and its OpenAI-compatible server in .venv (a source build, once):
+# the peer the served-judge comparison and the speed benchmarks run beside themis.
+llamacpp:
+	@scripts/llamacpp-venv >/dev/null
+
 build: deps
 	$(SWIFT) build -c $(CONFIG)
 
@@ -47,8 +52,9 @@ test: deps models
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	SWIFT=$(SWIFT) scripts/run-tests -c $(CONFIG) --skip-build --no-parallel
 
-# make test plus the slow real-model end-to-end cases (THEMIS_TEST_ALL=1).
-test-all: deps models
+# make test plus the slow real-model end-to-end cases (THEMIS_TEST_ALL=1), llama.cpp's server
+# among them.
+test-all: deps models llamacpp
 	@scripts/check-test-deps
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	THEMIS_TEST_ALL=1 SWIFT=$(SWIFT) scripts/run-tests -c $(CONFIG) --skip-build --no-parallel
@@ -62,6 +68,15 @@ run: models build
 # Side by side with llama.cpp (installed into .venv on first use), both default models.
 bench: models build
 	scripts/bench-vs-llamacpp
+
+# The judge on LLMBar-Natural with Qwen2.5-0.5B three ways (run here, through themis serve, through
+# llama.cpp's server): agreement of verdicts and label probabilities.
+compare-served: models build llamacpp
+	scripts/served-judges compare
+
+# Items/s of the judge run here and through themis serve --parallel 8 (--concurrency 1 and 8).
+bench-served: models build
+	scripts/served-judges bench
 
 # The package-benchmark suite over every kernel on every device (a package of its own in
 # Benchmarks/). Prefill shapes use THEMIS_BENCH_PREFILL tokens (lavapipe is slow: try 32).

@@ -32,6 +32,10 @@ public struct OpenAIModelOptions: Sendable {
     public var chatTemplate: ChatTemplate?
     /// The context length, when the caller knows it (prompts are then checked before sending).
     public var contextLength: Int?
+    /// How label probabilities are asked for; nil: the best there is (`exact` with a chat
+    /// template, else the chat endpoint's `top_logprobs`, falling back to `sampled` when the
+    /// server gives no log-probabilities).
+    public var labelMethod: LabelSource?
 
     public init(baseURL: String, model: String) {
         self.baseURL = baseURL
@@ -63,6 +67,9 @@ public final class OpenAIModel: ModelClient, Sendable {
 
     public init(options: OpenAIModelOptions) throws {
         self.options = options
+        if options.labelMethod == .exact && options.chatTemplate == nil {
+            throw ClientError.unsupported("exact label probabilities from a server need the served model's chat template")
+        }
         if let env = options.apiKeyEnv {
             guard let key = ProcessInfo.processInfo.environment[env], !key.isEmpty else {
                 throw ClientError.unsupported("the API key variable \(env) is not set")
@@ -84,8 +91,8 @@ public final class OpenAIModel: ModelClient, Sendable {
     public func shutdown() async throws { try await client.shutdown() }
 
     public var capabilities: Capabilities {
-        Capabilities(labels: options.chatTemplate != nil ? .exact : .topLogprobs, continuationScoring: options.chatTemplate != nil,
-                     tokenCounts: false)
+        Capabilities(labels: options.labelMethod ?? (options.chatTemplate != nil ? .exact : .topLogprobs),
+                     continuationScoring: options.chatTemplate != nil, tokenCounts: false)
     }
 
     public var contextLength: Int? { options.contextLength }
@@ -201,7 +208,12 @@ public final class OpenAIModel: ModelClient, Sendable {
 
     public func labelProbabilities(_ request: LabelRequest) async throws -> LabelProbabilities {
         guard !request.candidates.isEmpty else { throw ClientError.unsupported("no candidates to compare") }
-        if let template = options.chatTemplate {
+        let method = options.labelMethod ?? (options.chatTemplate != nil ? .exact : .topLogprobs)
+        if method == .sampled { return try await sampledLabel(request) }
+        if method == .topLogprobs, let template = options.chatTemplate {
+            return try await completionTopLogprobLabels(request, prompt: Self.render(request.prompt, template))
+        }
+        if method == .exact, let template = options.chatTemplate {
             return try await cached("labels-exact", request) {
                 let prompt = Self.render(request.prompt, template)
                 let scores = try await withThrowingTaskGroup(of: (Int, [Double]).self) { group in
@@ -231,15 +243,52 @@ public final class OpenAIModel: ModelClient, Sendable {
         let chat = ChatRequest(prompt: request.prompt, maxTokens: 1, temperature: 0, topP: 1, logprobs: 20)
         let reply = try await self.chat(chat)
         guard let first = reply.logprobs?.first else { throw ClientError.rejected(status: 400, message: "the server returned no logprobs") }
+        return try Self.labels(request, first, promptTokens: reply.promptTokens)
+    }
+
+    /// (b) with the chat template rendered here: the completions endpoint's first token and its
+    /// top 20 alternatives (`logprobs: 20`, no echo). One request per label set where `exact`
+    /// needs one per candidate, and the way to servers whose echo is slow (llama-cpp-python's
+    /// sorts the whole vocabulary at every prompt position).
+    func completionTopLogprobLabels(_ request: LabelRequest, prompt: String) async throws -> LabelProbabilities {
+        struct Key: Codable, Equatable { var prompt: String; var candidates: [String] }
+        return try await cached("labels-completion-top", Key(prompt: prompt, candidates: request.candidates)) {
+            let body: [String: Any] = ["model": options.model, "prompt": prompt, "max_tokens": 1, "temperature": 0, "logprobs": 20]
+            return try await post("/completions", body) { object in
+                guard let choice = (object["choices"] as? [[String: Any]])?.first, let logprobs = choice["logprobs"] as? [String: Any],
+                      let token = (logprobs["tokens"] as? [String])?.first,
+                      let value = ((logprobs["token_logprobs"] as? [Any])?.first as? NSNumber)?.doubleValue else {
+                    throw Malformed("no choices[0].logprobs with tokens and token_logprobs")
+                }
+                let top = ((logprobs["top_logprobs"] as? [Any])?.first as? [String: Any] ?? [:]).compactMap { k, v in
+                    (v as? NSNumber).map { TokenLogprob.Alternative(token: k, logprob: $0.doubleValue) }
+                }
+                let promptTokens = (object["usage"] as? [String: Any])?["prompt_tokens"] as? Int ?? 0
+                return try Self.labels(request, TokenLogprob(token: token, logprob: value, top: top), promptTokens: promptTokens)
+            }
+        }
+    }
+
+    /// The candidates' probabilities from one answer token and its alternatives: each candidate
+    /// gets the log-probability of the longest alternative it starts with; those found are
+    /// renormalised, the others are missing (probability 0).
+    static func labels(_ request: LabelRequest, _ first: TokenLogprob, promptTokens: Int) throws -> LabelProbabilities {
         var found: [Int: Double] = [:]
         var alternatives = first.top
         if !alternatives.contains(where: { $0.token == first.token }) { alternatives.append(.init(token: first.token, logprob: first.logprob)) }
+        /// The longest alternative that `candidate` starts with (the likeliest of equally long
+        /// ones), comparing both after `normalise`.
+        func firstToken(of candidate: String, _ normalise: (String) -> String) -> TokenLogprob.Alternative? {
+            let c = normalise(candidate)
+            return alternatives.filter { let t = normalise($0.token); return !t.isEmpty && c.hasPrefix(t) }
+                .max { (normalise($0.token).count, $0.logprob) < (normalise($1.token).count, $1.logprob) }
+        }
+        let trim = { (s: String) in s.trimmingCharacters(in: .whitespaces) }
         for (i, c) in request.candidates.enumerated() {
-            // the candidate's first token: the longest alternative it starts with
-            let trimmed = c.trimmingCharacters(in: .whitespaces)
-            if let best = alternatives.filter({ !$0.token.trimmingCharacters(in: .whitespaces).isEmpty && trimmed.hasPrefix($0.token.trimmingCharacters(in: .whitespaces)) })
-                .max(by: { $0.token.count < $1.token.count }) {
-                found[i] = max(found[i] ?? -.infinity, best.logprob)
+            // the candidate's first token as written; a spaced variant (" B" for "B", another
+            // continuation) only when the server shows no exact one
+            if let best = firstToken(of: c, { $0 }) ?? firstToken(of: c, trim) {
+                found[i] = best.logprob
             }
         }
         guard !found.isEmpty else {
@@ -248,7 +297,7 @@ public final class OpenAIModel: ModelClient, Sendable {
         let scores = request.candidates.indices.map { found[$0] ?? -.infinity }
         let missing = request.candidates.indices.filter { found[$0] == nil }.map { request.candidates[$0] }
         return LabelProbabilities(probabilities: LabelProbabilities.normalised(scores), source: .topLogprobs,
-                                  missing: missing, promptTokens: reply.promptTokens)
+                                  missing: missing, promptTokens: promptTokens)
     }
 
     /// (c) no log-probabilities: a greedy answer, and the candidate it starts with.

@@ -111,4 +111,26 @@ struct FaultyServerJudgeTests {
             #expect(r["distribution"] as? [String: Double] == ["1": 0, "2": 0, "3": 0, "4": 1, "5": 0], "\(r)")
         }
     }
+
+    /// `--label-source top_logprobs` with the template rendered here: the completions endpoint's
+    /// first token and its alternatives, the label's own token taken (not " 4", another
+    /// continuation, which the server lists too), renormalised over the five ratings.
+    @Test func completionTopLogprobsWithAClientSideTemplate() throws {
+        let server = try FaultServer()
+        defer { _ = server.child.stop(grace: 5) }
+        try #require(server.port > 0, "fault server did not start: \(server.child.stderr)")
+        let input = try Self.input(["none-once"])
+        let o = try CLI.run(["judge", "--model", server.base + "/v1", "--input", input, "--explain", "none", "--chat-template", "chatml",
+                             "--label-source", "top_logprobs", "--request-timeout", "5"], measured: 5)
+        #expect(o.status == 0, "stderr: \(o.stderr)")
+        let r = try #require(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
+        #expect(r["verdict_source"] as? String == "top_logprobs" && r["rating"] as? Int == 4, "\(r)")
+        let p = try #require(r["distribution"] as? [String: Double])
+        let weights = [-5.5, -4.0, -1.8, -0.25, -2.6].map { Foundation.exp($0) }
+        let expected = weights[3] / weights.reduce(0, +)
+        #expect(abs((p["4"] ?? 0) - expected) < 1e-9, "p(4) = \(p["4"] ?? -1), expected \(expected)")
+        // exact needs the template
+        let refused = try CLI.run(["judge", "--model", server.base + "/v1", "--input", input, "--label-source", "exact"])
+        #expect(refused.status != 0 && refused.stderr.contains("--label-source exact needs --chat-template"), "\(refused.stderr)")
+    }
 }

@@ -52,6 +52,21 @@ struct RemoteJudgeTests {
         #expect(worst < 1e-3, "label probabilities differ by up to \(worst)")
         print("judge local vs themis-served: largest probability difference \(worst)")
     }
+
+    /// Qwen2.5-0.5B on LLMBar pairs three ways: run here, through `themis serve`, through
+    /// llama.cpp's `llama_cpp.server` (.venv, from `make llamacpp`), by scripts/served-judges,
+    /// which fails if themis-served differs from local or llama.cpp-served agrees on < 90%.
+    @Test(.enabled(if: TestTier.full, "slow real-model case: make test-all runs it"))
+    func llamaCppServedJudgeAgreesWithTheLocalOne() throws {
+        let report = NSTemporaryDirectory() + "themis-served-\(UUID().uuidString).json"
+        let run = try ChildProcess.run(CLI.root.appendingPathComponent("scripts/served-judges").path,
+                                       ["compare", "--limit", "6", "--json", report], limit: Budget.limit(measured: 400))
+        #expect(run.termination.status == 0, "stdout: \(run.stdout)\nstderr: \(run.stderr.suffix(3000))")
+        let r = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
+        let theirs = try #require(r["llama_cpp_served_vs_local"] as? [String: Any])
+        #expect(theirs["records"] as? Int == 6 && theirs["sources"] as? [String] == ["top_logprobs"], "\(theirs)")
+        print(run.stdout)
+    }
 }
 
 /// `themis generate --model URL`: the server generates, and greedy text is the local model's.

@@ -59,6 +59,9 @@ struct JudgeSettings: ParsableArguments {
     static func hint(_ error: any Error) -> String? {
         switch error {
         case JudgeError.tooLong, ClientError.tooLong: return "use --truncate or a larger --ctx-size"
+        case ClientError.gaveUp(_, let last) where last.hasPrefix("timed out"):
+            return "a larger --request-timeout or a smaller --concurrency may help; --resume judges failed records again"
+        case ClientError.gaveUp: return "--resume judges failed records again"
         default: return nil
         }
     }

@@ -59,6 +59,7 @@ struct ModelOptions: ParsableArguments {
 }
 
 extension ChatTemplateKind: ExpressibleByArgument {}
+extension LabelSource: ExpressibleByArgument {}
 
 /// How to ask a model served elsewhere (`--model http://…/v1`).
 struct RemoteOptions: ParsableArguments {
@@ -74,6 +75,9 @@ struct RemoteOptions: ParsableArguments {
     var maxAttempts = 5
     @Option(name: .customLong("answer-cache"), help: "With a server URL: a directory caching its answers by request.")
     var answerCache: String?
+    @Option(name: .customLong("label-source"),
+            help: "With a server URL: how verdict and scenario probabilities are asked for: exact (needs --chat-template; one completions request with echo per label), top_logprobs (one request per verdict: the first token's 20 alternatives; through the completions endpoint with --chat-template), sampled (a greedy answer, parsed). Default: exact with --chat-template, else top_logprobs, sampled if the server gives no log-probabilities.")
+    var labelSource: LabelSource?
 
     func validate() throws {
         if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
@@ -105,6 +109,10 @@ func makeRemoteClient(_ base: String, _ model: ModelOptions, _ remote: RemoteOpt
     o.cacheDirectory = remote.answerCache
     o.chatTemplate = try model.clientTemplate()
     o.contextLength = model.contextSize
+    o.labelMethod = remote.labelSource
+    if o.labelMethod == .exact && o.chatTemplate == nil {
+        throw ValidationError("--label-source exact needs --chat-template (the served model's template, rendered here)")
+    }
     if remote.remoteModel == nil {
         guard let first = try await OpenAIModel.servedModels(o).first else {
             throw ValidationError("--model \(base): the server lists no models; name one with --remote-model")

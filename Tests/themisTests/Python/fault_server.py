@@ -3,7 +3,8 @@
 (themisTests/FaultyServerJudgeTests.swift).
 
 Chat completions answer a verdict: the first answer token's top log-probabilities favour "4" (or,
-under /nolog/v1, no log-probabilities at all and the text "4]]", as servers that refuse them do).
+under /nolog/v1, no log-probabilities at all and the text "4]]", as servers that refuse them do);
+completions (`logprobs`, no `echo`) answer the same first token in the legacy format.
 A request whose messages contain `fault=NAME-once` fails the first time it is seen and is then
 answered; `fault=NAME-always` fails every time, until `POST /heal` turns all faults off. NAME:
 
@@ -25,8 +26,21 @@ HEALED = [False]
 MODEL = "faulty-judge"
 
 
+# " 4" is another continuation of "[[" than "4": a client must not take it for the label
+TOP = [("4", -0.25), ("3", -1.8), ("5", -2.6), ("2", -4.0), ("1", -5.5), ("The", -6.0), (" 4", -7.0)]
+
+
+def completion_reply():
+    """The legacy completions format: the first token and its alternatives."""
+    return {"id": "x", "object": "text_completion", "model": MODEL,
+            "choices": [{"index": 0, "text": "4", "finish_reason": "length",
+                         "logprobs": {"tokens": ["4"], "token_logprobs": [-0.25], "text_offset": [0],
+                                      "top_logprobs": [dict(TOP)]}}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101}}
+
+
 def verdict_reply(logprobs):
-    top = [("4", -0.25), ("3", -1.8), ("5", -2.6), ("2", -4.0), ("1", -5.5), ("The", -6.0)]
+    top = TOP
     choice = {"index": 0, "message": {"role": "assistant", "content": "4" if logprobs else "4]]"}, "finish_reason": "length"}
     if logprobs:
         choice["logprobs"] = {"content": [{"token": "4", "logprob": -0.25,
@@ -65,7 +79,8 @@ class Handler(BaseHTTPRequestHandler):
             HEALED[0] = True
             self.send_json(200, {"healed": True})
             return
-        if not self.path.endswith("/chat/completions"):
+        chat = self.path.endswith("/chat/completions")
+        if not chat and not self.path.endswith("/completions"):
             self.send_json(404, {"error": {"message": "no route " + self.path}})
             return
         try:
@@ -73,7 +88,13 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             self.send_json(400, {"error": {"message": "body is not JSON"}})
             return
-        text = " ".join(m.get("content", "") for m in request.get("messages", []))
+        if chat:
+            text = " ".join(m.get("content", "") for m in request.get("messages", []))
+        else:
+            text = request.get("prompt", "")
+            if request.get("echo") or not request.get("logprobs"):
+                self.send_json(400, {"error": {"message": "this server answers completions with logprobs and no echo only"}})
+                return
         match = re.search(r"fault=([a-z0-9]+)-(once|always)", text)
         fail = None
         if match:
@@ -101,6 +122,9 @@ class Handler(BaseHTTPRequestHandler):
         else:
             if fail == "slow":
                 time.sleep(6)
+            if not chat:
+                self.send_json(200, completion_reply())
+                return
             logprobs = not self.path.startswith("/nolog/") and bool(request.get("logprobs"))
             self.send_json(200, verdict_reply(logprobs))
 

@@ -55,12 +55,16 @@ struct RemoteJudgeTests {
 
     /// Qwen2.5-0.5B on LLMBar pairs three ways: run here, through `themis serve`, through
     /// llama.cpp's `llama_cpp.server` (.venv, from `make llamacpp`), by scripts/served-judges,
-    /// which fails if themis-served differs from local or llama.cpp-served agrees on < 90%.
+    /// which fails if themis-served differs from local at all, or llama.cpp-served agrees on
+    /// fewer of the pairs' two verdicts than asked. On all 100 pairs (`make compare-served`) 97
+    /// agree; the first 6 hold one of the 3 that do not (a near-tie, line 1), so 4 of 6 are
+    /// asked for here (the " B" matching bug this found gave 1 of 3).
     @Test(.enabled(if: TestTier.full, "slow real-model case: make test-all runs it"))
     func llamaCppServedJudgeAgreesWithTheLocalOne() throws {
         let report = NSTemporaryDirectory() + "themis-served-\(UUID().uuidString).json"
         let run = try ChildProcess.run(CLI.root.appendingPathComponent("scripts/served-judges").path,
-                                       ["compare", "--limit", "6", "--json", report], limit: Budget.limit(measured: 400))
+                                       ["compare", "--limit", "6", "--min-agreement", "0.66", "--json", report],
+                                       limit: Budget.limit(measured: 180))
         #expect(run.termination.status == 0, "stdout: \(run.stdout)\nstderr: \(run.stderr.suffix(3000))")
         let r = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
         let theirs = try #require(r["llama_cpp_served_vs_local"] as? [String: Any])

@@ -91,9 +91,11 @@ public final class OpenAIModel: ModelClient, Sendable {
     public func shutdown() async throws { try await client.shutdown() }
 
     public var capabilities: Capabilities {
-        Capabilities(labels: options.labelMethod ?? (options.chatTemplate != nil ? .exact : .topLogprobs),
-                     continuationScoring: options.chatTemplate != nil, tokenCounts: false)
+        Capabilities(labels: labelMethod, continuationScoring: options.chatTemplate != nil, tokenCounts: false)
     }
+
+    /// How label probabilities are asked for: the options' choice, else the best there is.
+    private var labelMethod: LabelSource { options.labelMethod ?? (options.chatTemplate != nil ? .exact : .topLogprobs) }
 
     public var contextLength: Int? { options.contextLength }
     public func tokenCount(_ text: String) async throws -> Int? { nil }
@@ -208,7 +210,7 @@ public final class OpenAIModel: ModelClient, Sendable {
 
     public func labelProbabilities(_ request: LabelRequest) async throws -> LabelProbabilities {
         guard !request.candidates.isEmpty else { throw ClientError.unsupported("no candidates to compare") }
-        let method = options.labelMethod ?? (options.chatTemplate != nil ? .exact : .topLogprobs)
+        let method = labelMethod
         if method == .sampled { return try await sampledLabel(request) }
         if method == .topLogprobs, let template = options.chatTemplate {
             return try await completionTopLogprobLabels(request, prompt: Self.render(request.prompt, template))

@@ -186,6 +186,14 @@ public final class ChildProcess: Sendable {
         }
     }
 
+    /// The port of the first `http://127.0.0.1:PORT` the child writes to `stream` (a server
+    /// announcing where it listens) within `timeout` seconds; 0 if none came.
+    public func loopbackPort(_ stream: Stream, timeout: Double) -> Int {
+        let pattern = #"http://127\.0\.0\.1:(\d+)"#
+        let text = waitForOutput(stream, timeout: timeout) { $0.range(of: pattern, options: .regularExpression) != nil }
+        return text.flatMap { t in t.range(of: pattern, options: .regularExpression).flatMap { Int(t[$0].split(separator: ":").last ?? "") } } ?? 0
+    }
+
     /// Waits up to `timeout` seconds for the child to exit; nil if it is still running.
     @discardableResult
     public func waitForExit(timeout: Double) -> Termination? {

@@ -15,8 +15,7 @@ struct FaultyServerJudgeTests {
 
         init() throws {
             child = try ChildProcess("python3", [FaultyServerJudgeTests.script])
-            let line = child.waitForOutput(.stdout, timeout: Budget.limit(measured: 2)) { $0.contains("listening on") }
-            port = line.flatMap { Int($0.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") } ?? 0
+            port = child.loopbackPort(.stdout, timeout: Budget.limit(measured: 2))
         }
 
         var base: String { "http://127.0.0.1:\(port)" }

@@ -17,9 +17,7 @@ struct ServeTests {
         init(_ arguments: [String], environment: [String: String] = [:]) throws {
             child = try ChildProcess(CLI.binary, ["serve", "--port", "0"] + arguments, environment: environment)
             // the chosen port is on the first stderr line: "themis: serving M on http://127.0.0.1:PORT ..."
-            let pattern = #"http://127\.0\.0\.1:(\d+)"#
-            let log = child.waitForOutput(.stderr, timeout: Budget.limit(measured: 5)) { $0.range(of: pattern, options: .regularExpression) != nil }
-            port = log.flatMap { text in text.range(of: pattern, options: .regularExpression).flatMap { Int(text[$0].split(separator: ":").last ?? "") } } ?? 0
+            port = child.loopbackPort(.stderr, timeout: Budget.limit(measured: 5))
         }
 
         var base: String { "http://127.0.0.1:\(port)" }

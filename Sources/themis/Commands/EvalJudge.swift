@@ -46,7 +46,7 @@ struct EvalJudge: AsyncParsableCommand {
             let keep = [settings.labelField, "category"]
             var batch = BatchJudge(judge: judge, fields: try FieldMap(bench.fields), mode: mode, keepFields: keep)
             batch.hint = JudgeSettings.hint
-            records = try sharding.select(records, ids: batch.id(of:))
+            records = sharding.select(records, ids: batch.id(of:))
             let summary = try await out.judge(records, with: batch, group: judgeSettings.batch, labelField: settings.labelField)
             try? await (client as? OpenAIModel)?.shutdown()
             try out.sink.close()

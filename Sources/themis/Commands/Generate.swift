@@ -36,10 +36,7 @@ struct Generate: AsyncParsableCommand {
             }
             let model = try modelOptions.load()
             let ids: [Int32]
-            if let chat {
-                var messages: [ChatMessage] = []
-                if let system { messages.append(ChatMessage(role: .system, content: system)) }
-                messages.append(ChatMessage(role: .user, content: chat))
+            if let messages = chatMessages {
                 ids = try model.chatTemplate().tokens(messages, tokenizer: model.tokenizer)
             } else {
                 ids = model.tokenizer.encode(prompt!, parseSpecial: false)
@@ -68,15 +65,18 @@ struct Generate: AsyncParsableCommand {
         }
     }
 
+    /// `--chat` (after `--system`) as chat turns; nil for `--prompt`.
+    var chatMessages: [ChatMessage]? {
+        guard let chat else { return nil }
+        return (system.map { [ChatMessage(role: .system, content: $0)] } ?? []) + [ChatMessage(role: .user, content: chat)]
+    }
+
     /// The server generates; the reply is printed as local generation prints it.
     func generateRemotely(_ client: OpenAIModel) async throws {
         let p = sampling.parameters
         let seed = p.seed.map { Int(truncatingIfNeeded: $0) }
         let reply: ChatReply
-        if let chat {
-            var messages: [Message] = []
-            if let system { messages.append(Message(role: .system, content: system)) }
-            messages.append(Message(role: .user, content: chat))
+        if let messages = chatMessages {
             reply = try await client.chat(ChatRequest(prompt: Prompt(messages: messages), maxTokens: maxTokens,
                                                       temperature: Double(p.temperature), topP: Double(p.topP), seed: seed, stop: stops))
         } else {

@@ -45,7 +45,7 @@ struct JudgeCommand: AsyncParsableCommand {
             var batch = BatchJudge(judge: judge, fields: fieldMap, mode: mode,
                                    keepFields: keepFields.map { $0.split(separator: ",").map(String.init) } ?? [])
             batch.hint = JudgeSettings.hint
-            records = try sharding.select(records, ids: batch.id(of:))
+            records = sharding.select(records, ids: batch.id(of:))
             let summary = try await out.judge(records, with: batch, group: settings.batch, labelField: labelField)
             var lines = summary.lines
             if let local = client as? LocalModel {

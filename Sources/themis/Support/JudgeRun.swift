@@ -106,25 +106,16 @@ final class Progress {
 
 /// `--shard K/N`: this process judges the K-th of N deterministic parts of the input.
 struct ShardOption: ParsableArguments {
-    @Option(help: "Judge only part K of N (K from 0: a Kubernetes completion index or a Slurm array task id), chosen by a hash of each record's id; every shard writes its own --output, and meta-eval reads them together.")
-    var shard: String?
-
-    func validate() throws {
-        if let shard {
-            do { _ = try Shard(shard) } catch { throw ValidationError("--shard: \(error)") }
-        }
-    }
+    @Option(help: "Judge only part K of N (K from 0: a Kubernetes completion index or a Slurm array task id), chosen by a hash of each record's id; every shard writes its own --output, and meta-eval reads them together.",
+            transform: { try Shard($0) })
+    var shard: Shard?
 
     /// The records of this shard (all of them without --shard), in input order.
-    func select(_ records: [InputRecord], ids: (InputRecord) -> String) throws -> [InputRecord] {
+    func select(_ records: [InputRecord], ids: (InputRecord) -> String) -> [InputRecord] {
         guard let shard else { return records }
-        let part = try Shard(shard)
-        return records.filter { part.contains(id: ids($0)) }
+        return records.filter { shard.contains(id: ids($0)) }
     }
 
     /// `-shard-K-of-N` for default file names; empty without --shard.
-    var fileSuffix: String {
-        guard let shard, let part = try? Shard(shard) else { return "" }
-        return "-shard-\(part.index)-of-\(part.count)"
-    }
+    var fileSuffix: String { shard.map { "-shard-\($0.index)-of-\($0.count)" } ?? "" }
 }

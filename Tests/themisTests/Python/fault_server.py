@@ -14,7 +14,7 @@ answered; `fault=NAME-always` fails every time, until `POST /heal` turns all fau
 
 `GET /stats` gives, per fault marker, the arrival times of its requests (seconds since start).
 
-usage: fault_server.py   (prints "listening on PORT" once it accepts connections)
+usage: fault_server.py   (prints "listening on http://127.0.0.1:PORT" once it accepts connections)
 """
 import json, re, socket, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -132,7 +132,7 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    print("listening on %d" % server.server_address[1], flush=True)
+    print("listening on http://127.0.0.1:%d" % server.server_address[1], flush=True)
     server.serve_forever()
 
 

@@ -62,9 +62,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func makeTensor(shape: [Int]) throws -> Tensor {
-        let count = shape.reduce(1, *)
-        guard let storage = CPUStorage(zeroedBytes: count * 4) else {
-            throw BackendError.outOfMemory(requested: count * 4, detail: "tensor \(shape)")
+        let bytes = try Tensor.f32ByteCount(shape: shape)
+        guard let storage = CPUStorage(zeroedBytes: bytes) else {
+            throw BackendError.outOfMemory(requested: bytes, detail: "tensor \(shape)")
         }
         return Tensor(shape: shape, type: .f32, storage: storage)
     }

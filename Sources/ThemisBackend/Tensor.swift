@@ -36,3 +36,21 @@ public final class Tensor: @unchecked Sendable {
         return Tensor(shape: [range.count, shape[1]], type: type, storage: storage, rowOffset: rowOffset + range.lowerBound)
     }
 }
+
+extension Tensor {
+    /// Bytes of a new `f32` tensor of `shape`, checked: throws `shapeMismatch` for an empty or
+    /// negative shape and `outOfMemory` when the size overflows (every backend's `makeTensor`
+    /// sizes its allocation with this, so no product of untrusted sizes can wrap).
+    public static func f32ByteCount(shape: [Int]) throws -> Int {
+        guard !shape.isEmpty, shape.allSatisfy({ $0 >= 0 }) else {
+            throw BackendError.shapeMismatch("tensor shape \(shape)")
+        }
+        var bytes = 4
+        for d in shape {
+            let (m, overflow) = bytes.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw BackendError.outOfMemory(requested: .max, detail: "tensor \(shape) is larger than the address space") }
+            bytes = m
+        }
+        return bytes
+    }
+}

@@ -21,7 +21,8 @@ public final class LanguageModel: @unchecked Sendable {
         config = try ModelConfig(file: file)
         tokenizer = try Tokenizer(gguf: file)
         let ctx = contextLength ?? min(config.contextLength, 4096)
-        guard ctx > 0 else { throw ModelError.badHyperParameter("context length \(ctx)") }
+        // refused here, not at the first session: a server must not load a model it cannot serve
+        try KVCache.checkFits(config: config, contextLength: ctx, device: backend.device)
         self.contextLength = ctx
         templateOverride = chatTemplate
         transformer = try Transformer(file: file, backend: backend, maxBatch: maxBatch)

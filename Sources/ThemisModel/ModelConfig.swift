@@ -23,35 +23,72 @@ public struct ModelConfig: Sendable, Equatable {
     public var rmsEpsilon: Float
     public var vocabularySize: Int
 
-    /// Reads every hyper-parameter from `file`; throws for a missing or inconsistent one.
+    /// Reads every hyper-parameter from `file`; throws for a missing, out-of-range or
+    /// inconsistent one, so that every size derived from them is small enough to compute with.
     public init(file: GGUFFile) throws {
         let archName = (try? file.string("general.architecture")) ?? "(none)"
         guard let arch = Architecture(rawValue: archName) else { throw ModelError.unsupportedArchitecture(archName) }
         architecture = arch
         let p = archName + "."
-        blockCount = try file.int(p + "block_count")
-        contextLength = try file.int(p + "context_length")
-        embeddingLength = try file.int(p + "embedding_length")
-        feedForwardLength = try file.int(p + "feed_forward_length")
-        headCount = try file.int(p + "attention.head_count")
-        headCountKV = (try? file.int(p + "attention.head_count_kv")) ?? headCount
-        guard headCount > 0, headCountKV > 0, headCount % headCountKV == 0, embeddingLength % headCount == 0 else {
-            throw ModelError.badHyperParameter("head counts \(headCount)/\(headCountKV) for width \(embeddingLength)")
+        let limits = ModelConfig.limits
+        func int(_ key: String, default value: Int? = nil, _ range: ClosedRange<Int>) throws -> Int {
+            let v: Int
+            if file.metadata[p + key] == nil, let value { v = value } else { v = try file.int(p + key) }
+            guard range.contains(v) else {
+                throw ModelError.badHyperParameter("\(p + key) is \(v), outside \(range.lowerBound)...\(range.upperBound)")
+            }
+            return v
         }
-        headDim = (try? file.int(p + "attention.key_length")) ?? embeddingLength / headCount
-        ropeDimensionCount = (try? file.int(p + "rope.dimension_count")) ?? headDim
-        ropeFreqBase = Float((try? file.double(p + "rope.freq_base")) ?? 10_000)
-        rmsEpsilon = Float(try file.double(p + "attention.layer_norm_rms_epsilon"))
-        if let n = try? file.int(p + "vocab_size") {
-            vocabularySize = n
+        func positive(_ key: String, default value: Double?, below limit: Double) throws -> Float {
+            let v: Double
+            if file.metadata[p + key] == nil, let value { v = value } else { v = try file.double(p + key) }
+            guard v.isFinite, v > 0, v < limit else {
+                throw ModelError.badHyperParameter("\(p + key) is \(v); it must be a finite number above 0 and below \(limit)")
+            }
+            return Float(v)
+        }
+        blockCount = try int("block_count", limits.blocks)
+        contextLength = try int("context_length", limits.context)
+        embeddingLength = try int("embedding_length", limits.width)
+        feedForwardLength = try int("feed_forward_length", limits.width)
+        headCount = try int("attention.head_count", limits.heads)
+        headCountKV = try int("attention.head_count_kv", default: headCount, limits.heads)
+        guard headCount % headCountKV == 0 else {
+            throw ModelError.badHyperParameter("\(headCount) attention heads do not divide into \(headCountKV) KV heads")
+        }
+        guard embeddingLength % headCount == 0 || file.metadata[p + "attention.key_length"] != nil else {
+            throw ModelError.badHyperParameter("width \(embeddingLength) does not divide into \(headCount) heads")
+        }
+        headDim = try int("attention.key_length", default: embeddingLength / headCount, limits.headDim)
+        if file.metadata[p + "attention.value_length"] != nil {
+            let valueLength = try int("attention.value_length", limits.headDim)
+            guard valueLength == headDim else {
+                throw ModelError.badHyperParameter("value length \(valueLength) differs from key length \(headDim)")
+            }
+        }
+        guard headDim % 2 == 0, headCount * headDim <= limits.width.upperBound else {
+            throw ModelError.badHyperParameter("head size \(headDim) × \(headCount) heads (the size must be even, the product at most \(limits.width.upperBound))")
+        }
+        ropeDimensionCount = try int("rope.dimension_count", default: headDim, 2...headDim)
+        guard ropeDimensionCount % 2 == 0 else {
+            throw ModelError.badHyperParameter("\(p)rope.dimension_count \(ropeDimensionCount) is odd")
+        }
+        ropeFreqBase = try positive("rope.freq_base", default: 10_000, below: 1e12)
+        rmsEpsilon = try positive("attention.layer_norm_rms_epsilon", default: nil, below: 1)
+        if file.metadata[p + "vocab_size"] != nil {
+            vocabularySize = try int("vocab_size", limits.vocabulary)
         } else {
-            vocabularySize = (file.metadata["tokenizer.ggml.tokens"]?.array?.count) ?? 0
-        }
-        guard blockCount > 0, contextLength > 0, feedForwardLength > 0, vocabularySize > 0,
-              ropeDimensionCount <= headDim, ropeDimensionCount % 2 == 0 else {
-            throw ModelError.badHyperParameter("blocks \(blockCount), context \(contextLength), vocabulary \(vocabularySize)")
+            vocabularySize = file.metadata["tokenizer.ggml.tokens"]?.array?.count ?? 0
+            guard limits.vocabulary.contains(vocabularySize) else {
+                throw ModelError.badHyperParameter("vocabulary of \(vocabularySize) tokens")
+            }
         }
     }
+
+    /// The ranges every hyper-parameter is checked against: far beyond any published model, and
+    /// small enough that products of them (weights, scratch, the KV cache) fit in an `Int`.
+    public static let limits = (blocks: 1...1024, context: 1...(1 << 24), width: 1...(1 << 20),
+                                heads: 1...4096, headDim: 2...4096, vocabulary: 1...(1 << 22))
 
     /// Width of the K and V projections.
     public var kvWidth: Int { headCountKV * headDim }

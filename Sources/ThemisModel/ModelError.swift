@@ -6,6 +6,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case emptyPrompt
     case invalidSampling(String)
     case unknownModel(String)
+    /// One sequence's KV cache for `tokens` would take `bytes` (nil: more than an `Int` holds).
+    case contextTooLarge(tokens: Int, bytes: Int?, available: UInt64)
 
     public var description: String {
         switch self {
@@ -16,6 +18,9 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case .emptyPrompt: return "the prompt is empty"
         case .invalidSampling(let s): return "invalid sampling setting: \(s)"
         case .unknownModel(let s): return s
+        case .contextTooLarge(let t, let b, let a):
+            let need = b.map { "\($0 >> 20) MiB" } ?? "more memory than can be addressed"
+            return "a context of \(t) tokens needs \(need) of KV cache; the device has \(a >> 20) MiB"
         }
     }
 }

@@ -29,6 +29,10 @@ public struct TransformerWeights: @unchecked Sendable {
                 throw ModelError.badHyperParameter("tensor \(name) has shape \(info.shape), expected \(shape)")
             }
             guard backend.supports(info.type) else { throw BackendError.unsupportedType(info.type, op: "weights") }
+            // Norm weights and biases are read as f32 vectors by every op that takes them.
+            if shape.count == 1 && info.type != .f32 {
+                throw GGUFError.wrongTensorType(name, type: info.type, allowed: [.f32])
+            }
             if info.type == .f32 && want[0] == 1 {
                 // Small f32 vectors become activation-format tensors so every backend can read them.
                 let t = try backend.makeTensor(shape: want)

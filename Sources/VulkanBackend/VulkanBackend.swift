@@ -128,11 +128,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     }
 
     public func makeTensor(shape: [Int]) throws -> Tensor {
-        guard !shape.isEmpty, shape.allSatisfy({ $0 >= 0 }) else {
-            throw BackendError.shapeMismatch("tensor shape \(shape)")
-        }
-        let bytes = shape.reduce(1, *) * 4
-        guard bytes + 16 <= vk.maxBindingRange else {
+        let bytes = try Tensor.f32ByteCount(shape: shape)
+        guard bytes <= vk.maxBindingRange - 16 else {
             throw VulkanError.tooLarge(
                 "an f32 tensor \(shape) of \(bytes >> 20) MiB exceeds \(device.id)'s largest binding (\(vk.maxBindingRange >> 20) MiB)")
         }

@@ -54,12 +54,8 @@ public final class ReferenceBackend: Backend {
 
     /// A zero-filled f32 tensor.
     public func makeTensor(shape: [Int]) throws -> Tensor {
-        guard !shape.isEmpty, shape.allSatisfy({ $0 >= 0 }) else {
-            throw BackendError.shapeMismatch("tensor shape \(shape)")
-        }
-        return Tensor(
-            shape: shape, type: .f32,
-            storage: ReferenceStorage(floats: [Float](repeating: 0, count: shape.reduce(1, *))))
+        let count = try Tensor.f32ByteCount(shape: shape) / 4
+        return Tensor(shape: shape, type: .f32, storage: ReferenceStorage(floats: [Float](repeating: 0, count: count)))
     }
 
     /// Copies `values` into the f32 tensor (or row view) `tensor`.

@@ -1,3 +1,5 @@
+import ThemisBackend
+
 /// Why a GGUF file could not be opened or used.
 public enum GGUFError: Error, CustomStringConvertible, Equatable {
     case fileNotFound(String)
@@ -12,6 +14,13 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
     case missingKey(String)
     case wrongValueType(key: String, expected: String)
     case missingTensor(String)
+    case nestingTooDeep(key: String, limit: Int)
+    case duplicateKey(String)
+    case duplicateTensor(String)
+    case misalignedTensor(String, offset: Int, alignment: Int)
+    case overlappingTensors(String, String)
+    case wrongTensorType(String, type: StorageType, allowed: [StorageType])
+    case badValue(key: String, reason: String)
 
     public var description: String {
         switch self {
@@ -27,6 +36,15 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
         case .missingKey(let k): return "GGUF metadata key '\(k)' is missing"
         case .wrongValueType(let k, let e): return "GGUF metadata key '\(k)' is not \(e)"
         case .missingTensor(let n): return "tensor '\(n)' is missing from the model file"
+        case .nestingTooDeep(let k, let l): return "GGUF metadata '\(k)' nests arrays more than \(l) deep"
+        case .duplicateKey(let k): return "GGUF metadata key '\(k)' appears twice"
+        case .duplicateTensor(let n): return "tensor '\(n)' appears twice in the model file"
+        case .misalignedTensor(let n, let o, let a):
+            return "tensor '\(n)' data offset \(o) is not a multiple of the file's alignment \(a)"
+        case .overlappingTensors(let a, let b): return "tensors '\(a)' and '\(b)' overlap in the model file"
+        case .wrongTensorType(let n, let t, let allowed):
+            return "tensor '\(n)' is stored as \(t); it must be one of \(allowed.map(\.description).joined(separator: ", "))"
+        case .badValue(let k, let r): return "GGUF metadata key '\(k)' \(r)"
         }
     }
 }

@@ -56,27 +56,34 @@ public final class GGUFFile: @unchecked Sendable {
             let version = try r.u32("version")
             guard version == 2 || version == 3 else { throw GGUFError.unsupportedVersion(version) }
             self.version = version
-            let tensorCount = try r.count("tensor count")
-            let kvCount = try r.count("metadata count")
+            // Each tensor info takes at least 32 bytes, each metadata pair at least 13: counts that
+            // cannot fit the file are refused before anything is reserved for them.
+            let tensorCount = try r.count("tensor count", minimumItemBytes: 32)
+            let kvCount = try r.count("metadata count", minimumItemBytes: 13)
             var meta: [String: GGUFValue] = [:]
             var keys: [String] = []
             for _ in 0..<kvCount {
                 let key = try r.string("metadata key")
                 let type = try r.u32("value type of '\(key)'")
-                meta[key] = try r.value(type: type, key: key)
+                let value = try r.value(type: type, key: key, depth: 0)
+                guard meta.updateValue(value, forKey: key) == nil else { throw GGUFError.duplicateKey(key) }
                 keys.append(key)
             }
             self.metadata = meta
             self.metadataKeys = keys
-            let align = meta["general.alignment"]?.int ?? 32
-            guard align > 0 && align & (align - 1) == 0 else {
-                throw GGUFError.wrongValueType(key: "general.alignment", expected: "a power of two")
+            var align = 32
+            if let value = meta["general.alignment"] {
+                guard let a = value.int, a > 0, a <= 1 << 20, a & (a - 1) == 0 else {
+                    throw GGUFError.wrongValueType(key: "general.alignment", expected: "a power of two up to 2^20")
+                }
+                align = a
             }
             self.alignment = align
-            var raw: [(String, [Int], UInt32, Int)] = []
+            var raw: [(name: String, shape: [Int], type: UInt32, offset: Int)] = []
+            raw.reserveCapacity(tensorCount)
             for _ in 0..<tensorCount {
                 let name = try r.string("tensor name")
-                let nDims = Int(try r.u32("dimension count of '\(name)'"))
+                let nDims = try r.u32("dimension count of '\(name)'")
                 guard nDims >= 1 && nDims <= 4 else { throw GGUFError.badTensorShape(name) }
                 var dims: [Int] = []
                 for _ in 0..<nDims {
@@ -86,9 +93,10 @@ public final class GGUFFile: @unchecked Sendable {
                 }
                 let type = try r.u32("type of '\(name)'")
                 let offset = try r.u64("offset of '\(name)'")
-                guard offset < 1 << 50 else { throw GGUFError.tensorOutOfBounds(name) }
+                guard offset < UInt64(size) else { throw GGUFError.tensorOutOfBounds(name) }
                 raw.append((name, dims.reversed(), type, Int(offset)))
             }
+            // the data section starts at the next multiple of the alignment (align <= 2^20, offset <= size)
             let dataOffset = (r.offset + align - 1) / align * align
             self.dataOffset = dataOffset
             var infos: [GGUFTensorInfo] = []
@@ -97,16 +105,21 @@ public final class GGUFFile: @unchecked Sendable {
                 guard let type = StorageType(rawValue: typeID) else {
                     throw GGUFError.unknownTensorType(typeID, tensor: name)
                 }
-                guard shape.last! % type.blockSize == 0 else { throw GGUFError.badTensorShape(name) }
-                let (elements, overflow) = shape.reduce((1, false)) { acc, d in
-                    let m = acc.0.multipliedReportingOverflow(by: d); return (m.partialValue, acc.1 || m.overflow)
-                }
-                guard !overflow else { throw GGUFError.badTensorShape(name) }
-                let bytes = type.byteCount(elements: elements)
-                let start = dataOffset + offset
-                guard start + bytes <= size else { throw GGUFError.tensorOutOfBounds(name) }
-                index[name] = infos.count
+                guard let rowLength = shape.last, rowLength % type.blockSize == 0 else { throw GGUFError.badTensorShape(name) }
+                guard offset % align == 0 else { throw GGUFError.misalignedTensor(name, offset: offset, alignment: align) }
+                guard let elements = GGUFFile.product(shape),
+                      let bytes = GGUFFile.product([elements / type.blockSize, type.blockBytes])
+                else { throw GGUFError.badTensorShape(name) }
+                let (start, o1) = dataOffset.addingReportingOverflow(offset)
+                let (end, o2) = start.addingReportingOverflow(bytes)
+                guard !o1, !o2, end <= size else { throw GGUFError.tensorOutOfBounds(name) }
+                guard index.updateValue(infos.count, forKey: name) == nil else { throw GGUFError.duplicateTensor(name) }
                 infos.append(GGUFTensorInfo(name: name, shape: shape, type: type, fileOffset: start, byteCount: bytes))
+            }
+            // no two tensors share bytes: sorted by start, each must end before the next begins
+            let byStart = infos.sorted { ($0.fileOffset, $0.byteCount) < ($1.fileOffset, $1.byteCount) }
+            for (a, b) in zip(byStart, byStart.dropFirst()) where a.fileOffset + a.byteCount > b.fileOffset {
+                throw GGUFError.overlappingTensors(a.name, b.name)
             }
             self.tensors = infos
             self.tensorIndex = index
@@ -117,6 +130,24 @@ public final class GGUFFile: @unchecked Sendable {
     }
 
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), fileSize) }
+
+    /// The product of `values`, or nil when it overflows `Int`.
+    static func product(_ values: [Int]) -> Int? {
+        var result = 1
+        for v in values {
+            let (m, overflow) = result.multipliedReportingOverflow(by: v)
+            if overflow { return nil }
+            result = m
+        }
+        return result
+    }
+
+    /// Most array levels in one metadata value: GGUF files use flat arrays, and recursion on a
+    /// file's nesting must be bounded.
+    public static let maximumNesting = 4
+    /// Most items in one metadata array (the largest vocabularies and merge lists are under 10^6):
+    /// a file of millions of one-byte items would otherwise take gigabytes as parsed values.
+    public static let maximumArrayLength = 1 << 24
 
     /// The info of tensor `name`, if present.
     public func tensorInfo(_ name: String) -> GGUFTensorInfo? { tensorIndex[name].map { tensors[$0] } }
@@ -182,11 +213,25 @@ private struct Reader {
     mutating func u64(_ what: @autoclosure () -> String) throws -> UInt64 {
         UInt64(littleEndian: try take(8, what()).loadUnaligned(as: UInt64.self))
     }
-    /// A count that must fit in the rest of the file (each counted item takes at least one byte).
-    mutating func count(_ what: String) throws -> Int {
+    /// A count of items of at least `minimumItemBytes` each that must fit in the rest of the file.
+    mutating func count(_ what: String, minimumItemBytes: Int) throws -> Int {
         let n = try u64(what)
-        guard n <= UInt64(size - offset) else { throw GGUFError.truncated(what: what, offset: offset) }
+        guard n <= UInt64(size - offset) / UInt64(minimumItemBytes) else {
+            throw GGUFError.truncated(what: what, offset: offset)
+        }
         return Int(n)
+    }
+
+    /// The fewest bytes one value of GGUF type `type` takes (nil for an unknown type).
+    static func minimumBytes(of type: UInt32) -> Int? {
+        switch type {
+        case 0, 1, 7: return 1
+        case 2, 3: return 2
+        case 4, 5, 6: return 4
+        case 8, 10, 11, 12: return 8
+        case 9: return 12
+        default: return nil
+        }
     }
     mutating func string(_ what: @autoclosure () -> String) throws -> String {
         let n = try u64(what())
@@ -194,7 +239,7 @@ private struct Reader {
         let p = try take(Int(n), what())
         return String(decoding: UnsafeRawBufferPointer(start: p, count: Int(n)), as: UTF8.self)
     }
-    mutating func value(type: UInt32, key: String) throws -> GGUFValue {
+    mutating func value(type: UInt32, key: String, depth: Int) throws -> GGUFValue {
         let what = "value of '\(key)'"
         switch type {
         case 0: return .uint8(try take(1, what).load(as: UInt8.self))
@@ -207,11 +252,20 @@ private struct Reader {
         case 7: return .bool(try take(1, what).load(as: UInt8.self) != 0)
         case 8: return .string(try string(what))
         case 9:
+            guard depth < GGUFFile.maximumNesting else {
+                throw GGUFError.nestingTooDeep(key: key, limit: GGUFFile.maximumNesting)
+            }
             let elementType = try u32(what)
-            let n = try count(what)
+            guard let itemBytes = Reader.minimumBytes(of: elementType) else {
+                throw GGUFError.unknownValueType(elementType, key: key)
+            }
+            let n = try count(what, minimumItemBytes: itemBytes)
+            guard n <= GGUFFile.maximumArrayLength else {
+                throw GGUFError.badValue(key: key, reason: "is an array of \(n) items (at most \(GGUFFile.maximumArrayLength))")
+            }
             var items: [GGUFValue] = []
             items.reserveCapacity(n)
-            for _ in 0..<n { items.append(try value(type: elementType, key: key)) }
+            for _ in 0..<n { items.append(try value(type: elementType, key: key, depth: depth + 1)) }
             return .array(items)
         case 10: return .uint64(try u64(what))
         case 11: return .int64(Int64(bitPattern: try u64(what)))

@@ -99,20 +99,25 @@ public final class Tokenizer: Sendable {
             }
         }
 
-        func specialID(_ key: String) -> Int32? {
-            guard let value = metadata["tokenizer.ggml.\(key)"]?.int, value >= 0, value < count else { return nil }
+        // A special token id the file names must be a token: an id outside the vocabulary would
+        // be fed to the model or never recognised as the end of a generation.
+        func specialID(_ key: String) throws -> Int32? {
+            guard let raw = metadata["tokenizer.ggml.\(key)"] else { return nil }
+            guard let value = raw.int, value >= 0, value < count else {
+                throw TokenizerError.malformedVocabulary("tokenizer.ggml.\(key) is \(raw.int.map(String.init) ?? "not an integer"), outside the \(count) tokens")
+            }
             return Int32(value)
         }
-        bosID = specialID("bos_token_id")
-        eosID = specialID("eos_token_id")
-        unknownID = specialID("unknown_token_id")
-        paddingID = specialID("padding_token_id")
+        bosID = try specialID("bos_token_id")
+        eosID = try specialID("eos_token_id")
+        unknownID = try specialID("unknown_token_id")
+        paddingID = try specialID("padding_token_id")
         let addBOSValue = metadata["tokenizer.ggml.add_bos_token"]
         addsBOS = addBOSValue?.bool ?? addBOSValue?.int.map { $0 != 0 } ?? preTokenizer.addsBOSByDefault
 
         // End of generation, detected by spelling as llama.cpp does; such tokens are treated as control tokens.
         var endOfGeneration = Set<Int32>()
-        for id in [eosID, specialID("eot_token_id"), specialID("eom_token_id")].compactMap({ $0 }) {
+        for id in [eosID, try specialID("eot_token_id"), try specialID("eom_token_id")].compactMap({ $0 }) {
             endOfGeneration.insert(id)
         }
         for text in Tokenizer.endOfGenerationSpellings {

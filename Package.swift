@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "ThemisBench", targets: ["ThemisBench"]),
         .library(name: "ThemisClient", targets: ["ThemisClient"]),
         .library(name: "ThemisJudge", targets: ["ThemisJudge"]),
+        .library(name: "JSONLines", targets: ["JSONLines"]),
         .library(name: "ThemisServer", targets: ["ThemisServer"]),
         .library(name: "ThemisDistill", targets: ["ThemisDistill"]),
         .library(name: "CPUBackend", targets: ["CPUBackend"]),
@@ -58,15 +59,18 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
+        // Records in files: JSON Lines and JSON arrays read line by line (CRLF, byte-order mark,
+        // nesting bounded), appended with one write and fsync, resumed without losing a record.
+        .target(name: "JSONLines"),
         // The Themis judge: scenario catalogue, five-block prompts, verdicts, batch runs; asks
         // models only through ThemisClient's protocol.
         .target(
-            name: "ThemisJudge", dependencies: ["ThemisClient"],
+            name: "ThemisJudge", dependencies: ["ThemisClient", "JSONLines"],
             resources: [.copy("Resources/scenarios.json")]),
         // Meta-evaluation of judges and speed benchmarks, against the judge, ThemisModel and the protocol only.
         // The human-labelled judge benchmarks are copied from shared/data with their licences.
         .target(
-            name: "ThemisBench", dependencies: ["ThemisJudge", "ThemisModel", "ThemisBackend", "BackendConformance"],
+            name: "ThemisBench", dependencies: ["ThemisJudge", "JSONLines", "ThemisModel", "ThemisBackend", "BackendConformance"],
             resources: [.copy("Resources/JudgeBenchmarks")],
             swiftSettings: fastMath),
         // The OpenAI-compatible server: continuous batching over one model, the judge over HTTP.
@@ -83,7 +87,7 @@ let package = Package(
         .target(
             name: "ThemisDistill",
             dependencies: [
-                "ThemisJudge", "ThemisClient",
+                "ThemisJudge", "ThemisClient", "JSONLines",
                 .product(name: "Yams", package: "Yams"),
             ],
             resources: [.copy("Resources/seeds.json")]),
@@ -93,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "themis",
             dependencies: [
-                "ThemisBackend", "ThemisModel", "ThemisClient", "ThemisJudge", "ThemisBench", "ThemisServer", "ThemisDistill", "BackendConformance",
+                "ThemisBackend", "ThemisModel", "ThemisClient", "ThemisJudge", "JSONLines", "ThemisBench", "ThemisServer", "ThemisDistill", "BackendConformance",
                 "CPUBackend",
                 "VulkanBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -112,7 +116,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]),
-        .testTarget(name: "ThemisJudgeTests", dependencies: ["ThemisJudge", "ThemisClient"], resources: [.copy("Golden")]),
+        .testTarget(name: "ThemisJudgeTests", dependencies: ["ThemisJudge", "ThemisClient", "JSONLines"], resources: [.copy("Golden")]),
+        .testTarget(name: "JSONLinesTests", dependencies: ["JSONLines"]),
         .testTarget(name: "ThemisBenchTests", dependencies: ["ThemisBench", "ThemisJudge"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "ThemisDistillTests",
@@ -122,7 +127,7 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "themisTests",
-            dependencies: ["themis", "ThemisJudge", "ThemisTestSupport", .product(name: "Yams", package: "Yams")],
+            dependencies: ["themis", "ThemisJudge", "JSONLines", "ThemisTestSupport", .product(name: "Yams", package: "Yams")],
             exclude: ["Python"]),
     ]
 )

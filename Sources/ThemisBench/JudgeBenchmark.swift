@@ -1,4 +1,5 @@
 import Foundation
+import JSONLines
 import ThemisJudge
 
 /// A human-labelled set of judge records: a bundled benchmark (`llmbar-natural`, `mtbench-human`)
@@ -64,15 +65,15 @@ public struct JudgeBenchmark: Sendable {
     static func addMTBenchScenarios(_ records: [InputRecord]) throws -> [InputRecord] {
         var categoryOfTurn: [String: String] = [:]
         for q in try RecordReader.read(resource("mtbench-questions.jsonl")) {
-            if let turns = q.fields["turns"] as? [String], let first = turns.first, let category = q.fields["category"] as? String {
+            if let first = q.fields["turns"]?.array?.first?.string, let category = q.fields["category"]?.string {
                 categoryOfTurn[first] = category
             }
         }
         return records.map { record in
             var r = record
-            if let input = r.fields["input"] as? String, let category = categoryOfTurn[input] {
-                r.fields["category"] = category
-                r.fields["scenario"] = mtBenchScenarios[category]
+            if let input = r.fields["input"]?.string, let category = categoryOfTurn[input] {
+                r.fields["category"] = .string(category)
+                r.fields["scenario"] = mtBenchScenarios[category].map(JSONValue.string)
             }
             return r
         }

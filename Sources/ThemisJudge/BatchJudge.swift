@@ -1,41 +1,33 @@
 import Foundation
+import JSONLines
 import ThemisClient
 
 /// One input record as read: its 1-based line (or array position) and its fields, or why it
 /// could not be read.
-public struct InputRecord {
+public struct InputRecord: Sendable {
     public var line: Int
-    public var fields: [String: Any]
+    public var fields: JSONObject
     public var readError: String?
+
+    public init(line: Int, fields: JSONObject, readError: String? = nil) {
+        self.line = line
+        self.fields = fields
+        self.readError = readError
+    }
 }
 
-/// Reads judge input: JSON Lines, or one JSON array of objects (LLMBar's files).
+/// Reads judge input: JSON Lines (LF or CRLF, with or without a byte-order mark), or one JSON
+/// array of objects (LLMBar's files). An unreadable line becomes a record with its `readError`.
 public enum RecordReader {
     public static func read(_ path: String) throws -> [InputRecord] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw JudgeError.badRecord("cannot read input file \(path)")
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        if text.drop(while: { $0.isWhitespace }).first == "[" {
-            guard let array = try? JSONSerialization.jsonObject(with: data) as? [Any] else {
-                throw JudgeError.badRecord("\(path) starts with '[' but is not a JSON array")
-            }
-            return array.enumerated().map { i, item in
-                if let object = item as? [String: Any] { return InputRecord(line: i + 1, fields: object) }
-                return InputRecord(line: i + 1, fields: [:], readError: "item \(i + 1) is not a JSON object")
+        try JSONLReader.read(path, as: JSONObject.self).map { line in
+            switch line.value {
+            case .success(let fields): InputRecord(line: line.line, fields: fields)
+            case .failure(.badLine(_, let reason)):
+                InputRecord(line: line.line, fields: [:], readError: "line \(line.line): not a JSON object (\(reason))")
+            case .failure(let error): InputRecord(line: line.line, fields: [:], readError: "\(error)")
             }
         }
-        var records: [InputRecord] = []
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-            if trimmed.isEmpty { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any] else {
-                records.append(InputRecord(line: i + 1, fields: [:], readError: "line \(i + 1) is not a JSON object"))
-                continue
-            }
-            records.append(InputRecord(line: i + 1, fields: object))
-        }
-        return records
     }
 }
 
@@ -58,12 +50,12 @@ public struct FieldMap: Sendable {
 
     public func source(of field: String) -> String { sources[field] ?? field }
 
-    func value(_ field: String, in record: [String: Any]) -> Any? { record[source(of: field)] }
+    func value(_ field: String, in record: JSONObject) -> JSONValue? { record[source(of: field)] }
 
-    func string(_ field: String, in record: [String: Any]) throws -> String? {
-        guard let v = value(field, in: record), !(v is NSNull) else { return nil }
-        if let s = v as? String { return s }
-        if let n = v as? NSNumber, field == "id" { return n.stringValue }
+    func string(_ field: String, in record: JSONObject) throws -> String? {
+        guard let v = value(field, in: record), !v.isNull else { return nil }
+        if let s = v.string { return s }
+        if field == "id", let text = v.text { return text }
         throw JudgeError.badRecord("field '\(source(of: field))' is not a string")
     }
 }
@@ -95,36 +87,40 @@ public struct BatchJudge: Sendable {
 
     /// The output records of several input records, judged as one batch (their explanations are
     /// decoded together); failures become error records.
-    public func process(_ records: [InputRecord]) async -> [[String: Any]] {
-        var outs: [[String: Any]] = records.map { record in
-            var out: [String: Any] = ["id": id(of: record)]
-            for name in keepFields { if let v = record.fields[name] { out[name] = v } }
-            return out
+    public func process(_ records: [InputRecord]) async -> [JudgeRecord] {
+        func kept(_ record: InputRecord) -> JSONObject {
+            record.fields.filter { keepFields.contains($0.key) }
         }
+        var outs: [JudgeRecord?] = Array(repeating: nil, count: records.count)
         var parsed: [(index: Int, input: JudgeInput, mode: JudgeMode, scenario: Scenario?)] = []
         for (i, record) in records.enumerated() {
+            if let error = record.readError {
+                outs[i] = JudgeRecord(id: id(of: record), error: error)
+                continue
+            }
             do {
-                if let error = record.readError { throw JudgeError.badRecord(error) }
                 let (input, recordMode, scenario) = try parse(record)
                 parsed.append((i, input, recordMode, scenario))
             } catch {
-                outs[i]["status"] = "error"
-                outs[i]["error"] = "line \(record.line): \(describe(error))"
+                outs[i] = JudgeRecord(id: id(of: record), error: "line \(record.line): \(describe(error))", kept: kept(record))
             }
         }
         let results = await judge.judge(batch: parsed.map { ($0.input, $0.mode, $0.scenario) })
         for (p, result) in zip(parsed, results) {
-            let line = records[p.index].line
+            let record = records[p.index]
             switch result {
             case .failure(let error):
-                outs[p.index]["status"] = "error"
-                outs[p.index]["error"] = "line \(line): \(describe(error))"
+                outs[p.index] = JudgeRecord(id: id(of: record), error: "line \(record.line): \(describe(error))", kept: kept(record))
             case .success(let j):
-                outs[p.index].merge(j.record(scenarioGiven: p.scenario != nil)) { $1 }
-                if j.status != .ok { outs[p.index]["error"] = "line \(line): verdict \(j.status.rawValue)" }
+                var out = j.record(id: id(of: record), scenarioGiven: p.scenario != nil)
+                out.kept = kept(record)
+                if j.status != .ok { out.error = "line \(record.line): verdict \(j.status.rawValue)" }
+                outs[p.index] = out
             }
         }
-        return outs
+        return outs.enumerated().map { i, out in
+            out ?? JudgeRecord(id: id(of: records[i]), error: "line \(records[i].line): not judged")
+        }
     }
 
     /// The judge input, mode and given scenario of a record.
@@ -134,12 +130,12 @@ public struct BatchJudge: Sendable {
             throw JudgeError.badRecord("no '\(fields.source(of: "instruction"))' field")
         }
         var conversation: [Message] = []
-        if let turns = fields.value("conversation", in: r), !(turns is NSNull) {
-            guard let list = turns as? [[String: Any]] else {
+        if let turns = fields.value("conversation", in: r), !turns.isNull {
+            guard let list = turns.array?.compactMap(\.object), list.count == turns.array?.count else {
                 throw JudgeError.badRecord("'\(fields.source(of: "conversation"))' must be a list of {role, content}")
             }
             for t in list {
-                guard let role = (t["role"] as? String).flatMap(Role.init(rawValue:)), let content = t["content"] as? String else {
+                guard let role = t["role"]?.string.flatMap(Role.init(rawValue:)), let content = t["content"]?.string else {
                     throw JudgeError.badRecord("a conversation turn needs a role (system, user, assistant) and a content")
                 }
                 conversation.append(Message(role: role, content: content))
@@ -191,18 +187,17 @@ public struct JudgeSummary {
     public init() {}
 
     /// Adds an output record; `label` is the human label of the record if there is one.
-    public mutating func add(_ out: [String: Any], label: Any?) {
+    public mutating func add(_ out: JudgeRecord, label: JSONValue?) {
         count += 1
-        if out["status"] as? String != "ok" { failed += 1 }
-        if let s = out["parse_status"] as? String { parseStatus[s, default: 0] += 1 }
-        if let r = out["rating"] as? Int { ratings[r, default: 0] += 1 }
-        if let c = out["consistent"] as? Bool { pairs += 1; if c { consistentPairs += 1 } }
-        guard let label, out["status"] as? String == "ok" else { return }
-        let text = "\(label)".lowercased()
-        if let verdict = out["verdict"] as? String {
+        if out.status != .ok { failed += 1 }
+        if let s = out.parseStatus { parseStatus[s.rawValue, default: 0] += 1 }
+        if let r = out.rating { ratings[r, default: 0] += 1 }
+        if let c = out.consistent { pairs += 1; if c { consistentPairs += 1 } }
+        guard let text = label?.text?.lowercased(), out.status == .ok else { return }
+        if let verdict = out.verdict {
             let expected = ["1": "a", "a": "a", "2": "b", "b": "b", "0": "tie", "tie": "tie", "c": "tie"][text]
             if let expected { labelled += 1; if expected == verdict.lowercased() { correct += 1 } }
-        } else if let rating = out["rating"] as? Int, let human = Int(text) {
+        } else if let rating = out.rating, let human = Int(text) {
             labelled += 1
             if human == rating { correct += 1 }
         }
@@ -227,30 +222,30 @@ public struct JudgeSummary {
 }
 
 extension Judgement {
-    /// The output fields of a judgement, as `themis judge` writes them and the server returns them.
-    public func record(scenarioGiven: Bool) -> [String: Any] {
-        var out: [String: Any] = [:]
-        out["status"] = status == .ok ? "ok" : "error"
-        if status != .ok { out["error"] = "verdict \(status.rawValue)" }
-        out["parse_status"] = status.rawValue
-        out["mode"] = mode.rawValue
-        out["scenario"] = scenario.id
-        out["scenario_source"] = scenarioGiven ? "given" : "classified"
-        if let p = scenarioProbabilities { out["scenario_probabilities"] = p }
-        out["prompt_tokens"] = passes.map(\.promptTokens)
-        out["verdict_source"] = passes[0].source.rawValue
+    /// The output record of a judgement, as `themis judge` writes it and the server returns it.
+    public func record(id: String, scenarioGiven: Bool) -> JudgeRecord {
+        var out = JudgeRecord(id: id, error: "")
+        out.status = status == .ok ? .ok : .error
+        out.error = status == .ok ? nil : "verdict \(status.rawValue)"
+        out.parseStatus = status
+        out.mode = mode
+        out.scenario = scenario.id
+        out.scenarioSource = scenarioGiven ? "given" : "classified"
+        out.scenarioProbabilities = scenarioProbabilities
+        out.promptTokens = passes.map(\.promptTokens)
+        out.verdictSource = passes[0].source
         let missing = Set(passes.flatMap(\.missingLabels))
-        if !missing.isEmpty { out["missing_labels"] = missing.sorted() }
-        out["explanation"] = passes[0].explanation
+        if !missing.isEmpty { out.missingLabels = missing.sorted() }
+        out.explanation = passes[0].explanation
         if mode == .pairwise {
-            out["verdict"] = verdict ?? NSNull()
-            out["verdicts_by_order"] = verdictsByOrder ?? [:]
-            out["consistent"] = consistent ?? NSNull()
-            if !passes[0].distribution.isEmpty { out["distributions_by_order"] = passes.map(\.distribution) }
+            out.verdict = verdict
+            out.verdictsByOrder = verdictsByOrder ?? [:]
+            out.consistent = consistent
+            if !passes[0].distribution.isEmpty { out.distributionsByOrder = passes.map(\.distribution) }
         } else {
-            out["rating"] = rating ?? NSNull()
-            if let e = expectedScore { out["expected_score"] = e }
-            if !passes[0].distribution.isEmpty { out["distribution"] = passes[0].distribution }
+            out.rating = rating
+            out.expectedScore = expectedScore
+            if !passes[0].distribution.isEmpty { out.distribution = passes[0].distribution }
         }
         return out
     }

@@ -285,6 +285,10 @@ extension ThemisServer {
             result = .failure(APIError.badRequest("\(error)"))
         }
         let judgement = try result.get()
-        return (judgement.record(scenarioGiven: given != nil), judgement)
+        // the record as `themis judge` writes it, less the id a request does not have
+        let data = try judgement.record(id: "", scenarioGiven: given != nil).jsonData()
+        var object = (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+        object["id"] = nil
+        return (object, judgement)
     }
 }

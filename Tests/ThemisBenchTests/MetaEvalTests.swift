@@ -87,7 +87,7 @@ struct MetaEvalTests {
         #expect(data.unmatchedPredictions == ["a"])
         #expect(data.unmatchedLabels == ["e", "f"])
         #expect(data.malformedLines == 1 && data.duplicateKeys == 1 && data.invalidLabels == 1)
-        #expect(data.problems.contains { $0.contains("line 3 is not a JSON object") })
+        #expect(data.problems.contains { $0.contains("line 3: not a JSON object") })
         #expect(data.problems.contains { $0.contains("(c): label 7 is outside the scale 1-5") })
         let report = try MetaEvaluation.evaluate(data, options: MetaEvalOptions())
         let overall = try #require(report.json["overall"] as? [String: Any])
@@ -191,7 +191,7 @@ struct MetaEvalTests {
         let llmbar = try #require(JudgeBenchmark.builtIn.first { $0.name == "llmbar-natural" })
         let records = try llmbar.records()
         #expect(records.count == 100 && records.allSatisfy { $0.readError == nil })
-        #expect(records.filter { $0.fields["label"] as? Int == 1 }.count == 42)
+        #expect(records.filter { $0.fields["label"]?.int == 1 }.count == 42)
         let dir = URL(fileURLWithPath: llmbar.labelsPath).deletingLastPathComponent()
         for name in ["LICENSES/LLMBar-LICENSE", "LICENSES/FastChat-LICENSE", "README.md"] {
             #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path), "\(name)")
@@ -199,11 +199,11 @@ struct MetaEvalTests {
         let mtbench = try JudgeBenchmark.resolve("mtbench-human", fields: nil, numericPairLabels: false).records()
         #expect(mtbench.count == 200)
         // every pair's input is the first turn of an MT-Bench question, so every pair gets a scenario
-        let counts = Dictionary(grouping: mtbench, by: { $0.fields["category"] as? String ?? "none" }).mapValues(\.count)
+        let counts = Dictionary(grouping: mtbench, by: { $0.fields["category"]?.string ?? "none" }).mapValues(\.count)
         #expect(counts == ["humanities": 34, "roleplay": 33, "extraction": 27, "stem": 25, "writing": 24, "coding": 22,
                            "reasoning": 20, "math": 15])
         let catalogue = try ScenarioCatalogue.bundled()
-        #expect(mtbench.allSatisfy { catalogue.scenario(named: $0.fields["scenario"] as? String ?? "") != nil })
+        #expect(mtbench.allSatisfy { catalogue.scenario(named: $0.fields["scenario"]?.string ?? "") != nil })
         #expect(throws: MetaEvalError.self) { try JudgeBenchmark.resolve("no-such-benchmark", fields: nil, numericPairLabels: false) }
     }
 }

@@ -44,7 +44,7 @@ struct MetaEvalCLITests {
         #expect(o.status == 0)
         #expect(o.stderr.contains("1 predictions have no label, e.g. a"), "\(o.stderr)")
         #expect(o.stderr.contains("2 labels have no prediction, e.g. c, d"), "\(o.stderr)")
-        #expect(o.stderr.contains("line 3 is not a JSON object"), "\(o.stderr)")
+        #expect(o.stderr.contains("line 3: not a JSON object"), "\(o.stderr)")
         #expect(o.stdout.contains("| 2 | 3 | 1 | 1 | 2 | 1 | 0 | 0 |"), "\(o.stdout)")
 
         let otherLabels = try Self.write("other.jsonl", [#"{"id": "x", "label": 4}"#, #"{"id": "y", "label": 2}"#])

@@ -42,7 +42,7 @@ struct ShardTests {
         #expect((ids + ["new"]).prefix(ids.count).map { Shard.index(of: $0, count: 7) } == before)
 
         let bad = try CLI.run(["judge", "--input", "x.jsonl", "--shard", "3/3"])
-        #expect(bad.status == 64 && bad.stderr.contains("--shard"), "\(bad.stderr)")
+        #expect(bad.status == 2 && bad.stderr.contains("--shard"), "usage errors exit 2: \(bad.stderr)")
     }
 
     /// Three shards of mtbench-human (the first 6 pairs), one of them killed and resumed, hold

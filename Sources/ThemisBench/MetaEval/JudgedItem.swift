@@ -1,4 +1,5 @@
 import Foundation
+import JSONLines
 import ThemisJudge
 
 /// A pairwise verdict or label.
@@ -7,8 +8,8 @@ public enum PairChoice: String, Sendable, CaseIterable {
 
     /// `A`, `B`, `tie` in any case (also `C`, the judge prompt's tie label); `1`, `2`, `0` only
     /// when numeric labels are allowed (LLMBar writes 1 and 2).
-    init?(label: Any, numeric: Bool) {
-        let text = ((label as? String) ?? (label as? NSNumber)?.stringValue ?? "").trimmingCharacters(in: .whitespaces).lowercased()
+    init?(label: JSONValue, numeric: Bool) {
+        let text = (label.text ?? "").trimmingCharacters(in: .whitespaces).lowercased()
         switch text {
         case "a": self = .a
         case "b": self = .b
@@ -104,7 +105,7 @@ public enum MetaEvalInput {
     /// predictions themselves when `labels` is nil.
     public static func join(predictions: [String], labels: String?, options: JoinOptions) throws -> JoinedData {
         var data = JoinedData()
-        var labelRecords: [String: [String: Any]] = [:]
+        var labelRecords: [String: JSONObject] = [:]
         var labelOrder: [String] = []
         if let labels {
             let records = try readKeyed(labels, key: options.key, into: &data)
@@ -121,7 +122,7 @@ public enum MetaEvalInput {
             for (key, record) in records.unique {
                 let labelRecord = labels == nil ? record.fields : labelRecords[key]
                 if labelRecord != nil { used.insert(key) }
-                guard let labelRecord, let label = labelRecord[options.labelField], !(label is NSNull) else {
+                guard let labelRecord, let label = labelRecord[options.labelField], !label.isNull else {
                     data.unmatchedPredictions.append(key)
                     continue
                 }
@@ -161,44 +162,40 @@ public enum MetaEvalInput {
     }
 
     static func keyValue(_ record: InputRecord, _ key: String) -> String {
-        switch record.fields[key] {
-        case let s as String: return s
-        case let n as NSNumber: return n.stringValue
-        default: return "line-\(record.line)"
-        }
+        record.fields[key]?.text ?? "line-\(record.line)"
     }
 
-    static func number(_ value: Any?) -> Double? {
-        switch value {
-        case let n as NSNumber: return n.doubleValue
-        case let s as String: return Double(s.trimmingCharacters(in: .whitespaces))
-        default: return nil
-        }
+    /// A finite number, or a string holding one (labels are written either way).
+    static func number(_ value: JSONValue?) -> Double? {
+        if let d = value?.double { return d }
+        guard let s = value?.string, let d = Double(s.trimmingCharacters(in: .whitespaces)), d.isFinite else { return nil }
+        return d
     }
 
-    static func item(_ p: [String: Any], label: Any, labelRecord: [String: Any], key: String, source: String,
+    static func item(_ p: JSONObject, label: JSONValue, labelRecord: JSONObject, key: String, source: String,
                      options: JoinOptions) throws -> JudgedItem {
         // an error record may carry no mode: then the label's form decides
+        let isNumber = label.double != nil
         let pairLike = p["verdict"] != nil || p["verdicts_by_order"] != nil
-            || (!(label is NSNumber) && PairChoice(label: label, numeric: false) != nil) || options.numericPairLabels
-        let mode = p["mode"] as? String ?? (pairLike ? "pairwise" : "single")
-        let scenario = (labelRecord["scenario"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? p["scenario"] as? String ?? "unknown"
-        let ok = (p["status"] as? String ?? "ok") == "ok"
+            || (!isNumber && PairChoice(label: label, numeric: false) != nil) || options.numericPairLabels
+        let mode = p["mode"]?.string ?? (pairLike ? "pairwise" : "single")
+        let scenario = labelRecord["scenario"]?.string.flatMap { $0.isEmpty ? nil : $0 } ?? p["scenario"]?.string ?? "unknown"
+        let ok = (p["status"]?.string ?? "ok") == "ok"
         var item = JudgedItem(id: key, source: source, mode: mode, scenario: scenario, kind: mode == "pairwise" ? .pair : .rating,
-                              ok: ok, parseStatus: p["parse_status"] as? String ?? (ok ? "ok" : "error"))
+                              ok: ok, parseStatus: p["parse_status"]?.string ?? (ok ? "ok" : "error"))
         switch item.kind {
         case .pair:
             guard let choice = PairChoice(label: label, numeric: options.numericPairLabels) else {
-                let hint = !options.numericPairLabels && ["0", "1", "2"].contains("\(label)")
+                let hint = !options.numericPairLabels && ["0", "1", "2"].contains(label.text ?? "")
                     ? " (numeric pair labels need --numeric-pair-labels)" : ""
-                throw MetaEvalError.invalidLabel("pair label '\(label)' is not A, B or tie\(hint)")
+                throw MetaEvalError.invalidLabel("pair label '\(label.text ?? "\(label)")' is not A, B or tie\(hint)")
             }
             item.pairLabel = choice
-            item.verdict = (p["verdict"] as? String).flatMap { PairChoice(label: $0, numeric: false) }
-            let orders = p["verdicts_by_order"] as? [String: Any] ?? [:]
+            item.verdict = p["verdict"].flatMap { PairChoice(label: $0, numeric: false) }
+            let orders = p["verdicts_by_order"]?.object ?? [:]
             item.verdictAB = orders["ab"].flatMap { PairChoice(label: $0, numeric: false) }
             item.verdictBA = orders["ba"].flatMap { PairChoice(label: $0, numeric: false) }
-            if let d = p["distributions_by_order"] as? [[String: Any]], d.count == 2,
+            if let d = p["distributions_by_order"]?.array?.compactMap(\.object), d.count == 2,
                let a1 = number(d[0]["A"]), let b1 = number(d[0]["B"]), let a2 = number(d[1]["A"]), let b2 = number(d[1]["B"]) {
                 // the second pass shows B first, so its "A" is the original B
                 let pA = (a1 + b2) / 2, pB = (b1 + a2) / 2
@@ -206,23 +203,25 @@ public enum MetaEvalInput {
             }
             for fields in [labelRecord, p] where item.lengthA == nil {
                 for (a, b) in [("response_a", "response_b"), ("output_1", "output_2")] {
-                    if let ra = fields[a] as? String, let rb = fields[b] as? String {
+                    if let ra = fields[a]?.string, let rb = fields[b]?.string {
                         item.lengthA = ra.count; item.lengthB = rb.count
                         break
                     }
                 }
             }
         case .rating:
+            // compared as numbers before any conversion: a label of 1e300 is outside the scale, not a trap
+            let low = Double(options.scale.lowerBound), high = Double(options.scale.upperBound)
             guard let value = number(label), value == value.rounded() else {
-                throw MetaEvalError.invalidLabel("rating label '\(label)' is not an integer")
+                throw MetaEvalError.invalidLabel("rating label '\(label.text ?? "\(label)")' is not an integer")
             }
-            guard options.scale.contains(Int(value)) else {
-                throw MetaEvalError.invalidLabel("label \(Int(value)) is outside the scale \(options.scale.lowerBound)-\(options.scale.upperBound)")
+            guard value >= low && value <= high else {
+                throw MetaEvalError.invalidLabel("label \(label.text ?? "\(value)") is outside the scale \(options.scale.lowerBound)-\(options.scale.upperBound)")
             }
             item.label = value
             if let r = number(p["rating"]) {
-                guard options.scale.contains(Int(r)) else {
-                    throw MetaEvalError.invalidLabel("rating \(Int(r)) is outside the scale \(options.scale.lowerBound)-\(options.scale.upperBound)")
+                guard r >= low && r <= high else {
+                    throw MetaEvalError.invalidLabel("rating \(p["rating"]?.text ?? "\(r)") is outside the scale \(options.scale.lowerBound)-\(options.scale.upperBound)")
                 }
                 item.rating = r
             }

@@ -41,8 +41,20 @@ extension MetaEvalReport {
     }
 
     /// The JSON text of the report (sorted keys).
+    /// Non-finite numbers (a metric over values that overflow) are written as null: JSON has none.
     public func jsonData() throws -> Data {
-        try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        try JSONSerialization.data(withJSONObject: Self.finite(json), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// `value` with every non-finite number replaced by null.
+    static func finite(_ value: Any) -> Any {
+        switch value {
+        case let d as Double: return d.isFinite ? d : NSNull()
+        case let f as Float: return f.isFinite ? f : NSNull()
+        case let o as [String: Any]: return o.mapValues(finite)
+        case let a as [Any]: return a.map(finite)
+        default: return value
+        }
     }
 
     static func value(_ v: Double?) -> Any { v.map { $0 as Any } ?? NSNull() }

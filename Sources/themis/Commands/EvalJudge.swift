@@ -22,6 +22,8 @@ struct EvalJudge: AsyncParsableCommand {
     @Option(help: "Judge output (JSONL); default: eval-<benchmark>-<model>.jsonl here, with the HTML report beside it.")
     var output: String?
     @Flag(help: "Continue an earlier --output, judging only the records it lacks.") var resume = false
+    @Flag(name: .customLong("retry-errors"), help: "With --resume: judge the records that failed in --output again (implies --resume).")
+    var retryErrors = false
     @Flag(help: "Replace an existing --output file.") var overwrite = false
     @Option(help: "Explanation after the verdict: none, short, full (metrics need none).")
     var explain: JudgeOptions.Explain = .none
@@ -39,7 +41,7 @@ struct EvalJudge: AsyncParsableCommand {
             if let limit { records = Array(records.prefix(limit)) }
             let modelName = ModelLocation.displayName(modelOptions.model)
             let path = output ?? "eval-\(bench.name)-\(modelName)\(sharding.fileSuffix).jsonl"
-            let out = try JudgeOutput.open(path, resume: resume, overwrite: overwrite)
+            let out = try JudgeOutput.open(path, resume: resume || retryErrors, retryErrors: retryErrors, overwrite: overwrite)
 
             let client = try await makeClient(modelOptions, remote, local: judgeSettings.localOptions)
             let judge = Judge(client: client, catalogue: try judgeSettings.catalogue(), options: try judgeSettings.options(explain: explain))
@@ -49,7 +51,6 @@ struct EvalJudge: AsyncParsableCommand {
             records = sharding.select(records, ids: batch.id(of:))
             let summary = try await out.judge(records, with: batch, group: judgeSettings.batch, labelField: settings.labelField)
             try? await (client as? OpenAIModel)?.shutdown()
-            try out.sink.close()
             for line in summary.lines { printError(line) }
             printError("themis: judge output in \(path)")
 

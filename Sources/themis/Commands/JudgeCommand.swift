@@ -21,13 +21,15 @@ struct JudgeCommand: AsyncParsableCommand {
     @Option(name: .customLong("label-field"), help: "Field with the human label, for the agreement line of the summary.")
     var labelField = "label"
     @Option(help: "Explanation after the verdict: none, short, full.") var explain: JudgeOptions.Explain = .short
-    @Flag(help: "Skip records whose id is already in --output.") var resume = false
+    @Flag(help: "Continue --output: skip the records already in it (error records too, unless --retry-errors).") var resume = false
+    @Flag(name: .customLong("retry-errors"), help: "With --resume: judge the records that failed in --output again (implies --resume).")
+    var retryErrors = false
     @Flag(help: "Replace an existing --output file.") var overwrite = false
     @Option(help: "Judge only the first N records (before --shard picks its part of them).") var limit: Int?
     @OptionGroup var sharding: ShardOption
 
     func validate() throws {
-        if resume && output == nil { throw ValidationError("--resume needs --output") }
+        if (resume || retryErrors) && output == nil { throw ValidationError("--resume and --retry-errors need --output") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
@@ -38,7 +40,7 @@ struct JudgeCommand: AsyncParsableCommand {
             let fieldMap = try FieldMap(fields)
             var records = try RecordReader.read(input)
             if let limit { records = Array(records.prefix(limit)) }
-            let out = try JudgeOutput.open(output, resume: resume, overwrite: overwrite)
+            let out = try JudgeOutput.open(output, resume: resume || retryErrors, retryErrors: retryErrors, overwrite: overwrite)
 
             let client = try await makeClient(modelOptions, remote, local: settings.localOptions)
             let judge = Judge(client: client, catalogue: catalogue, options: options)
@@ -59,8 +61,8 @@ struct JudgeCommand: AsyncParsableCommand {
                 if output == nil { printError(line) } else { print(line) }
             }
             if summary.failed > 0 {
-                printError("themis: \(summary.failed) of \(summary.count) records failed")
-                throw ExitCode(Int32(min(summary.failed, 100)))
+                printError("themis: \(summary.failed) of \(summary.count) records failed (error records in the output; --retry-errors judges them again)")
+                throw ExitCode(ExitStatus.recordsFailed)
             }
         }
     }

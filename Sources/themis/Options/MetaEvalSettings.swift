@@ -21,9 +21,14 @@ struct MetaEvalSettings: ParsableArguments {
     @Option(help: "Write the report as JSON to this file.") var json: String?
     @Option(help: "Write a self-contained HTML report with charts to this file.") var html: String?
 
+    /// Most values a rating scale may have.
+    static let maximumScaleValues = 101
+
     func validate() throws {
         if agrP <= 0 || agrQ < 0 { throw ValidationError("--agr-p must be > 0 and --agr-q >= 0") }
-        if bootstrap < 0 { throw ValidationError("--bootstrap must be >= 0") }
+        if bootstrap < 0 || bootstrap > 100_000 { throw ValidationError("--bootstrap must be between 0 and 100000") }
+        if !agrP.isFinite || !agrQ.isFinite { throw ValidationError("--agr-p and --agr-q must be finite") }
+        _ = try scale()
         for name in aggregateMetrics where !MetaEvalOptions.aggregatable.contains(name) {
             throw ValidationError("--aggregate: unknown metric '\(name)' (known: \(MetaEvalOptions.aggregatable.joined(separator: ", ")))")
         }
@@ -34,6 +39,10 @@ struct MetaEvalSettings: ParsableArguments {
     func scale() throws -> ClosedRange<Int> {
         let parts = labelScale.split(separator: "-").compactMap { Int($0) }
         guard parts.count == 2, parts[0] < parts[1] else { throw ValidationError("--label-scale takes LOW-HIGH, e.g. 1-5") }
+        // the confusion matrix has a row and a column per value
+        guard parts[0] >= 0, parts[1] - parts[0] < MetaEvalSettings.maximumScaleValues else {
+            throw ValidationError("--label-scale \(labelScale): at most \(MetaEvalSettings.maximumScaleValues) values from 0 up")
+        }
         return parts[0]...parts[1]
     }
 

@@ -1,67 +1,60 @@
 import ArgumentParser
 import Foundation
+import JSONLines
 import ThemisJudge
 
 /// Where judged records go: a new file, a resumed one (the ids judged there are skipped), or stdout.
 struct JudgeOutput {
-    let sink: FileHandle
+    let writer: JSONLWriter
     let done: Set<String>
     /// Error records of the earlier output that this run judges again.
     let retried: Int
     let path: String?
 
-    static func open(_ path: String?, resume: Bool, overwrite: Bool) throws -> JudgeOutput {
-        guard let path else { return JudgeOutput(sink: .standardOutput, done: [], retried: 0, path: nil) }
-        var done = Set<String>()
-        var retried = 0
-        let exists = FileManager.default.fileExists(atPath: path)
-        if exists && resume {
-            (done, retried) = try keepJudged(path)
-        } else if exists && !overwrite {
+    static func open(_ path: String?, resume: Bool, retryErrors: Bool, overwrite: Bool) throws -> JudgeOutput {
+        guard let path else { return JudgeOutput(writer: JSONLWriter(), done: [], retried: 0, path: nil) }
+        if FileManager.default.fileExists(atPath: path) && !resume && !overwrite {
             throw ValidationError("\(path) exists: pass --resume to continue it or --overwrite to replace it")
-        } else {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else { throw ValidationError("cannot create \(path)") }
         }
-        guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot write \(path)") }
-        handle.seekToEndOfFile()
-        return JudgeOutput(sink: handle, done: done, retried: retried, path: path)
-    }
-
-    /// Prepares an earlier output for resuming: an unfinished last line (a killed run) and the
-    /// error records (a server that failed, a record since fixed) are dropped, so that those
-    /// records are judged again; returns the ids kept and how many error records were dropped.
-    static func keepJudged(_ path: String) throws -> (ids: Set<String>, dropped: Int) {
-        guard let data = FileManager.default.contents(atPath: path) else { return ([], 0) }
-        let complete = data.lastIndex(of: UInt8(ascii: "\n")).map { data.prefix(through: $0) } ?? Data()
-        var ids = Set<String>()
-        var kept = Data()
-        var dropped = 0
-        for line in complete.split(separator: UInt8(ascii: "\n")) {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-                  let id = object["id"] as? String else { continue }
-            if object["status"] as? String == "error" { dropped += 1; continue }
-            ids.insert(id)
-            kept += Data(line) + Data("\n".utf8)
-        }
-        if kept.count != data.count {
-            // written beside and renamed, so a kill now leaves either file whole
-            let temporary = path + ".resume-\(getpid())"
-            try kept.write(to: URL(fileURLWithPath: temporary))
-            guard rename(temporary, path) == 0 else {
-                unlink(temporary)
-                throw ValidationError("cannot rewrite \(path) for resuming: \(String(cString: strerror(errno)))")
+        var state = JSONLResume.State()
+        if resume {
+            state = try JSONLResume.prepare(path, as: JudgeRecord.self, id: \.id, isError: { $0.status == .error },
+                                            retryErrors: retryErrors)
+            if state.removedPartialLine { printError("themis: \(path): removed a partial last line (a write that was cut short)") }
+            if !state.unreadableLines.isEmpty {
+                printError("themis: \(path): \(state.unreadableLines.count) lines are not judge records (kept as they are), e.g. line \(state.unreadableLines[0])")
+            }
+            if !state.duplicateIDs.isEmpty {
+                printError("themis: \(path) holds \(state.duplicateIDs.count) ids more than once: \(state.duplicateIDs.prefix(5).joined(separator: ", "))")
             }
         }
-        return (ids, dropped)
+        let writer = try JSONLWriter(path: path, existing: resume ? .append : .replace)
+        return JudgeOutput(writer: writer, done: state.done, retried: state.retried, path: path)
+    }
+
+    /// Refuses input in which two records share an id: output, resuming and meta-evaluation
+    /// tell records apart by id.
+    static func checkUniqueIDs(_ records: [InputRecord], id: (InputRecord) -> String) throws {
+        var first: [String: Int] = [:]
+        var duplicates: [String] = []
+        for r in records {
+            let key = id(r)
+            if let line = first[key] { duplicates.append("'\(key)' on lines \(line) and \(r.line)") } else { first[key] = r.line }
+        }
+        guard duplicates.isEmpty else {
+            throw CLIError.input("\(duplicates.count) input records repeat an earlier id (\(duplicates.prefix(3).joined(separator: "; ")))"
+                + ": give every record its own id")
+        }
     }
 
     /// Judges the records not yet written, `group` at a time, writing each output record as it
     /// comes, with progress on stderr; the summary counts this run's records only.
     func judge(_ records: [InputRecord], with batch: BatchJudge, group: Int, labelField: String) async throws -> JudgeSummary {
+        try Self.checkUniqueIDs(records, id: batch.id(of:))
         let todo = records.filter { !done.contains(batch.id(of: $0)) }
         if !done.isEmpty || retried > 0 {
             let again = retried > 0 ? " (\(retried) that failed are judged again)" : ""
-            printError("themis: resuming: \(done.count) records already in \(path!), \(todo.count) to go\(again)")
+            printError("themis: resuming: \(done.count) records already in \(path ?? "the output"), \(todo.count) to go\(again)")
         }
         var summary = JudgeSummary()
         let progress = Progress(total: todo.count)
@@ -69,8 +62,7 @@ struct JudgeOutput {
         for first in stride(from: 0, to: todo.count, by: group) {
             let records = Array(todo[first..<min(todo.count, first + group)])
             for (record, out) in zip(records, await batch.process(records)) {
-                let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys, .withoutEscapingSlashes])
-                sink.write(data + Data("\n".utf8))
+                try writer.append(out)
                 summary.add(out, label: record.fields[labelField])
                 progress.step()
             }

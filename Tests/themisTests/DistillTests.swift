@@ -147,12 +147,56 @@ struct DistillTests {
         }
     }
 
+    /// Hand-edited intermediate files: a response that is a number, a repeated id, a line that is
+    /// not JSON. Each becomes a failed item of the next stage naming its line; the stage goes on.
+    @Test func handEditedStageFilesBecomeFailedItems() throws {
+        let out = Self.directory("edited")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let configPath = out + ".yaml"
+        try Data("""
+            generators:
+              smol: {local: \(CLI.smollm), device: cpu}
+              teacher: {url: "http://127.0.0.1:9/v1", model: teacher, max_attempts: 1, timeout_seconds: 5}
+            synthesize: {generator: smol}
+            respond: {generators: [smol]}
+            grade: {teacher: teacher, modes: [single]}
+            select: {strategy: random}
+            """.utf8).write(to: URL(fileURLWithPath: configPath))
+        func line(_ id: String, response: String) -> String {
+            #"{"id": "\#(id)", "instruction_id": "i1", "scenario": "open_qa", "instruction": "Why is the sky blue?", "generator": "smol", "#
+                + #""response": \#(response), "item": "\#(id)", "index": 0, "of": 1}"#
+        }
+        let respond = [line("r1", response: #""Rayleigh scattering.""#), line("r2", response: "42"), "{not json",
+                       line("r1", response: #""again""#)].joined(separator: "\n") + "\n"
+        try Data(respond.utf8).write(to: URL(fileURLWithPath: out + "/respond.jsonl"))
+        try Data(#"{"stage": "respond", "configHash": "x", "complete": true, "counts": {}, "dropped": {}}"#.utf8)
+            .write(to: URL(fileURLWithPath: out + "/respond.manifest.json"))
+        let o = try CLI.run(["distill", "grade", "--config", configPath, "--output", out], measured: 3)
+        #expect(o.status == 0, "\(o.stderr)")
+        let graded = try String(contentsOfFile: out + "/grade.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        let failures = graded.compactMap { $0["failed"] as? String }
+        #expect(graded.count == 4 && failures.count == 4, "\(graded)")
+        #expect(failures.contains { $0.contains("line 2 of respond.jsonl") && $0.contains("response") }, "\(failures)")
+        #expect(failures.contains { $0.contains("line 3 of respond.jsonl: not valid JSON") }, "\(failures)")
+        #expect(failures.contains { $0.contains("line 4 of respond.jsonl: id 'r1' is already on line 1") }, "\(failures)")
+    }
+
     @Test func badConfigurationsSayWhy() throws {
         let path = Self.directory("bad") + ".yaml"
         for (yaml, message) in [
             ("generators: {a: {local: x}}\nsynthesize: {generator: b}\n", "synthesize.generator: no generator 'b'"),
             ("generators: {a: {local: x}}\nsynthesize: {generator: a, colour: red}\n", "unknown key 'synthesize.colour'"),
             ("generators: [1, 2\n", "not valid YAML"),
+            ("generators: {a: {local: x}}\nsynthesize: {generator: a, quizzes: {math_qa: -3}}\n", "synthesize.quizzes.math_qa is -3"),
+            ("generators: {a: {local: x}}\nsynthesize: {generator: a, per_call: -1}\n", "synthesize.per_call is -1"),
+            ("generators: {a: {local: x, concurrency: 0}}\nsynthesize: {generator: a}\n", "generators.a.concurrency is 0"),
+            ("seed: .nan\n", "'seed' is not a finite number"),
+            ("synthesize: {temperature: .inf}\n", "'synthesize.temperature' is not a finite number"),
+            ("seed: " + String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000) + "\n", "nested more than 32 levels deep"),
+            ((0..<1_000).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n") + " 1\n", "nested more than 32 levels deep"),
+            ("a: &x [1, 2]\nb: *x\n", "anchors and aliases are not accepted"),
         ] {
             try Data(yaml.utf8).write(to: URL(fileURLWithPath: path))
             let o = try CLI.run(["distill", "run", "--config", path, "--output", Self.directory("bad-out")])

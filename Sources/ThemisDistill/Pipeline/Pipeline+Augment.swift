@@ -9,24 +9,20 @@ extension Pipeline {
     /// on the per-criterion scores, (c) re-prompted with criteria reworded by the paraphrase
     /// generator, when one is set (one call per scenario).
     func augment() async throws -> StageManifest {
-        let selected = try requireStage("select")
+        let stageInput = try requireStage("select", as: GradedRecord.self, id: \.id)
+        let selected = stageInput.records
         let c = config.augment
         var rng = SeededGenerator(seed: UInt64(bitPattern: Int64(config.seed)) &+ 17)
         // the regression, fitted per scenario on records whose every criterion was scored;
         // every fifth record held out for its MAE
         var regressions: [String: OverallScoreRegression] = [:]
         var maes: [String: Double] = [:]
-        for (scenarioID, group) in Dictionary(grouping: selected.filter { $0["criteria_scores"] != nil }, by: { $0["scenario"] as! String }) {
+        for scenarioID in Set(selected.filter { $0.criteriaScores != nil }.map(\.task.scenario)).sorted() {
             guard let scenario = catalogue.scenario(named: scenarioID) else { continue }
-            let names = scenario.criteria.map(\.name)
-            let rows = group.compactMap { r -> (criteria: [String: Double], overall: Double)? in
-                let scores = (r["criteria_scores"] as! [String: Any]).compactMapValues { ($0 as? NSNumber)?.doubleValue }
-                guard names.allSatisfy({ scores[$0] != nil }), let s = (r["score"] as? NSNumber)?.doubleValue else { return nil }
-                return (scores, s)
-            }
+            let rows = Self.rows(selected, scenario: scenarioID, criteria: scenario.criteria.map(\.name))
             let train = rows.enumerated().filter { $0.offset % 5 != 4 }.map(\.element)
             let held = rows.enumerated().filter { $0.offset % 5 == 4 }.map(\.element)
-            if let fit = OverallScoreRegression.fit(train, criteria: names) {
+            if let fit = OverallScoreRegression.fit(train, criteria: scenario.criteria.map(\.name)) {
                 regressions[scenarioID] = fit
                 if let mae = fit.meanAbsoluteError(held, scale: 1...5) { maes[scenarioID] = mae }
             }
@@ -36,7 +32,7 @@ extension Pipeline {
         var paraphrased: [String: Scenario] = [:]
         if let name = c.paraphrase_generator {
             let g = try generator(name)
-            for id in Set(selected.compactMap { $0["scenario"] as? String }).sorted() {
+            for id in Set(selected.map(\.task.scenario)).sorted() {
                 guard let scenario = catalogue.scenario(named: id) else { continue }
                 if let p = try? await Self.paraphrase(scenario, with: g, seed: seed("paraphrase-" + id)) {
                     paraphrased[id] = p
@@ -45,37 +41,37 @@ extension Pipeline {
                 }
             }
         }
-        var out: [Record] = []
+        var out: [GradedRecord] = []
         for r in selected {
-            var base: Record = r.mapValues { $0 as! any Sendable }
-            base["augmentation"] = "original"
+            var base = r
+            base.augmentation = "original"
             out.append(base)
-            guard let score = (r["score"] as? NSNumber)?.intValue, let scenario = catalogue.scenario(named: r["scenario"] as! String),
-                  let mode = JudgeMode(rawValue: r["mode"] as! String), mode != .pairwise else { continue }
-            let input = JudgeInput(instruction: r["instruction"] as! String, conversation: [], response: r["response"] as? String,
-                                   responseA: nil, responseB: nil, reference: r["reference"] as? String)
-            let judgement = r["judgement"] as! String
+            let mode = r.task.mode
+            guard let score = r.score, let scenario = catalogue.scenario(named: r.task.scenario), mode != .pairwise else { continue }
+            let input = JudgeInput(instruction: r.task.instruction, conversation: [], response: r.task.response,
+                                   responseA: nil, responseB: nil, reference: r.task.reference)
+            let judgement = r.judgement
             for name in c.scales {
-                let mapping = RatingScaleMapping(rawValue: name)!
-                guard let mapped = mapping.map(score), let scale = try? RatingScale(lower: mapping.range.lowerBound, upper: mapping.range.upperBound) else { continue }
+                guard let mapping = RatingScaleMapping(rawValue: name), let mapped = mapping.map(score),
+                      let scale = try? RatingScale(lower: mapping.range.lowerBound, upper: mapping.range.upperBound) else { continue }
                 var m = base
-                m["id"] = (r["id"] as! String) + "-scale-" + name
-                m["augmentation"] = "scale " + name
-                m["prompt"] = PromptBuilder.build(mode: mode, scenario: scenario, scale: scale, input: input).text
-                m["judgement"] = Self.remapScores(judgement, mapping)
-                m["score"] = mapped
+                m.id = r.id + "-scale-" + name
+                m.augmentation = "scale " + name
+                m.prompt = PromptBuilder.build(mode: mode, scenario: scenario, scale: scale, input: input).text
+                m.judgement = Self.remapScores(judgement, mapping)
+                m.score = mapped
                 out.append(m)
             }
             if let p = paraphrased[scenario.id] {
                 var m = base
-                m["id"] = (r["id"] as! String) + "-paraphrase"
-                m["augmentation"] = "paraphrased criteria"
-                m["prompt"] = PromptBuilder.build(mode: mode, scenario: p, scale: .standard, input: input).text
+                m.id = r.id + "-paraphrase"
+                m.augmentation = "paraphrased criteria"
+                m.prompt = PromptBuilder.build(mode: mode, scenario: p, scale: .standard, input: input).text
                 out.append(m)
             }
             // criteria dropping: keep a random non-empty subset, re-derive the overall score
             if Double(rng.next() % 1000) / 1000 < c.drop_criteria, scenario.criteria.count > 1 {
-                guard let scores = (r["criteria_scores"] as? [String: Any])?.compactMapValues({ ($0 as? NSNumber)?.doubleValue }) else {
+                guard let scores = r.criteriaScores?.mapValues(Double.init) else {
                     notes["criteria dropping skipped: no per-criterion scores", default: 0] += 1
                     continue
                 }
@@ -91,17 +87,17 @@ extension Pipeline {
                 var reduced = scenario
                 reduced.criteria = subset
                 var m = base
-                m["id"] = (r["id"] as! String) + "-criteria"
-                m["augmentation"] = "criteria \(subset.count)/\(scenario.criteria.count)"
-                m["prompt"] = PromptBuilder.build(mode: mode, scenario: reduced, scale: .standard, input: input).text
-                m["judgement"] = Self.replaceVerdict(judgement, with: derived)
-                m["score"] = derived
+                m.id = r.id + "-criteria"
+                m.augmentation = "criteria \(subset.count)/\(scenario.criteria.count)"
+                m.prompt = PromptBuilder.build(mode: mode, scenario: reduced, scale: .standard, input: input).text
+                m.judgement = Self.replaceVerdict(judgement, with: derived)
+                m.score = derived
                 out.append(m)
             }
         }
-        let items = out.map { WorkItem(id: $0["id"] as! String, payload: $0) }
+        let items = out.map { WorkItem(id: $0.id, payload: $0) }
         let runner = runner("augment", [PipelineConfig.hash(c), String(config.seed)], concurrency: 1)
-        var manifest = try await runner.run(items) { .records([$0.payload]) }
+        var manifest = try await runner.run(items, rejected: stageInput.rejected) { .records([$0.payload]) }
         for (k, v) in maes { manifest.counts["regression_mae_x1000_\(k)"] = Int((v * 1000).rounded()) }
         manifest.dropped.merge(notes) { $0 + $1 }
         try manifest.write(to: runner.manifestPath)
@@ -130,12 +126,12 @@ extension Pipeline {
         return s
     }
 
-    static func rows(_ records: [[String: Any]], scenario: String, criteria: [String]) -> [(criteria: [String: Double], overall: Double)] {
+    /// The per-criterion scores and overall score of the rated records of `scenario` that scored every one of `criteria`.
+    static func rows(_ records: [GradedRecord], scenario: String, criteria: [String]) -> [(criteria: [String: Double], overall: Double)] {
         records.compactMap { r in
-            guard r["scenario"] as? String == scenario,
-                  let scores = (r["criteria_scores"] as? [String: Any])?.compactMapValues({ ($0 as? NSNumber)?.doubleValue }),
-                  criteria.allSatisfy({ scores[$0] != nil }), let s = (r["score"] as? NSNumber)?.doubleValue else { return nil }
-            return (scores, s)
+            guard r.task.scenario == scenario, let scores = r.criteriaScores?.mapValues(Double.init),
+                  criteria.allSatisfy({ scores[$0] != nil }), let s = r.score else { return nil }
+            return (scores, Double(s))
         }
     }
 

@@ -7,39 +7,39 @@ extension Pipeline {
     /// section headings: trained with cross-entropy) or `explanation` (free text: the paper's
     /// similarity loss), and a Markdown dataset card.
     func export() async throws -> StageManifest {
-        let records = try requireStage("augment")
+        let input = try requireStage("augment", as: GradedRecord.self, id: \.id)
+        let records = input.records
         let dir = path("export")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let formats = config.export.formats
-        var openai = Data(), sharegpt: [[String: Any]] = [], alpaca: [[String: Any]] = []
+        var openai = Data(), sharegpt: [ExportSample.ShareGPT] = [], alpaca: [ExportSample.Alpaca] = []
+        let line = JSONEncoder()
+        line.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         for r in records {
-            let prompt = r["prompt"] as! String, answer = r["judgement"] as! String
-            let spans = Self.spans(answer).map { ["start": $0.range.lowerBound, "end": $0.range.upperBound, "kind": $0.kind] as [String: Any] }
-            let meta: [String: Any] = ["id": r["id"]!, "scenario": r["scenario"]!, "mode": r["mode"]!, "augmentation": r["augmentation"] ?? "original"]
+            let spans = Self.spans(r.judgement).map { ExportSample.Span(start: $0.range.lowerBound, end: $0.range.upperBound, kind: $0.kind) }
+            let meta = ExportSample.Metadata(id: r.id, scenario: r.task.scenario, mode: r.task.mode.rawValue, augmentation: r.augmentation ?? "original")
             if formats.contains("openai") {
-                let line: [String: Any] = ["messages": [["role": "user", "content": prompt], ["role": "assistant", "content": answer]],
-                                           "spans": spans, "metadata": meta]
-                openai += try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes]) + Data("\n".utf8)
+                let sample = ExportSample.OpenAI(messages: [.init(role: "user", content: r.prompt), .init(role: "assistant", content: r.judgement)],
+                                                 spans: spans, metadata: meta)
+                openai += try line.encode(sample) + Data("\n".utf8)
             }
             if formats.contains("sharegpt") {
-                sharegpt.append(["id": r["id"]!, "conversations": [["from": "human", "value": prompt], ["from": "gpt", "value": answer]],
-                                 "spans": spans, "metadata": meta])
+                sharegpt.append(.init(id: r.id, conversations: [.init(from: "human", value: r.prompt), .init(from: "gpt", value: r.judgement)],
+                                      spans: spans, metadata: meta))
             }
             if formats.contains("alpaca") {
-                alpaca.append(["instruction": prompt, "input": "", "output": answer, "spans": spans, "metadata": meta])
+                alpaca.append(.init(instruction: r.prompt, input: "", output: r.judgement, spans: spans, metadata: meta))
             }
         }
-        let options: JSONSerialization.WritingOptions = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let pretty = JSONEncoder()
+        pretty.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         if formats.contains("openai") { try AtomicFile.write(openai, to: URL(fileURLWithPath: dir + "/openai.jsonl")) }
-        if formats.contains("sharegpt") {
-            try AtomicFile.write(try JSONSerialization.data(withJSONObject: sharegpt, options: options), to: URL(fileURLWithPath: dir + "/sharegpt.json"))
-        }
-        if formats.contains("alpaca") {
-            try AtomicFile.write(try JSONSerialization.data(withJSONObject: alpaca, options: options), to: URL(fileURLWithPath: dir + "/alpaca.json"))
-        }
+        if formats.contains("sharegpt") { try AtomicFile.write(try pretty.encode(sharegpt), to: URL(fileURLWithPath: dir + "/sharegpt.json")) }
+        if formats.contains("alpaca") { try AtomicFile.write(try pretty.encode(alpaca), to: URL(fileURLWithPath: dir + "/alpaca.json")) }
         try AtomicFile.write(Data(datasetCard(records).utf8), to: URL(fileURLWithPath: dir + "/README.md"))
         var manifest = StageManifest(stage: "export", configHash: PipelineConfig.hash(config.export), complete: true)
         manifest.counts["samples"] = records.count
+        for r in input.rejected { manifest.dropped[r.reason, default: 0] += 1 }
         try manifest.write(to: path("export.manifest.json"))
         return manifest
     }
@@ -80,27 +80,25 @@ extension Pipeline {
         return out
     }
 
-    func datasetCard(_ records: [[String: Any]]) -> String {
-        func table(_ title: String, _ key: (([String: Any]) -> String)) -> String {
+    func datasetCard(_ records: [GradedRecord]) -> String {
+        func table(_ title: String, _ key: ((GradedRecord) -> String)) -> String {
             let counts = Dictionary(grouping: records, by: key).mapValues(\.count)
             return "## \(title)\n\n| \(title.lowercased()) | samples |\n| --- | ---: |\n"
-                + counts.keys.sorted().map { "| \($0) | \(counts[$0]!) |" }.joined(separator: "\n") + "\n\n"
+                + counts.sorted { $0.key < $1.key }.map { "| \($0.key) | \($0.value) |" }.joined(separator: "\n") + "\n\n"
         }
         var card = "# Judge training data\n\n\(records.count) samples: judge prompts (the paper's five blocks) and the teacher's judgements.\n\n"
         card += "Made by `themis distill` with seed \(config.seed); teacher: \(config.grade.teacher); responders: "
             + config.respond.generators.joined(separator: ", ") + ".\n\n"
-        card += table("Scenario") { $0["scenario"] as? String ?? "?" }
+        card += table("Scenario") { $0.task.scenario }
         card += table("Score") { r in
-            guard let score = (r["score"] as? NSNumber)?.intValue else { return "pairwise: " + (r["verdict"] as? String ?? "?") }
-            let augmentation = r["augmentation"] as? String ?? ""
+            guard let score = r.score else { return "pairwise: " + (r.verdict ?? "?") }
+            let augmentation = r.augmentation ?? ""
             return "\(score) on " + (augmentation.hasPrefix("scale ") ? String(augmentation.dropFirst(6)) : "1-5")
         }
-        card += table("Mode") { $0["mode"] as? String ?? "?" }
-        card += table("Source model") { r in
-            (r["responder"] as? String) ?? "\(r["responder_a"] as? String ?? "?") vs \(r["responder_b"] as? String ?? "?")"
-        }
-        card += table("Augmentation") { $0["augmentation"] as? String ?? "original" }
-        let ifds = records.compactMap { ($0["ifd"] as? NSNumber)?.doubleValue }
+        card += table("Mode") { $0.task.mode.rawValue }
+        card += table("Source model") { r in r.task.responder ?? "\(r.task.responderA ?? "?") vs \(r.task.responderB ?? "?")" }
+        card += table("Augmentation") { $0.augmentation ?? "original" }
+        let ifds = records.compactMap(\.ifd)
         if !ifds.isEmpty {
             card += "## IFD\n\nIFD = mean cross-entropy of the judgement given the prompt / without it (Cherry LLM).\n\n"
             card += "| IFD | samples | |\n| --- | ---: | --- |\n"
@@ -116,4 +114,18 @@ extension Pipeline {
             + "trained with cross-entropy) or `explanation` (free text, the paper's similarity loss).\n"
         return card
     }
+}
+
+/// The export formats' samples: the prompt and the teacher's judgement with its tagged spans.
+enum ExportSample {
+    struct Span: Codable { var start: Int, end: Int, kind: String }
+    struct Metadata: Codable { var id: String, scenario: String, mode: String, augmentation: String }
+    struct Message: Codable { var role: String, content: String }
+    struct Turn: Codable { var from: String, value: String }
+    /// One line of `openai.jsonl`.
+    struct OpenAI: Codable { var messages: [Message], spans: [Span], metadata: Metadata }
+    /// One item of `sharegpt.json`.
+    struct ShareGPT: Codable { var id: String, conversations: [Turn], spans: [Span], metadata: Metadata }
+    /// One item of `alpaca.json`.
+    struct Alpaca: Codable { var instruction: String, input: String, output: String, spans: [Span], metadata: Metadata }
 }

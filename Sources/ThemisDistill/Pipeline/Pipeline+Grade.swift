@@ -10,38 +10,40 @@ extension Pipeline {
     /// exact, top_logprobs or sampled), then it writes the explanation. Verdict and explanation
     /// together are the training target; a pass that fails is dropped with the reason.
     func grade() async throws -> StageManifest {
-        let responses = try requireStage("respond")
+        let responses = try requireStage("respond", as: ResponseRecord.self, id: \.id)
         let c = config.grade
         let teacher = try generator(c.teacher)
-        let byInstruction = Dictionary(grouping: responses, by: { $0["instruction_id"] as! String })
-        var items: [WorkItem] = []
-        for id in byInstruction.keys.sorted() {
-            let group = byInstruction[id]!.sorted { ($0["generator"] as! String) < ($1["generator"] as! String) }
+        let byInstruction = Dictionary(grouping: responses.records, by: \.instructionID)
+        var items: [WorkItem<GradeTask>] = []
+        for (id, unsorted) in byInstruction.sorted(by: { $0.key < $1.key }) {
+            let group = unsorted.sorted { $0.generator < $1.generator }
             let first = group[0]
-            let base: Record = ["instruction_id": id, "scenario": first["scenario"] as! String, "instruction": first["instruction"] as! String]
-            let reference = c.reference_generator.flatMap { name in group.first { $0["generator"] as? String == name }?["response"] as? String }
+            let base = GradeTask(instructionID: id, scenario: first.scenario, instruction: first.instruction, mode: .single)
+            let reference = c.reference_generator.flatMap { name in group.first { $0.generator == name }?.response }
             for r in group {
-                var p = base
-                p["response_id"] = r["id"] as! String
-                p["response"] = r["response"] as! String
-                p["responder"] = r["generator"] as! String
-                if c.modes.contains("single") { items.append(WorkItem(id: "grade-single-\(r["id"] as! String)", payload: p.merging(["mode": "single"]) { $1 })) }
-                if c.modes.contains("reference"), let reference, r["generator"] as? String != c.reference_generator {
-                    items.append(WorkItem(id: "grade-reference-\(r["id"] as! String)", payload: p.merging(["mode": "reference", "reference": reference]) { $1 }))
+                var t = base
+                t.responseID = r.id
+                t.response = r.response
+                t.responder = r.generator
+                if c.modes.contains("single") { items.append(WorkItem(id: "grade-single-\(r.id)", payload: t)) }
+                if c.modes.contains("reference"), let reference, r.generator != c.reference_generator {
+                    t.mode = .reference
+                    t.reference = reference
+                    items.append(WorkItem(id: "grade-reference-\(r.id)", payload: t))
                 }
             }
             if c.modes.contains("pairwise") {
                 for i in group.indices {
                     for j in group.indices where j > i {
                         for (order, a, b) in [("ab", group[i], group[j]), ("ba", group[j], group[i])] {
-                            var p = base
-                            p["mode"] = "pairwise"
-                            p["order"] = order
-                            p["response_a"] = a["response"] as! String
-                            p["response_b"] = b["response"] as! String
-                            p["responder_a"] = a["generator"] as! String
-                            p["responder_b"] = b["generator"] as! String
-                            items.append(WorkItem(id: "grade-pair-\(id)-\(group[i]["generator"] as! String)-\(group[j]["generator"] as! String)-\(order)", payload: p))
+                            var t = base
+                            t.mode = .pairwise
+                            t.order = order
+                            t.responseA = a.response
+                            t.responseB = b.response
+                            t.responderA = a.generator
+                            t.responderB = b.generator
+                            items.append(WorkItem(id: "grade-pair-\(id)-\(group[i].generator)-\(group[j].generator)-\(order)", payload: t))
                         }
                     }
                 }
@@ -50,33 +52,28 @@ extension Pipeline {
         var options = JudgeOptions()
         options.explanationTokens = c.max_tokens
         let judge = Judge(client: teacher, catalogue: catalogue, options: options)
-        return try await runner("grade", c, concurrency: concurrency(of: c.teacher)).run(items, progress: reporter("grade")) { (item: WorkItem) async -> ItemOutcome in
+        return try await runner("grade", c, concurrency: concurrency(of: c.teacher)).run(items, rejected: responses.rejected, progress: reporter("grade")) {
+            (item: WorkItem<GradeTask>) async -> ItemOutcome<GradedRecord> in
             do {
-                let p = item.payload
-                guard let scenario = judge.catalogue.scenario(named: p["scenario"] as! String) else { return .failed("unknown scenario") }
-                let mode = JudgeMode(rawValue: p["mode"] as! String)!
-                let input = JudgeInput(instruction: p["instruction"] as! String, conversation: [], response: p["response"] as? String,
-                                       responseA: p["response_a"] as? String, responseB: p["response_b"] as? String,
-                                       reference: p["reference"] as? String)
-                let prompt = PromptBuilder.build(mode: mode, scenario: scenario, scale: .standard, input: input)
-                let pass = try await judge.pass(mode: mode, scenario: scenario, input: input)
+                let t = item.payload
+                guard let scenario = judge.catalogue.scenario(named: t.scenario) else { return .failed("unknown scenario '\(t.scenario)'") }
+                let input = JudgeInput(instruction: t.instruction, conversation: [], response: t.response,
+                                       responseA: t.responseA, responseB: t.responseB, reference: t.reference)
+                let prompt = PromptBuilder.build(mode: t.mode, scenario: scenario, scale: .standard, input: input)
+                let pass = try await judge.pass(mode: t.mode, scenario: scenario, input: input)
                 guard pass.status == .ok, let verdict = pass.label else {
                     return .failed("teacher verdict \(pass.status.rawValue)")
                 }
                 let text = prompt.verdictPrefix + verdict + "]]" + pass.explanation
-                var r = p
-                r["id"] = item.id
-                r["prompt"] = prompt.text
-                r["judgement"] = text
-                r["teacher"] = teacher.name
-                r["verdict_source"] = pass.source.rawValue
-                r["verdict_probabilities"] = pass.distribution
-                if mode == .pairwise {
-                    r["verdict"] = verdict
+                var r = GradedRecord(id: item.id, task: t, prompt: prompt.text, judgement: text, teacher: teacher.name,
+                                     verdictSource: pass.source, verdictProbabilities: pass.distribution)
+                if t.mode == .pairwise {
+                    r.verdict = verdict
                 } else {
-                    r["score"] = Int(verdict)!
+                    guard let score = Int(verdict) else { return .failed("teacher verdict '\(verdict)' is not a rating") }
+                    r.score = score
                     let criteria = Self.criterionScores(text, scenario: scenario)
-                    if !criteria.isEmpty { r["criteria_scores"] = criteria }
+                    if !criteria.isEmpty { r.criteriaScores = criteria }
                 }
                 return .records([r])
             } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import JSONLines
 import ThemisJudge
 import ThemisClient
 
@@ -69,11 +70,12 @@ public final class Pipeline: @unchecked Sendable {
         Int(FNV1a.hash(id.utf8, basis: FNV1a.offsetBasis ^ UInt64(bitPattern: Int64(config.seed))) % 1_000_000_007)
     }
 
-    func requireStage(_ stage: String) throws -> [[String: Any]] {
+    /// The records of a completed stage (`stage.jsonl`), with the lines that cannot be used.
+    func requireStage<Record: Codable & Sendable>(_ stage: String, as type: Record.Type, id: (Record) -> String) throws -> StageRecords<Record> {
         guard let m = StageManifest.read(path(stage + ".manifest.json")), m.complete else {
             throw DistillError.config("stage \(stage) has not completed in \(directory): run it first")
         }
-        return try StageRunner.records(path(stage + ".jsonl"))
+        return try StageRunner.records(path(stage + ".jsonl"), as: type, id: id)
     }
 
     // MARK: synthesize
@@ -85,47 +87,51 @@ public final class Pipeline: @unchecked Sendable {
         let g = try generator(config.synthesize.generator)
         let c = config.synthesize
         let runner = runner("synthesize", [PipelineConfig.hash(c), String(config.seed)], concurrency: concurrency(of: c.generator))
-        var manifest = try await runner.run(items, progress: reporter("synthesize")) { (item: WorkItem) async -> ItemOutcome in
+        var manifest = try await runner.run(items, progress: reporter("synthesize")) { (item: WorkItem<Synthesizer.Task>) async -> ItemOutcome<InstructionRecord> in
             do {
                 let spec = ChatRequest.user(try synthesizer.prompt(item), maxTokens: c.max_tokens, temperature: c.temperature,
                                                seed: self.seed(item.id))
                 let answer = try await g.chat(spec)
-                let passage = item.payload["passage"] as? String
+                let task = item.payload
                 let lines = Synthesizer.parseList(answer.text)
                 if lines.isEmpty { return .failed("no numbered instructions in the generator's answer") }
                 return .records(lines.enumerated().map { k, line in
-                    var r: Record = ["id": "\(item.id)-\(k + 1)", "scenario": item.payload["scenario"]!, "method": item.payload["method"]!,
-                                     "instruction": line, "generator": g.name]
-                    if let pid = item.payload["passage_id"] { r["passage_id"] = pid }
-                    if let why = synthesizer.invalidity(line, passage: passage, scenario: item.payload["scenario"] as! String) { r["dropped"] = why }
-                    return r
+                    InstructionRecord(id: "\(item.id)-\(k + 1)", scenario: task.scenario, method: task.method, instruction: line,
+                                      generator: g.name, passageID: task.passage?.id,
+                                      dropped: synthesizer.invalidity(line, passage: task.passage?.text, scenario: task.scenario))
                 })
             } catch {
                 return .failed("\(error)")
             }
         }
         // validity and de-duplication over the whole stage, in order
-        let all = try StageRunner.records(path("synthesize.jsonl"))
+        let all = try StageRunner.records(path("synthesize.jsonl"), as: InstructionRecord.self, id: \.id).records
         var dropped: [String: Int] = [:]
         let valid = all.filter { r in
-            if let why = r["dropped"] as? String { dropped[why.hasPrefix("too short") ? "too short" : why, default: 0] += 1; return false }
+            if let why = r.dropped { dropped[why.hasPrefix("too short") ? "too short" : why, default: 0] += 1; return false }
             return true
         }
         let dedup = Deduplicator(n: c.dedup_ngram, threshold: c.dedup_threshold)
-        let (kept, dups) = dedup.filter(valid.map { (id: $0["id"] as! String, text: $0["instruction"] as! String) })
+        let (kept, dups) = dedup.filter(valid.map { (id: $0.id, text: $0.instruction) })
         dropped["duplicate", default: 0] += dups.count
         let keep = Set(kept)
-        let writer = try JSONLWriter(path: path("instructions.jsonl"), resume: false)
-        for r in valid where keep.contains(r["id"] as! String) { try writer.append(r) }
-        try writer.close()
+        let writer = try JSONLWriter(path: path("instructions.jsonl"), existing: .replace)
+        for r in valid where keep.contains(r.id) { try writer.append(r) }
         manifest.counts["instructions"] = kept.count
         manifest.dropped.merge(dropped) { $0 + $1 }
         try manifest.write(to: runner.manifestPath)
-        let reasons = all.compactMap { r in (r["dropped"] as? String).map { ["id": r["id"] as! String, "reason": $0] } }
-            + dups.map { ["id": $0.id, "reason": $0.reason] }
-        try JSONSerialization.data(withJSONObject: reasons, options: [.prettyPrinted, .sortedKeys])
-            .write(to: URL(fileURLWithPath: path("synthesize.dropped.json")))
+        let reasons = all.compactMap { r in r.dropped.map { DroppedInstruction(id: r.id, reason: $0) } }
+            + dups.map { DroppedInstruction(id: $0.id, reason: $0.reason) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(reasons), to: URL(fileURLWithPath: path("synthesize.dropped.json")))
         return manifest
+    }
+
+    /// Why an instruction of the synthesize stage was not kept (`synthesize.dropped.json`).
+    struct DroppedInstruction: Codable {
+        var id: String
+        var reason: String
     }
 
     // MARK: respond
@@ -134,34 +140,27 @@ public final class Pipeline: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: path("instructions.jsonl")) else {
             throw DistillError.config("no instructions.jsonl in \(directory): run synthesize first")
         }
-        _ = try requireStage("synthesize")
-        let instructions = try JSONLReader.read(path("instructions.jsonl"))
+        _ = try requireStage("synthesize", as: InstructionRecord.self, id: \.id)
+        let instructions = try StageRunner.plainRecords(path("instructions.jsonl"), as: InstructionRecord.self, id: \.id)
         let c = config.respond
-        var items: [WorkItem] = []
-        for r in instructions {
-            for name in c.generators {
-                items.append(WorkItem(id: "resp-\(r["id"] as! String)-\(name)", payload: [
-                    "instruction_id": r["id"] as! String, "scenario": r["scenario"] as! String, "instruction": r["instruction"] as! String,
-                    "generator": name,
-                ]))
-            }
+        var items: [WorkItem<(instruction: InstructionRecord, generator: String)>] = []
+        for r in instructions.records {
+            for name in c.generators { items.append(WorkItem(id: "resp-\(r.id)-\(name)", payload: (r, name))) }
         }
-        var gens: [String: any ModelClient] = [:]
-        for name in c.generators { gens[name] = try generator(name) }
-        let responders = gens
+        var responders: [String: any ModelClient] = [:]
+        for name in c.generators { responders[name] = try generator(name) }
         let width = c.generators.map(concurrency(of:)).max() ?? 1
-        return try await runner("respond", c, concurrency: width).run(items, progress: reporter("respond")) { (item: WorkItem) async -> ItemOutcome in
-            let name = item.payload["generator"] as! String
+        return try await runner("respond", c, concurrency: width).run(items, rejected: instructions.rejected, progress: reporter("respond")) {
+            [responders] item async -> ItemOutcome<ResponseRecord> in
+            let (instruction, name) = item.payload
+            guard let responder = responders[name] else { return .failed("no generator '\(name)'") }
             do {
-                let answer = try await responders[name]!.chat(ChatRequest.user(item.payload["instruction"] as! String, maxTokens: c.max_tokens,
-                                                                                temperature: c.temperature, seed: self.seed(item.id)))
+                let answer = try await responder.chat(ChatRequest.user(instruction.instruction, maxTokens: c.max_tokens,
+                                                                       temperature: c.temperature, seed: self.seed(item.id)))
                 guard !answer.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return .failed("empty response") }
-                var r = item.payload
-                r["id"] = item.id
-                r["response"] = answer.text
-                r["finish_reason"] = answer.finishReason
-                r["model"] = answer.model
-                return .records([r])
+                return .records([ResponseRecord(id: item.id, instructionID: instruction.id, scenario: instruction.scenario,
+                                                instruction: instruction.instruction, generator: name, response: answer.text,
+                                                finishReason: answer.finishReason, model: answer.model)])
             } catch {
                 return .failed("\(error)")
             }

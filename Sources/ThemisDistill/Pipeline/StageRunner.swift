@@ -1,25 +1,84 @@
 import Foundation
+import JSONLines
 import ThemisClient
 
-/// One unit of a stage's work (a generation call, a record to grade); its output records carry
-/// `item` (this id), `index` and `of` so a resumed run can tell finished items from cut ones.
-/// A record of a stage's output: JSON-compatible values.
-public typealias Record = [String: any Sendable]
-
-public struct WorkItem: Sendable {
+/// One unit of a stage's work (a generation call, a record to grade) with what it works on; its
+/// output lines carry `item` (this id), `index` and `of` so a resumed run can tell finished items
+/// from cut ones.
+public struct WorkItem<Payload: Sendable>: Sendable {
     public var id: String
-    public var payload: Record
+    public var payload: Payload
 
-    public init(id: String, payload: Record) {
+    public init(id: String, payload: Payload) {
         self.id = id
         self.payload = payload
     }
 }
 
 /// The outcome of one item: its output records, or why it failed (recorded, never lost).
-public enum ItemOutcome: Sendable {
-    case records([Record])
+public enum ItemOutcome<Output: Sendable>: Sendable {
+    case records([Output])
     case failed(String)
+}
+
+/// One line of a stage's output: a record, or an item that failed or gave nothing, with the
+/// item bookkeeping beside the record's own fields.
+struct StageLine<Output: Codable & Sendable>: Codable, Sendable {
+    var id: String
+    var item: String
+    var index: Int
+    var of: Int
+    var failed: String?
+    var empty: Bool?
+    var record: Output?
+
+    enum CodingKeys: String, CodingKey { case id, item, index, of, failed, empty }
+
+    init(id: String, item: String, index: Int, of: Int, failed: String? = nil, empty: Bool? = nil, record: Output? = nil) {
+        self.id = id
+        self.item = item
+        self.index = index
+        self.of = of
+        self.failed = failed
+        self.empty = empty
+        self.record = record
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        item = try c.decode(String.self, forKey: .item)
+        index = try c.decode(Int.self, forKey: .index)
+        of = try c.decode(Int.self, forKey: .of)
+        failed = try c.decodeIfPresent(String.self, forKey: .failed)
+        empty = try c.decodeIfPresent(Bool.self, forKey: .empty)
+        record = failed == nil && empty != true ? try Output(from: decoder) : nil
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        if let record { try record.encode(to: encoder) }
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        if record == nil { try c.encode(id, forKey: .id) }
+        try c.encode(item, forKey: .item)
+        try c.encode(index, forKey: .index)
+        try c.encode(of, forKey: .of)
+        try c.encodeIfPresent(failed, forKey: .failed)
+        try c.encodeIfPresent(empty, forKey: .empty)
+    }
+}
+
+/// The bookkeeping of a line alone: enough to resume and count, whatever the record.
+private struct StageEnvelope: Decodable {
+    var item: String
+    var of: Int
+    var failed: String?
+}
+
+/// The records of a finished stage, and the lines that could not be used (with why).
+public struct StageRecords<Record: Sendable>: Sendable {
+    public var records: [Record]
+    /// `(id, reason)` per unusable line: the next stage records each as a failed item.
+    public var rejected: [(id: String, reason: String)]
 }
 
 /// Runs a stage's items with bounded concurrency and writes their records in item order to
@@ -48,21 +107,29 @@ public struct StageRunner: Sendable {
         return m.complete && m.configHash == configHash && FileManager.default.fileExists(atPath: outputPath)
     }
 
-    public func run(_ items: [WorkItem], progress: (@Sendable (Int, Int) -> Void)? = nil,
-                    work: @escaping @Sendable (WorkItem) async -> ItemOutcome) async throws -> StageManifest {
+    /// Runs `items` (and records each of `rejected`, the unusable lines of the stage's input, as
+    /// a failed item first), writing `Output` records.
+    public func run<Payload: Sendable, Output: Codable & Sendable>(
+        _ items: [WorkItem<Payload>], rejected: [(id: String, reason: String)] = [], producing: Output.Type = Output.self,
+        progress: (@Sendable (Int, Int) -> Void)? = nil,
+        work: @escaping @Sendable (WorkItem<Payload>) async -> ItemOutcome<Output>
+    ) async throws -> StageManifest {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if let m = StageManifest.read(manifestPath), m.configHash != configHash {
             throw DistillError.config("\(stage): \(outputPath) was made with another configuration; remove it or choose another output directory")
         }
         try StageManifest(stage: stage, configHash: configHash).write(to: manifestPath)
         let done = try keepFinishedItems()
-        let writer = try JSONLWriter(path: outputPath, resume: true)
+        let writer = try JSONLWriter(path: outputPath, existing: .append)
+        for r in rejected where !done.contains(r.id) {
+            try writer.append(StageLine<Output>(id: r.id, item: r.id, index: 0, of: 1, failed: r.reason))
+        }
         let todo = items.filter { !done.contains($0.id) }
         var finished = items.count - todo.count
         progress?(finished, items.count)
         // a window of running items; outcomes are written in item order
-        try await withThrowingTaskGroup(of: (Int, ItemOutcome).self) { group in
-            var next = 0, pending: [Int: ItemOutcome] = [:], written = 0
+        try await withThrowingTaskGroup(of: (Int, ItemOutcome<Output>).self) { group in
+            var next = 0, pending: [Int: ItemOutcome<Output>] = [:], written = 0
             func launch() {
                 guard next < todo.count else { return }
                 let i = next, item = todo[i]
@@ -81,48 +148,44 @@ public struct StageRunner: Sendable {
                 launch()
             }
         }
-        try writer.close()
         var manifest = StageManifest(stage: stage, configHash: configHash, complete: true)
-        for record in try JSONLReader.read(outputPath) {
-            if let reason = record["failed"] as? String {
-                manifest.dropped[reason, default: 0] += 1
+        for line in try JSONLReader.read(outputPath, as: StageEnvelope.self) {
+            guard case .success(let envelope) = line.value else { continue }
+            if let reason = envelope.failed {
+                manifest.dropped[reason.hasPrefix("line ") ? "unreadable input line" : reason, default: 0] += 1
                 manifest.counts["failed", default: 0] += 1
             } else {
                 manifest.counts["records", default: 0] += 1
             }
         }
-        manifest.counts["items"] = items.count
+        manifest.counts["items"] = items.count + rejected.count
         try manifest.write(to: manifestPath)
         return manifest
     }
 
-    private func write(_ item: WorkItem, _ outcome: ItemOutcome, to writer: JSONLWriter) throws {
+    private func write<Payload, Output: Codable & Sendable>(_ item: WorkItem<Payload>, _ outcome: ItemOutcome<Output>,
+                                                           to writer: JSONLWriter) throws {
         switch outcome {
         case .failed(let reason):
-            try writer.append(["id": item.id, "item": item.id, "index": 0, "of": 1, "failed": reason])
+            try writer.append(StageLine<Output>(id: item.id, item: item.id, index: 0, of: 1, failed: reason))
         case .records(let records):
-            if records.isEmpty { try writer.append(["id": item.id, "item": item.id, "index": 0, "of": 1, "empty": true]) }
+            if records.isEmpty { try writer.append(StageLine<Output>(id: item.id, item: item.id, index: 0, of: 1, empty: true)) }
             for (k, r) in records.enumerated() {
-                var object: [String: Any] = r.mapValues { $0 as Any }
-                object["item"] = item.id
-                object["index"] = k
-                object["of"] = records.count
-                if object["id"] == nil { object["id"] = "\(item.id)-\(k)" }
-                try writer.append(object)
+                try writer.append(StageLine(id: item.id, item: item.id, index: k, of: records.count, record: r))
             }
         }
     }
 
-    /// Ids of the items whose records are all in the output; the records of cut items (and a
-    /// partial last line) are removed first.
+    /// Ids of the items whose lines are all in the output; the lines of cut items (and a partial
+    /// last line) are removed first.
     private func keepFinishedItems() throws -> Set<String> {
         guard let data = FileManager.default.contents(atPath: outputPath) else { return [] }
         let whole = data.lastIndex(of: UInt8(ascii: "\n")).map { data.prefix(through: $0) } ?? Data()
+        let decoder = JSONDecoder()
         var lines: [(item: String, of: Int, line: Data)] = []
         for line in whole.split(separator: UInt8(ascii: "\n")) {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-                  let item = o["item"] as? String, let of = o["of"] as? Int else { continue }
-            lines.append((item, of, Data(line)))
+            guard let e = try? decoder.decode(StageEnvelope.self, from: Data(line)) else { continue }
+            lines.append((e.item, e.of, Data(line)))
         }
         var counts: [String: Int] = [:]
         for l in lines { counts[l.item, default: 0] += 1 }
@@ -135,8 +198,42 @@ public struct StageRunner: Sendable {
 }
 
 extension StageRunner {
-    /// The successful records of a finished stage, in order.
-    public static func records(_ path: String) throws -> [[String: Any]] {
-        try JSONLReader.read(path).filter { $0["failed"] == nil && $0["empty"] == nil }
+    /// The records of a finished stage, in order. A line that is not a record of the stage, and
+    /// a second record with an id already seen, are rejected with their line number.
+    public static func records<Record: Codable & Sendable>(_ path: String, as type: Record.Type, id: (Record) -> String)
+        throws -> StageRecords<Record> {
+        try collect(path, lines: JSONLReader.read(path, as: StageLine<Record>.self), id: id) { $0.record }
+    }
+
+    /// The records of a file written without the item bookkeeping (`instructions.jsonl`).
+    public static func plainRecords<Record: Codable & Sendable>(_ path: String, as type: Record.Type, id: (Record) -> String)
+        throws -> StageRecords<Record> {
+        try collect(path, lines: JSONLReader.read(path, as: Record.self), id: id) { $0 }
+    }
+
+    private static func collect<Line: Sendable, Record: Sendable>(
+        _ path: String, lines: [JSONLLine<Line>], id: (Record) -> String, record: (Line) -> Record?
+    ) -> StageRecords<Record> {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        var out = StageRecords<Record>(records: [], rejected: [])
+        var firstLine: [String: Int] = [:]
+        for line in lines {
+            switch line.value {
+            case .failure(let error):
+                let reason: String
+                if case .badLine(_, let r) = error { reason = r } else { reason = "\(error)" }
+                out.rejected.append(("\(name)-line-\(line.line)", "line \(line.line) of \(name): \(reason)"))
+            case .success(let l):
+                guard let r = record(l) else { continue }
+                let key = id(r)
+                if let first = firstLine[key] {
+                    out.rejected.append(("\(name)-line-\(line.line)", "line \(line.line) of \(name): id '\(key)' is already on line \(first)"))
+                    continue
+                }
+                firstLine[key] = line.line
+                out.records.append(r)
+            }
+        }
+        return out
     }
 }

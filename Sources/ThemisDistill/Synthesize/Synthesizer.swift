@@ -1,4 +1,5 @@
 import Foundation
+import JSONLines
 import ThemisClient
 import ThemisJudge
 
@@ -39,9 +40,13 @@ public struct Synthesizer: Sendable {
         for path in paths {
             let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
             if path.hasSuffix(".jsonl") {
-                for (i, r) in try JSONLReader.read(path).enumerated() {
-                    guard let text = r["text"] as? String, !text.isEmpty else { throw DistillError.badInput("\(path) line \(i + 1): no 'text'") }
-                    out.append(Passage(id: r["id"] as? String ?? "\(name)-\(i + 1)", text: text))
+                for line in try JSONLReader.read(path, as: PassageLine.self) {
+                    switch line.value {
+                    case .failure(let error): throw DistillError.badInput("\(path) \(error)")
+                    case .success(let p):
+                        guard !p.text.isEmpty else { throw DistillError.badInput("\(path) line \(line.line): empty 'text'") }
+                        out.append(Passage(id: p.id ?? "\(name)-\(line.line)", text: p.text))
+                    }
                 }
             } else {
                 guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw DistillError.io("cannot read \(path)") }
@@ -52,44 +57,50 @@ public struct Synthesizer: Sendable {
         return out
     }
 
+    /// One generation call: a passage to question (reference) or a quiz to write in role.
+    public struct Task: Sendable, Equatable {
+        public var method: String
+        public var scenario: String
+        public var passage: Passage?
+        public var difficulty = "medium", audience = "a student", subject = "general knowledge"
+    }
+
     /// The generation calls: passages spread over the reference scenarios, then the quizzes.
-    public func workItems(passages: [Passage], seed: Int) -> [WorkItem] {
-        var items: [WorkItem] = []
+    public func workItems(passages: [Passage], seed: Int) -> [WorkItem<Task>] {
+        var items: [WorkItem<Task>] = []
         var p = 0
-        for scenario in config.reference_scenarios.keys.sorted() {
-            for _ in 0..<config.reference_scenarios[scenario]! where !passages.isEmpty {
+        for (scenario, count) in config.reference_scenarios.sorted(by: { $0.key < $1.key }) where !passages.isEmpty {
+            for _ in 0..<count {
                 let passage = passages[p % passages.count]
                 p += 1
-                items.append(WorkItem(id: "syn-\(scenario)-\(passage.id)", payload: [
-                    "method": "reference", "scenario": scenario, "passage_id": passage.id, "passage": passage.text,
-                ]))
+                items.append(WorkItem(id: "syn-\(scenario)-\(passage.id)", payload: Task(method: "reference", scenario: scenario, passage: passage)))
             }
         }
         var rng = SeededGenerator(seed: UInt64(bitPattern: Int64(seed)))
-        for scenario in config.quizzes.keys.sorted() {
-            for q in 0..<config.quizzes[scenario]! {
-                items.append(WorkItem(id: "quiz-\(scenario)-\(q + 1)", payload: [
-                    "method": "quiz", "scenario": scenario,
-                    "difficulty": config.difficulties.randomElement(using: &rng) ?? "medium",
-                    "audience": config.audiences.randomElement(using: &rng) ?? "a student",
-                    "subject": config.subjects.randomElement(using: &rng) ?? "general knowledge",
-                ]))
+        for (scenario, count) in config.quizzes.sorted(by: { $0.key < $1.key }) {
+            for q in 0..<count {
+                var task = Task(method: "quiz", scenario: scenario)
+                task.difficulty = config.difficulties.randomElement(using: &rng) ?? task.difficulty
+                task.audience = config.audiences.randomElement(using: &rng) ?? task.audience
+                task.subject = config.subjects.randomElement(using: &rng) ?? task.subject
+                items.append(WorkItem(id: "quiz-\(scenario)-\(q + 1)", payload: task))
             }
         }
         return items
     }
 
     /// The prompt of a call.
-    public func prompt(_ item: WorkItem) throws -> String {
-        guard let id = item.payload["scenario"] as? String, let scenario = catalogue.scenario(named: id) else {
-            throw DistillError.config("unknown scenario in \(item.id)")
+    public func prompt(_ item: WorkItem<Task>) throws -> String {
+        let task = item.payload
+        guard let scenario = catalogue.scenario(named: task.scenario) else {
+            throw DistillError.config("unknown scenario '\(task.scenario)' in \(item.id)")
         }
         let examples = (seeds[scenario.id] ?? []).map { "- \($0)" }.joined(separator: "\n")
         let n = config.per_call
-        if item.payload["method"] as? String == "quiz" {
+        guard task.method == "reference", let passage = task.passage else {
             return """
-                You are an experienced test writer. Write \(n) new \(item.payload["difficulty"]!) questions on \(item.payload["subject"]!) \
-                for \(item.payload["audience"]!), in the scenario [\(scenario.name)]: \(scenario.description)
+                You are an experienced test writer. Write \(n) new \(task.difficulty) questions on \(task.subject) \
+                for \(task.audience), in the scenario [\(scenario.name)]: \(scenario.description)
                 Each question must be self-contained, answerable, and different from the others.
                 Examples of the style (do not copy them):
                 \(examples)
@@ -100,7 +111,7 @@ public struct Synthesizer: Sendable {
             Write \(n) different instructions that a user could give an AI assistant in the scenario [\(scenario.name)]: \(scenario.description)
             Base them on the reference passage below; each instruction must make sense on its own (quote what it needs from the passage).
             [Passage Begin]
-            \(item.payload["passage"]!)
+            \(passage.text)
             [Passage End]
             Examples of instructions in this scenario, for their style only (do not copy them; ask about the passage):
             \(examples)

@@ -77,7 +77,7 @@ let package = Package(
         .target(
             name: "ThemisServer",
             dependencies: [
-                "ThemisJudge", "ThemisClient", "ThemisModel",
+                "ThemisJudge", "ThemisClient", "ThemisModel", "JSONLines",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

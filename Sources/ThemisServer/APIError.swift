@@ -58,9 +58,27 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         case .dataCorrupted(let context):
             let field = path(context.codingPath)
             if field.isEmpty { return .badRequest("the body is not valid JSON") }
+            // JSONDecoder says "Parsed JSON number <2.5> does not fit in Int" for a fraction
+            if context.debugDescription.contains("does not fit in Int") {
+                return .badRequest("'\(field)' must be a whole number", param: field)
+            }
             return .badRequest("'\(field)': \(context.debugDescription)", param: field)
         @unknown default:
             return .badRequest("the body could not be decoded")
+        }
+    }
+
+    /// Why `body` is not UTF-8 text (JSON must be), naming the first bad byte; nil when it is.
+    static func encodingProblem(_ body: Data) -> String? {
+        var iterator = body.makeIterator()
+        var decoder = UTF8()
+        var offset = 0
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar): offset += UTF8.width(scalar)
+            case .emptyInput: return nil
+            case .error: return "the body is not valid UTF-8 (near byte \(offset))"
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import JSONLines
 import Logging
 import NIOCore
 import ThemisClient
@@ -51,6 +52,7 @@ public final class ThemisServer: Sendable {
         router.post("/v1/judge") { request, context in try await self.judgeEndpoint(request, context) }
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(options.idleTimeoutSeconds)))),
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "themis"),
             onServerRunning: { channel in
                 onListening(self.options.host, channel.localAddress?.port ?? self.options.port)
@@ -91,13 +93,31 @@ public final class ThemisServer: Sendable {
             throw APIError(status: 413, message: "the body is larger than \(options.maxBodyBytes) bytes", code: "body_too_large")
         } catch is NIOTooManyBytesError {
             throw APIError(status: 413, message: "the body is larger than \(options.maxBodyBytes) bytes", code: "body_too_large")
+        } catch {
+            // a malformed chunk size, a body cut short: the client's request, not the server
+            throw APIError.badRequest("the request body could not be read: \(error)", code: "malformed_body")
         }
+        let data = Data(buffer.readableBytesView)
+        if let problem = APIError.encodingProblem(data) { throw APIError.badRequest(problem, code: "invalid_utf8") }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
+            // JSONDecoder reports a fraction (or a huge number) in an integer field as invalid JSON
+            // with no field named: find the field, or say the body is not JSON
+            if let object = try? JSONDecoder().decode(JSONObject.self, from: data) {
+                for (key, value) in object.sorted(by: { $0.key < $1.key }) where Self.integerFields.contains(key) {
+                    if case .double = value { throw APIError.badRequest("'\(key)' must be a whole number", param: key) }
+                }
+                throw APIError.badRequest("the body is JSON, but a number in it does not fit its field")
+            }
+            throw APIError.badRequest("the body is not valid JSON")
         } catch {
             throw APIError.decoding(error)
         }
     }
+
+    /// The request fields that hold whole numbers.
+    static let integerFields: Set<String> = ["max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs", "logprobs"]
 
     /// Checks the sampling fields and builds the generation (`allowZero`: `max_tokens: 0`, an
     /// echo that only scores the prompt).
@@ -220,7 +240,6 @@ struct APIMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        server.metrics.request(path)
         do {
             if let key = server.options.apiKey, path != "/health" {
                 guard let header = request.headers[.authorization], !header.isEmpty else {
@@ -232,6 +251,8 @@ struct APIMiddleware: RouterMiddleware {
                     throw APIError(status: 401, message: "invalid API key", type: "authentication_error", code: "invalid_api_key")
                 }
             }
+            // counted once authenticated, by route: a stranger's paths never become labels
+            server.metrics.request(ServerMetrics.route(path))
             let response = try await next(request, context)
             if response.status.code >= 400 { server.metrics.error(status: response.status.code) }
             return response

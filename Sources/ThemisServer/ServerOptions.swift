@@ -15,6 +15,8 @@ public struct ServerOptions: Sendable {
     public var apiKey: String?
     /// The id `/v1/models` lists and requests may name.
     public var modelID = "themis"
+    /// Seconds a connection may stay open with no request in progress before it is closed.
+    public var idleTimeoutSeconds = 60
 
     public init() {}
 }

@@ -58,11 +58,11 @@ struct ServeTests {
 
     @Test func badInputGetsTheRightStatusAndTheServerStaysUp() throws {
         let server = try Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "1024", "--max-tokens-limit", "512",
-                                 "--api-key-env", "THEMIS_TEST_KEY", "--name", "smol"],
+                                 "--api-key-env", "THEMIS_TEST_KEY", "--name", "smol", "--idle-timeout", "3"],
                                 environment: ["THEMIS_TEST_KEY": "s3cret-key"])
         defer { server.stop() }
         try #require(server.port > 0, "server did not start: \(server.log)")
-        let r = try Self.python([server.base, "smol", "errors", "--key", "s3cret-key"])
+        let r = try Self.python([server.base, "smol", "errors", "--key", "s3cret-key", "--idle", "3"], measured: 30)
         #expect(r.status == 0, "\(r.stderr)")
     }
 

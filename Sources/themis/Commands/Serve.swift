@@ -17,6 +17,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted.") var maxBodyBytes = 1 << 20
     @Option(name: .customLong("max-tokens-limit"), help: "Largest max_tokens accepted.") var maxTokensLimit = 2048
     @Option(help: "The model id clients name (default: the --model name).") var name: String?
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may stay open with no request in progress.")
+    var idleTimeout = 60
     @OptionGroup var judgeSettings: JudgeSettings
     @Option(help: "Judge explanations: none, short, full.") var explain: JudgeOptions.Explain = .short
     @Flag(name: .customLong("q8-decode"),
@@ -28,7 +30,10 @@ struct Serve: AsyncParsableCommand {
         if queue < 0 { throw ValidationError("--queue must be >= 0") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be between 0 and 65535") }
         if maxBodyBytes < 1024 { throw ValidationError("--max-body-bytes must be at least 1024") }
-        if maxTokensLimit < 1 { throw ValidationError("--max-tokens-limit must be at least 1") }
+        if maxTokensLimit < 1 || maxTokensLimit > 1 << 20 { throw ValidationError("--max-tokens-limit must be between 1 and 1048576") }
+        if maxBodyBytes > 1 << 30 { throw ValidationError("--max-body-bytes must be at most 1073741824") }
+        if queue > 1 << 16 { throw ValidationError("--queue must be at most 65536") }
+        if idleTimeout < 1 || idleTimeout > 86_400 { throw ValidationError("--idle-timeout must be between 1 and 86400 seconds") }
     }
 
     func run() async throws {
@@ -40,6 +45,7 @@ struct Serve: AsyncParsableCommand {
             options.queueLimit = queue
             options.maxBodyBytes = maxBodyBytes
             options.maxTokensLimit = maxTokensLimit
+            options.idleTimeoutSeconds = idleTimeout
             options.defaultMaxTokens = min(256, maxTokensLimit)
             if let env = apiKeyEnv {
                 guard let key = ProcessInfo.processInfo.environment[env], !key.isEmpty else {

@@ -139,8 +139,34 @@ def errors(a):
     expect(400, {"mode": "pairwise", "question": "Q", "answer1": "a"}, "pairwise needs answer1 and answer2", path="/v1/judge")
     expect(400, {"mode": "single", "question": "Q", "answer": "a", "scenario": "astrology"}, "unknown scenario 'astrology'",
            path="/v1/judge")
+    expect(400, dict(ok_body, max_tokens=2.5), "'max_tokens' must be a whole number")
+    expect(400, b'{"model": "\xff\xfe", "messages": []}', "not valid UTF-8")
     code, out, _ = raw(a, "/v1/nothing", ok_body)
     check(code == 404 and "no route" in out["error"]["message"], "unknown route %r" % out)
+    # a malformed chunk size is the client's error: 400, and the server stays up
+    status = raw_socket(a, b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                           + auth_header(a) + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+    check(status == 400, "malformed chunk size answered %r" % status)
+    check(raw(a, "/v1/chat/completions", ok_body)[0] == 200, "server down after a malformed chunk")
+    # metrics are labelled by route: 2,000 random paths (one with a quote) add no label
+    before = len(metrics(a)[1])
+    for i in range(2000):
+        raw(a, "/v1/zz%d" % i if i else '/v1/"quoted', ok_body)
+    if a.key:
+        for i in range(50):
+            raw(a, "/v1/models", None, headers={"Authorization": "Bearer wrong"}, method="GET")
+    code, text = metrics(a)
+    check(len(text) < before + 200, "metrics grew from %d to %d bytes" % (before, len(text)))
+    check('endpoint="other"' in text and "zz" not in text and '\\"' not in text, "route labels %r" % text[:600])
+    # an idle connection is closed after --idle-timeout
+    if a.idle:
+        import socket, time
+        host, port = a.base.split("//")[1].split(":")
+        s = socket.create_connection((host, int(port)), timeout=30)
+        start = time.time()
+        data = s.recv(1)
+        check(data == b"" and time.time() - start < a.idle + 10, "idle connection still open after %.1f s" % (time.time() - start))
+        s.close()
     if a.key:
         code, out, _ = raw(a, "/v1/models", None, headers={"Authorization": ""}, method="GET")
         check(code == 401 and "missing API key" in out["error"]["message"], "missing key %r" % out)
@@ -157,6 +183,28 @@ def errors(a):
     code, text = metrics(a)
     check(code == 200 and "themis_errors_total{status=\"400\"}" in text and "themis_queue_depth" in text, "metrics %r" % text[:400])
     print(json.dumps({"ok": True}))
+
+
+def auth_header(a):
+    return ("Authorization: Bearer %s\r\n" % a.key).encode() if a.key else b""
+
+
+def raw_socket(a, data):
+    """Sends raw bytes; the status of the answer, or None when the server closed the connection."""
+    import socket
+    host, port = a.base.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        s.sendall(data)
+        reply = b""
+        try:
+            while b"\r\n" not in reply:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        except ConnectionResetError:
+            return None
+    return int(reply.split(b" ")[1]) if reply.startswith(b"HTTP/1.1 ") else None
 
 
 def metrics(a):
@@ -309,6 +357,7 @@ def main():
     ap.add_argument("model")
     ap.add_argument("what", choices=["api", "errors", "load", "shutdown", "bench", "busy", "disconnect"])
     ap.add_argument("--key")
+    ap.add_argument("--idle", type=float, help="the server's --idle-timeout, to check that idle connections close")
     ap.add_argument("--pid", type=int)
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--requests", type=int, default=300)

@@ -37,7 +37,7 @@ public enum Conformance {
                     let w = try b.makeWeight(type: type, shape: [m, k], bytes: UnsafeRawBufferPointer(box.bytes))
                     let y = try b.makeTensor(shape: [n, m])
                     b.matmul(x, weight: w, into: y)
-                    let out = b.read(y)
+                    let out = try b.read(y)
                     withExtendedLifetime(box) {}
                     return out
                 }
@@ -55,7 +55,7 @@ public enum Conformance {
                 }
                 let ys = try shapes.map { try b.makeTensor(shape: [n, $0.1]) }
                 b.matmul(x, weights: ws, into: ys)
-                let out = ys.flatMap { b.read($0) }
+                let out = try ys.flatMap { try b.read($0) }
                 withExtendedLifetime(boxes) {}
                 return out
             }
@@ -66,7 +66,7 @@ public enum Conformance {
             let w = try b.makeWeight(type: .q8_0, shape: [40, 64], bytes: UnsafeRawBufferPointer(box.bytes))
             let y = try b.makeTensor(shape: [6, 40])
             b.matmul(x.rows(2..<5), weight: w, into: y.rows(1..<4))
-            let out = b.read(y)
+            let out = try b.read(y)
             withExtendedLifetime(box) {}
             return out
         }]
@@ -81,7 +81,7 @@ public enum Conformance {
                 let table = try b.makeWeight(type: type, shape: [9, k], bytes: UnsafeRawBufferPointer(box.bytes))
                 let out = try b.makeTensor(shape: [4, k])
                 b.getRows(table, ids: [8, 0, 3, 3], into: out)
-                let result = b.read(out)
+                let result = try b.read(out)
                 withExtendedLifetime(box) {}
                 return result
             }
@@ -96,7 +96,7 @@ public enum Conformance {
                 let a = try tensor(b, [rows, width], r.floats(rows * width))
                 let c = try tensor(b, [rows, width], r.floats(rows * width))
                 b.add(a, c, into: a)
-                return b.read(a)
+                return try b.read(a)
             })
             cases.append(ConformanceCase(name: "add bias \(rows)x\(width)", tolerance: 1e-14) { b in
                 var r = Inputs(seed: 22)
@@ -104,7 +104,7 @@ public enum Conformance {
                 let bias = try tensor(b, [1, width], r.floats(width))
                 let out = try b.makeTensor(shape: [rows, width])
                 b.add(a, bias, into: out)
-                return b.read(out)
+                return try b.read(out)
             })
             cases.append(ConformanceCase(name: "rmsNorm \(rows)x\(width)", tolerance: 1e-11) { b in
                 var r = Inputs(seed: 23)
@@ -112,21 +112,21 @@ public enum Conformance {
                 let w = try tensor(b, [1, width], r.floats(width))
                 let out = try b.makeTensor(shape: [rows, width])
                 b.rmsNorm(x, weight: w, epsilon: 1e-5, into: out)
-                return b.read(out)
+                return try b.read(out)
             })
             cases.append(ConformanceCase(name: "swiglu \(rows)x\(width)", tolerance: 1e-11) { b in
                 var r = Inputs(seed: 24)
                 let g = try tensor(b, [rows, width], r.floats(rows * width, scale: 8))
                 let u = try tensor(b, [rows, width], r.floats(rows * width))
                 b.swiglu(gate: g, up: u, into: g)
-                return b.read(g)
+                return try b.read(g)
             })
             cases.append(ConformanceCase(name: "copyRows \(rows)x\(width)", tolerance: 0) { b in
                 var r = Inputs(seed: 25)
                 let src = try tensor(b, [rows, width], r.floats(rows * width))
                 let dst = try tensor(b, [rows + 7, width], r.floats((rows + 7) * width))
                 b.copyRows(src, into: dst, atRow: 4)
-                return b.read(dst)
+                return try b.read(dst)
             })
         }
         return cases
@@ -140,7 +140,7 @@ public enum Conformance {
                     let width = 3 * headDim
                     let x = try tensor(b, [n, width], r.floats(n * width))
                     b.rope(x, headDim: headDim, ropeDim: ropeDim, startPosition: start, freqBase: 10_000, layout: layout)
-                    return b.read(x)
+                    return try b.read(x)
                 }
             }
         }
@@ -160,7 +160,7 @@ public enum Conformance {
                     let out = try b.makeTensor(shape: [n, heads * headDim])
                     b.attention(q: q, keys: k, values: v, headCount: heads, headCountKV: kvHeads, startPosition: start,
                                 scale: 1 / Float(headDim).squareRoot(), into: out)
-                    return b.read(out)
+                    return try b.read(out)
                 })
             }
         }
@@ -174,14 +174,14 @@ public enum Conformance {
                     var r = Inputs(seed: 41)
                     let x = try tensor(b, [rows, width], r.floats(rows * width, scale: 20))
                     b.softmax(x, into: x)
-                    return b.read(x)
+                    return try b.read(x)
                 },
                 ConformanceCase(name: "logSoftmax \(rows)x\(width)", tolerance: 1e-11) { b in
                     var r = Inputs(seed: 42)
                     let x = try tensor(b, [rows, width], r.floats(rows * width, scale: 20))
                     let out = try b.makeTensor(shape: [rows, width])
                     b.logSoftmax(x, into: out)
-                    return b.read(out)
+                    return try b.read(out)
                 },
             ]
         }

@@ -86,12 +86,12 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: values.count) }
     }
 
-    public func read(_ tensor: Tensor) -> [Float] {
+    public func read(_ tensor: Tensor) throws -> [Float] {
         let p = pointer(tensor)
         return Array(UnsafeBufferPointer(start: p, count: tensor.count))
     }
 
-    public func synchronize() {}
+    public func synchronize() throws {}
 
     // MARK: ops
 

@@ -17,6 +17,9 @@ public enum RoPELayout: String, Sendable, CaseIterable {
 /// - Shapes: activations `[n, width]`; a weight `[m, k]` has `m` output rows of `k` inputs.
 ///   An op's output must not alias its inputs unless the op says it works in place.
 /// - A backend is used from one task at a time; it need not be re-entrant.
+/// - Ops do not throw: a device failure while recording or running them (a lost device,
+///   exhausted memory) is kept and thrown by the next `read` or `synchronize`, so a caller learns
+///   of it before using any result.
 public protocol Backend: AnyObject, Sendable {
     /// The device this backend runs on.
     var device: DeviceInfo { get }
@@ -35,8 +38,10 @@ public protocol Backend: AnyObject, Sendable {
     /// Copies `values` (row-major, exactly `tensor.count` of them) into an `f32` tensor.
     func write(_ values: [Float], to tensor: Tensor)
 
-    /// The values of an `f32` tensor; blocks until recorded work is done.
-    func read(_ tensor: Tensor) -> [Float]
+    /// The values of an `f32` tensor; blocks until recorded work is done. Throws
+    /// `BackendError.deviceFailed` when the device failed while running it (device lost, memory
+    /// exhausted): the backend is then unusable and every later read or synchronize throws too.
+    func read(_ tensor: Tensor) throws -> [Float]
 
     /// `out[i] = dequantise(table[ids[i]])`; `out` is `[ids.count, table.shape[1]]` f32.
     func getRows(_ table: Tensor, ids: [Int32], into out: Tensor)
@@ -82,8 +87,8 @@ public protocol Backend: AnyObject, Sendable {
     /// Per row: `out = log(softmax(x))`. `out` may be `x`.
     func logSoftmax(_ x: Tensor, into out: Tensor)
 
-    /// Blocks until every recorded op has finished.
-    func synchronize()
+    /// Blocks until every recorded op has finished; throws as `read` does.
+    func synchronize() throws
 }
 
 extension Backend {

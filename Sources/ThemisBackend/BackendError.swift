@@ -5,6 +5,8 @@ public enum BackendError: Error, CustomStringConvertible, Equatable {
     case outOfMemory(requested: Int, detail: String)
     case deviceNotFound(String, available: [String])
     case unavailable(String)
+    /// The device failed while running recorded work (device lost, memory exhausted).
+    case deviceFailed(String)
 
     public var description: String {
         switch self {
@@ -14,6 +16,7 @@ public enum BackendError: Error, CustomStringConvertible, Equatable {
         case .deviceNotFound(let name, let avail):
             return "no device '\(name)'; available: \(avail.joined(separator: ", "))"
         case .unavailable(let s): return s
+        case .deviceFailed(let s): return "the device failed: \(s)"
         }
     }
 }

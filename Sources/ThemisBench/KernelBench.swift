@@ -102,7 +102,7 @@ public struct KernelBench {
         var results: [Result] = []
         for c in cases() where filter.map({ c.name.contains($0) }) ?? true {
             let p = try c.prepare()
-            let seconds = time(p.call)
+            let seconds = try time(p.call)
             withExtendedLifetime(p.keepAlive) {}
             let r = Result(op: p.op, shape: p.shape, type: p.type, seconds: seconds, flops: p.flops, bytes: p.bytes)
             progress(r)
@@ -113,19 +113,19 @@ public struct KernelBench {
 
     /// Median seconds per call of `body`, called enough times per repetition to take about
     /// `targetSeconds` (a backend may queue the calls: the time runs until `synchronize()`).
-    private func time(_ body: () -> Void) -> Double {
+    private func time(_ body: () -> Void) throws -> Double {
         body()
-        backend.synchronize()
+        try backend.synchronize()
         var t0 = DispatchTime.now().uptimeNanoseconds
         body()
-        backend.synchronize()
+        try backend.synchronize()
         let once = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         let calls = max(1, min(200, Int(targetSeconds / max(once, 1e-6))))
         var samples: [Double] = []
         for _ in 0..<repetitions {
             t0 = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<calls { body() }
-            backend.synchronize()
+            try backend.synchronize()
             samples.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(calls))
         }
         return samples.sorted()[samples.count / 2]

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import ThemisBackend
 import ThemisModel
 
 /// Settings of a `LocalModel`.
@@ -300,6 +301,7 @@ public actor LocalModel: ModelClient {
     static func clientError(_ error: any Error) -> ClientError {
         if let e = error as? ClientError { return e }
         if case ModelError.contextOverflow(let n, let c) = error { return .tooLong(promptTokens: n, context: c) }
+        if case BackendError.deviceFailed(let reason) = error { return .deviceFailed(reason) }
         return .model(String(describing: error))
     }
 

@@ -198,6 +198,9 @@ public enum ClientError: Error, Sendable, CustomStringConvertible, Equatable {
     case model(String)
     /// The answer is not what was asked for (a sampled verdict that is none of the candidates).
     case badAnswer(String)
+    /// The device running a local model failed (device lost, memory exhausted); the model
+    /// cannot answer any more.
+    case deviceFailed(String)
 
     public var description: String {
         switch self {
@@ -209,6 +212,7 @@ public enum ClientError: Error, Sendable, CustomStringConvertible, Equatable {
         case .shuttingDown: return "the model is shutting down"
         case .model(let s): return s
         case .badAnswer(let s): return s
+        case .deviceFailed(let s): return "the model's device failed: \(s)"
         }
     }
 }

@@ -85,7 +85,7 @@ public final class Session: @unchecked Sendable {
             let lo = max(outputs.lowerBound, begin), hi = outputs.upperBound
             if lo < hi && hi - lo > rows { end = lo + rows }
             let local = lo < min(hi, end) ? (lo - begin)..<(min(hi, end) - begin) : 0..<0
-            result += model.transformer.forward(Array(newTokens[begin..<end]), startPosition: tokens.count,
+            result += try model.transformer.forward(Array(newTokens[begin..<end]), startPosition: tokens.count,
                                                 cache: cache, outputs: local)
             tokens += newTokens[begin..<end]
             begin = end
@@ -110,9 +110,9 @@ public final class Session: @unchecked Sendable {
         var results = [[Float]](repeating: [], count: sessions.count)
         var group: [Int] = []
         var groupTokens = 0
-        func flush() {
+        func flush() throws {
             guard !group.isEmpty else { return }
-            let out = transformer.forward(sequences: group.map { (tokens[$0], sessions[$0].tokens.count, sessions[$0].cache) })
+            let out = try transformer.forward(sequences: group.map { (tokens[$0], sessions[$0].tokens.count, sessions[$0].cache) })
             for (j, i) in group.enumerated() {
                 results[i] = out[j]
                 sessions[i].tokens += tokens[i]
@@ -125,11 +125,11 @@ public final class Session: @unchecked Sendable {
                 results[i] = try sessions[i].evaluateLast(tokens[i])
                 continue
             }
-            if groupTokens + tokens[i].count > transformer.maxBatch || group.count == transformer.maxLogitRows { flush() }
+            if groupTokens + tokens[i].count > transformer.maxBatch || group.count == transformer.maxLogitRows { try flush() }
             group.append(i)
             groupTokens += tokens[i].count
         }
-        flush()
+        try flush()
         return results
     }
 

@@ -47,11 +47,12 @@ public final class Transformer: @unchecked Sendable {
 
     /// Runs `tokens` at positions `startPosition...` through the model, writing their keys and
     /// values into `cache`, and returns the logits of the rows `outputs` (indices into `tokens`)
-    /// as `[outputs.count, vocab]` floats, row-major. Blocks until done.
+    /// as `[outputs.count, vocab]` floats, row-major. Blocks until done; throws the backend's
+    /// `deviceFailed` when the device failed on the way.
     ///
     /// Precondition: `startPosition + tokens.count <= cache.contextLength`,
     /// `outputs.count <= maxLogitRows`.
-    public func forward(_ tokens: [Int32], startPosition: Int, cache: KVCache, outputs: Range<Int>) -> [Float] {
+    public func forward(_ tokens: [Int32], startPosition: Int, cache: KVCache, outputs: Range<Int>) throws -> [Float] {
         precondition(startPosition + tokens.count <= cache.contextLength, "context overflow")
         precondition(outputs.count <= maxLogitRows && outputs.lowerBound >= 0 && outputs.upperBound <= tokens.count)
         var result: [Float] = []
@@ -64,12 +65,12 @@ public final class Transformer: @unchecked Sendable {
             step(Array(tokens[begin..<end]), startPosition: startPosition + begin, cache: cache, outputs: local)
             if !local.isEmpty {
                 // the common case (one chunk) hands the read array over without another copy
-                let rows = backend.read(logits.rows(0..<local.count))
+                let rows = try backend.read(logits.rows(0..<local.count))
                 if result.isEmpty { result = rows } else { result += rows }
             }
             begin = end
         }
-        backend.synchronize()
+        try backend.synchronize()
         return result
     }
 
@@ -79,7 +80,7 @@ public final class Transformer: @unchecked Sendable {
     ///
     /// Precondition: the tokens of all sequences fit in `maxBatch`, there are at most
     /// `maxLogitRows` sequences, none is empty, and each fits its cache.
-    public func forward(sequences: [(tokens: [Int32], startPosition: Int, cache: KVCache)]) -> [[Float]] {
+    public func forward(sequences: [(tokens: [Int32], startPosition: Int, cache: KVCache)]) throws -> [[Float]] {
         let total = sequences.reduce(0) { $0 + $1.tokens.count }
         precondition(total <= maxBatch && sequences.count <= maxLogitRows, "batch of \(total) tokens in \(sequences.count) sequences")
         var ranges: [Range<Int>] = []
@@ -97,7 +98,7 @@ public final class Transformer: @unchecked Sendable {
         }
         let m = sequences.count
         b.matmul(h.rows(0..<m), weight: weights.output, into: logits.rows(0..<m))
-        let all = b.read(logits.rows(0..<m))
+        let all = try b.read(logits.rows(0..<m))
         let vocab = c.vocabularySize
         return (0..<m).map { Array(all[$0 * vocab..<($0 + 1) * vocab]) }
     }

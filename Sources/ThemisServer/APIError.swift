@@ -1,4 +1,5 @@
 import Foundation
+import ThemisClient
 
 /// An error answered in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 public struct APIError: Error, Sendable, CustomStringConvertible {
@@ -21,6 +22,18 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+
+    /// The answer to a model client's error: 503 with Retry-After when the model cannot serve
+    /// now (busy, shutting down, its device failed), 400 for a prompt that is too long, else 500.
+    init(_ error: ClientError, param: String? = nil) {
+        switch error {
+        case .busy: self.init(status: 503, message: error.description, type: "server_error", code: "queue_full", retryAfter: 1)
+        case .shuttingDown: self.init(status: 503, message: error.description, type: "server_error", code: "shutting_down", retryAfter: 1)
+        case .deviceFailed: self.init(status: 503, message: error.description, type: "server_error", code: "device_failed", retryAfter: 30)
+        case .tooLong, .unsupported: self.init(status: 400, message: error.description, param: param)
+        default: self.init(status: 500, message: error.description, type: "server_error")
+        }
+    }
 
     static func badRequest(_ message: String, param: String? = nil, code: String? = nil) -> APIError {
         APIError(status: 400, message: message, param: param, code: code)

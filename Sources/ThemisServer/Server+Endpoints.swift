@@ -152,7 +152,7 @@ extension ThemisServer {
         do {
             scored = try await model.promptLogprobs(generation.prompt, top: top)
         } catch let error as ClientError {
-            throw APIError.badRequest(error.description, param: "prompt")
+            throw APIError(error, param: "prompt")
         }
         var text = body.prompt
         var choices = scored
@@ -279,8 +279,8 @@ extension ThemisServer {
         let result: Result<Judgement, APIError>
         do {
             result = .success(try await judge.judge(input, mode: mode, scenario: given))
-        } catch let error as ClientError where error == .shuttingDown || { if case .busy = error { return true } else { return false } }() {
-            throw APIError(status: 503, message: error.description, type: "server_error", retryAfter: 1)
+        } catch let error as ClientError where APIError(error).status == 503 {
+            throw APIError(error)
         } catch {
             result = .failure(APIError.badRequest("\(error)"))
         }

@@ -97,7 +97,12 @@ public final class ThemisServer: Sendable {
             // a malformed chunk size, a body cut short: the client's request, not the server
             throw APIError.badRequest("the request body could not be read: \(error)", code: "malformed_body")
         }
-        let data = Data(buffer.readableBytesView)
+        return try Self.decodeBody(T.self, from: Data(buffer.readableBytesView))
+    }
+
+    /// A request body decoded strictly: UTF-8 text, valid JSON, the fields of `T`; every
+    /// problem is a 400 `APIError` naming the field.
+    static func decodeBody<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         if let problem = APIError.encodingProblem(data) { throw APIError.badRequest(problem, code: "invalid_utf8") }
         do {
             return try JSONDecoder().decode(T.self, from: data)
@@ -113,6 +118,21 @@ public final class ThemisServer: Sendable {
             throw APIError.badRequest("the body is not valid JSON")
         } catch {
             throw APIError.decoding(error)
+        }
+    }
+
+    /// The endpoints that take a JSON body.
+    public enum BodyRoute: String, Sendable, CaseIterable { case chat, completions, judge }
+
+    /// Decodes `body` as `route`'s request and, for a chat, looks for a judge request in its last
+    /// message, as the endpoint does before any model work; throws the `APIError` it would answer.
+    public static func validateBody(_ body: Data, for route: BodyRoute) throws {
+        switch route {
+        case .chat:
+            let request = try decodeBody(ChatCompletionRequest.self, from: body)
+            if let last = request.messages.last { _ = judgeRequest(in: last.content) }
+        case .completions: _ = try decodeBody(CompletionRequest.self, from: body)
+        case .judge: _ = try decodeBody(JudgeRequestBody.self, from: body)
         }
     }
 
@@ -202,7 +222,7 @@ public final class ThemisServer: Sendable {
                 case .finished(let reason, let p, let n):
                     c.reason = reason; c.promptTokens = p; c.completionTokens = n
                 case .failed(let error):
-                    return Result<Collected, APIError>.failure(APIError(status: 500, message: error.description, type: "server_error"))
+                    return Result<Collected, APIError>.failure(APIError(error))
                 }
             }
             return .success(c)

@@ -23,6 +23,9 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     private let matmulTile: [UInt32]
     private var ropeTable: (key: [Double], generation: Int, offset: Int)?
     private var roundingScratch: Tensor?
+    /// The first device failure while recording or running ops; set once, thrown by `read` and
+    /// `synchronize` from then on.
+    private var failure: String?
     /// Whether one-token matmuls on quantised weights round the activations to 8-bit blocks
     /// first, as the CPU backend's fast path and llama.cpp's CPU backend do. Off by default: the
     /// kernels dequantise weights in registers either way, so f32 activations cost nothing here.
@@ -89,10 +92,16 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         return s
     }
 
-    /// Runs a recording step; a failure here is a lost device or exhausted driver memory, which
-    /// the non-throwing op signatures cannot report, so it stops the process with the reason.
-    private func perform<R>(_ what: String, _ body: () throws -> R) -> R {
-        do { return try body() } catch { fatalError("themis: Vulkan \(what) failed on \(device.id): \(error)") }
+    /// Runs a recording step. A failure here is a lost device or exhausted driver memory: it is
+    /// kept, later steps are skipped, and the next `read` or `synchronize` throws it.
+    private func perform(_ what: String, _ body: () throws -> Void) {
+        guard failure == nil else { return }
+        do { try body() } catch { failure = "Vulkan \(what) failed on \(device.id): \(error)" }
+    }
+
+    /// Throws the kept failure, if any.
+    private func throwFailure() throws {
+        if let failure { throw BackendError.deviceFailed(failure) }
     }
 
     public func makeWeight(type: StorageType, shape: [Int], bytes: UnsafeRawBufferPointer) throws -> Tensor {
@@ -149,7 +158,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         }
     }
 
-    public func read(_ tensor: Tensor) -> [Float] {
+    public func read(_ tensor: Tensor) throws -> [Float] {
         precondition(tensor.type == .f32, "read: only f32 tensors can be read, not \(tensor.type)")
         let s = storage(tensor)
         var result: [Float] = []
@@ -159,11 +168,13 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                 Array(bytes.bindMemory(to: Float.self))
             }
         }
+        try throwFailure()
         return result
     }
 
-    public func synchronize() {
+    public func synchronize() throws {
         perform("submission") { try stream.submit() }
+        try throwFailure()
     }
 
     /// First float of a view within its storage.
@@ -226,10 +237,11 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     /// `x` (one row) rounded to 8-bit blocks, in a scratch tensor.
     private func rounded(_ x: Tensor) -> Tensor {
         let k = x.rowLength
-        if roundingScratch == nil || roundingScratch!.count < k {
-            roundingScratch = perform("allocation") { try makeTensor(shape: [1, max(k, 4096)]) }
+        if roundingScratch.map({ $0.count < k }) ?? true {
+            perform("allocation") { roundingScratch = try makeTensor(shape: [1, max(k, 4096)]) }
         }
-        let scratch = roundingScratch!
+        // after a failed allocation the op is skipped (the failure is thrown at the next read)
+        guard let scratch = roundingScratch, scratch.count >= k else { return x }
         let out = Tensor(shape: [1, k], type: .f32, storage: scratch.storage)
         let xs = storage(x), os = storage(out)
         perform("quantize_q8") {

@@ -1,6 +1,7 @@
 import ThemisBackend
 import CPUBackend
 import VulkanBackend
+import ThemisModel
 
 /// The composition root's list of backend providers: the only place naming concrete backends.
 enum DeviceSelection {
@@ -14,5 +15,13 @@ enum DeviceSelection {
         let (backend, notice) = try registry(exactDecode: exactDecode).open(spec)
         if let notice { printError(notice) }
         return backend
+    }
+
+    /// Whether `error` is the device's (memory, a lost device, a driver failure) rather than the
+    /// model file's: then `--device auto` tries the CPU.
+    static func isDeviceFailure(_ error: any Error) -> Bool {
+        if error is BackendError || error is VulkanError { return true }
+        if case ModelError.contextTooLarge = error { return true }
+        return false
     }
 }

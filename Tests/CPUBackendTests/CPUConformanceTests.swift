@@ -34,14 +34,14 @@ struct CPUConformanceTests {
             b.write(values, to: x)
             let y = try b.makeTensor(shape: [n, m])
             b.matmul(x, weight: w, into: y)
-            let together = b.read(y)
+            let together = try b.read(y)
             try #require(together.count >= n * m, "\(type): \(together.count) values for \(n) rows of \(m)")
             for i in 0..<n {
                 let xi = try b.makeTensor(shape: [1, k])
                 b.write(Array(values[i * k..<(i + 1) * k]), to: xi)
                 let yi = try b.makeTensor(shape: [1, m])
                 b.matmul(xi, weight: w, into: yi)
-                #expect(b.read(yi) == Array(together[i * m..<(i + 1) * m]), "\(type) row \(i) of \(n)")
+                #expect(try b.read(yi) == Array(together[i * m..<(i + 1) * m]), "\(type) row \(i) of \(n)")
             }
         }
         withExtendedLifetime(box) {}

@@ -9,7 +9,7 @@ import VulkanBackend
 struct VulkanExecutionTests {
     /// A small transformer-like step: norm, three projections, RoPE, cache write, attention,
     /// projection, residual, then a read.
-    func step(_ b: VulkanBackend, _ t: [String: Tensor], position: Int) -> [Float] {
+    func step(_ b: VulkanBackend, _ t: [String: Tensor], position: Int) throws -> [Float] {
         b.rmsNorm(t["x"]!, weight: t["norm"]!, epsilon: 1e-5, into: t["h"]!)
         b.matmul(t["h"]!, weights: [t["wq"]!, t["wk"]!, t["wv"]!], into: [t["q"]!, t["k"]!, t["v"]!])
         b.rope(t["q"]!, headDim: 32, ropeDim: 32, startPosition: position, freqBase: 10_000, layout: .halfSplit)
@@ -20,7 +20,7 @@ struct VulkanExecutionTests {
                     startPosition: position, scale: 0.2, into: t["attn"]!)
         b.matmul(t["attn"]!, weight: t["wo"]!, into: t["h"]!)
         b.add(t["x"]!, t["h"]!, into: t["x"]!)
-        return b.read(t["x"]!)
+        return try b.read(t["x"]!)
     }
 
     @Test func oneSubmissionPerStepAndNoNewObjectsAfterTheFirst() throws {
@@ -42,13 +42,13 @@ struct VulkanExecutionTests {
         for name in ["k", "v"] { t[name] = try b.makeTensor(shape: [1, 64]) }
         for name in ["keys", "values"] { t[name] = try b.makeTensor(shape: [16, 64]) }
         t["wq"] = try weight(128); t["wk"] = try weight(64); t["wv"] = try weight(64); t["wo"] = try weight(128)
-        b.synchronize()
+        try b.synchronize()
 
-        _ = step(b, t, position: 0)
+        _ = try step(b, t, position: 0)
         let afterFirst = b.statistics
         for position in 1..<6 {
             let before = b.statistics
-            let x = step(b, t, position: position)
+            let x = try step(b, t, position: position)
             #expect(x.allSatisfy { $0.isFinite })
             let after = b.statistics
             #expect(after.submissions == before.submissions + 1, "step \(position) submitted \(after.submissions - before.submissions) times")

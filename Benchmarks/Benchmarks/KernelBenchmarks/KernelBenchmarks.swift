@@ -30,12 +30,12 @@ let benchmarks: @Sendable () -> Void = {
                     closure: { benchmark in
                         guard let p = slot.prepared else { return }
                         for _ in benchmark.scaledIterations { p.call() }
-                        backend.synchronize()
+                        try backend.synchronize()
                     },
                     setup: {
                         slot.prepared = try c.prepare()
                         slot.prepared?.call()  // warm-up: pipelines, caches
-                        backend.synchronize()
+                        try backend.synchronize()
                     },
                     teardown: { slot.prepared = nil })
             }

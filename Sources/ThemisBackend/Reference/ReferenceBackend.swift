@@ -65,12 +65,12 @@ public final class ReferenceBackend: Backend {
     }
 
     /// The tensor's values; weights of other storage types are dequantised.
-    public func read(_ tensor: Tensor) -> [Float] {
+    public func read(_ tensor: Tensor) throws -> [Float] {
         load(tensor)
     }
 
     /// Does nothing: every op has already run.
-    public func synchronize() {}
+    public func synchronize() throws {}
 
     // MARK: - Storage access
 

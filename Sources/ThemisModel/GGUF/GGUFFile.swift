@@ -32,10 +32,13 @@ public final class GGUFFile: @unchecked Sendable {
     public let fileSize: Int
     private let base: UnsafeRawPointer
     private let tensorIndex: [String: Int]
+    /// How the bytes were obtained, so `deinit` gives them back the same way.
+    private let storage: Storage
+
+    private enum Storage { case mapped, allocated }
 
     /// Opens and parses `path`; throws `GGUFError` for anything missing, truncated or malformed.
-    public init(path: String) throws {
-        self.path = path
+    public convenience init(path: String) throws {
         var st = stat()
         guard stat(path, &st) == 0 else { throw GGUFError.fileNotFound(path) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw GGUFError.cannotOpen(path, reason: "not a regular file") }
@@ -47,9 +50,24 @@ public final class GGUFFile: @unchecked Sendable {
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw GGUFError.cannotOpen(path, reason: "mmap failed: " + String(cString: strerror(errno)))
         }
-        self.base = UnsafeRawPointer(p)
+        try self.init(path: path, base: UnsafeRawPointer(p), size: size, storage: .mapped)
+    }
+
+    /// Parses a GGUF image held in memory (copied); `name` stands for the path in messages.
+    public convenience init(bytes: [UInt8], name: String = "<memory>") throws {
+        guard bytes.count >= 8 else { throw GGUFError.badMagic(name) }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 64)
+        bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        try self.init(path: name, base: UnsafeRawPointer(p), size: bytes.count, storage: .allocated)
+    }
+
+    /// Parses the `size` bytes at `base`, which this object then owns (and frees on failure).
+    private init(path: String, base p: UnsafeRawPointer, size: Int, storage: Storage) throws {
+        self.path = path
+        self.base = p
         self.fileSize = size
-        var r = Reader(base: UnsafeRawPointer(p), size: size)
+        self.storage = storage
+        var r = Reader(base: p, size: size)
         do {
             let magic = try r.u32("magic")
             guard magic == 0x4655_4747 else { throw GGUFError.badMagic(path) }
@@ -124,12 +142,19 @@ public final class GGUFFile: @unchecked Sendable {
             self.tensors = infos
             self.tensorIndex = index
         } catch {
-            munmap(p, size)
+            GGUFFile.release(p, size: size, storage: storage)
             throw error
         }
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), fileSize) }
+    deinit { GGUFFile.release(base, size: fileSize, storage: storage) }
+
+    private static func release(_ p: UnsafeRawPointer, size: Int, storage: Storage) {
+        switch storage {
+        case .mapped: munmap(UnsafeMutableRawPointer(mutating: p), size)
+        case .allocated: UnsafeMutableRawPointer(mutating: p).deallocate()
+        }
+    }
 
     /// The product of `values`, or nil when it overflows `Int`.
     static func product(_ values: [Int]) -> Int? {

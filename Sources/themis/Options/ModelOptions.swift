@@ -54,7 +54,14 @@ struct ModelOptions: ParsableArguments {
     func load() throws -> LanguageModel {
         let path = try modelPath()
         let backend = try DeviceSelection.open(device, exactDecode: exactDecode)
-        return try LanguageModel(path: path, backend: backend, contextLength: contextSize, chatTemplate: chatTemplate)
+        do {
+            return try LanguageModel(path: path, backend: backend, contextLength: contextSize, chatTemplate: chatTemplate)
+        } catch let error where device == "auto" && backend.device.kind != .cpu && DeviceSelection.isDeviceFailure(error) {
+            // the GPU `auto` chose cannot hold the model (memory, a lost device): the CPU can
+            printError("themis: \(backend.device.id) cannot run the model (\(error)); running on the CPU")
+            let cpu = try DeviceSelection.open("cpu", exactDecode: exactDecode)
+            return try LanguageModel(path: path, backend: cpu, contextLength: contextSize, chatTemplate: chatTemplate)
+        }
     }
 }
 

@@ -11,7 +11,7 @@ export THEMIS_MODELS ?= $(HOME)/.cache/themis/models
 APT_PACKAGES = libvulkan-dev glslang-tools spirv-tools mesa-vulkan-drivers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps models llamacpp build test test-all run bench bench-served compare-served bench-kernels clean
+.PHONY: all deps models llamacpp build test test-all run bench bench-served compare-served bench-kernels fuzz fuzz-smoke clean
 
 all: build
 
@@ -58,6 +58,16 @@ test-all: deps models llamacpp
 	@scripts/check-test-deps
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	THEMIS_TEST_ALL=1 SWIFT=$(SWIFT) scripts/run-tests -c $(CONFIG) --skip-build --no-parallel
+
+# Coverage-guided fuzzing of everything that reads untrusted input (libFuzzer + AddressSanitizer,
+# its own build folder): FUZZ_SECONDS per target (default 600), seeds in Fuzz/corpus.
+FUZZ_SECONDS ?= 600
+fuzz: deps models
+	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFT=$(SWIFT) scripts/fuzz
+
+# CI's short run: every seed and past crash replayed, 15 s of fuzzing per target.
+fuzz-smoke: deps models
+	FUZZ_SECONDS=15 SWIFT=$(SWIFT) scripts/fuzz
 
 # The main job: judge the bundled examples (all ten scenarios, all three modes) with the default
 # model on --device auto, printing each verdict and the summary.

@@ -5,7 +5,13 @@ import Foundation
 // The CPU kernels need a concrete target CPU: without it Swift emits the SSE2 baseline and
 // FMA / f16 conversions become library calls (see shared/cpu-kernel-notes.md).
 let targetCPU = ProcessInfo.processInfo.environment["THEMIS_TARGET_CPU"] ?? "native"
-let fastMath: [SwiftSetting] = [.unsafeFlags(["-target-cpu", targetCPU, "-Ounchecked"])]
+// `make fuzz` (THEMIS_FUZZ=1, its own build folder) instruments our modules for libFuzzer and
+// AddressSanitizer, keeps Swift's own checks (no -Ounchecked), and adds the fuzz executable.
+let fuzzing = ProcessInfo.processInfo.environment["THEMIS_FUZZ"] != nil
+let fuzzFlags: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
+let fastMath: [SwiftSetting] = fuzzing
+    ? [.unsafeFlags(["-target-cpu", targetCPU, "-sanitize=fuzzer,address"])]
+    : [.unsafeFlags(["-target-cpu", targetCPU, "-Ounchecked"])]
 
 let package = Package(
     name: "Themis",
@@ -61,12 +67,12 @@ let package = Package(
             ]),
         // Records in files: JSON Lines and JSON arrays read line by line (CRLF, byte-order mark,
         // nesting bounded), appended with one write and fsync, resumed without losing a record.
-        .target(name: "JSONLines"),
+        .target(name: "JSONLines", swiftSettings: fuzzFlags),
         // The Themis judge: scenario catalogue, five-block prompts, verdicts, batch runs; asks
         // models only through ThemisClient's protocol.
         .target(
             name: "ThemisJudge", dependencies: ["ThemisClient", "JSONLines"],
-            resources: [.copy("Resources/scenarios.json")]),
+            resources: [.copy("Resources/scenarios.json")], swiftSettings: fuzzFlags),
         // Meta-evaluation of judges and speed benchmarks, against the judge, ThemisModel and the protocol only.
         // The human-labelled judge benchmarks are copied from shared/data with their licences.
         .target(
@@ -82,7 +88,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
-            ]),
+            ], swiftSettings: fuzzFlags),
         // The distillation pipeline: generators (local, OpenAI-compatible HTTP), stages, selection.
         .target(
             name: "ThemisDistill",
@@ -90,7 +96,7 @@ let package = Package(
                 "ThemisJudge", "ThemisClient", "JSONLines",
                 .product(name: "Yams", package: "Yams"),
             ],
-            resources: [.copy("Resources/seeds.json")]),
+            resources: [.copy("Resources/seeds.json")], swiftSettings: fuzzFlags),
         // Op cases with tolerances, runnable on any Backend (used by each backend's tests).
         .target(name: "BackendConformance", dependencies: ["ThemisBackend"]),
         // The CLI: the only place that names concrete backends.
@@ -131,3 +137,13 @@ let package = Package(
             exclude: ["Python"]),
     ]
 )
+
+if fuzzing {
+    // One libFuzzer binary; THEMIS_FUZZ_TARGET picks the target (see Fuzz/README.md).
+    package.targets.append(.executableTarget(
+        name: "themis-fuzz",
+        dependencies: ["ThemisModel", "ThemisJudge", "JSONLines", "ThemisDistill", "ThemisServer"],
+        path: "Fuzz/Sources/themis-fuzz",
+        swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer,address"])],
+        linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]))
+}

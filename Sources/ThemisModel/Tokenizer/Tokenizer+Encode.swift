@@ -136,8 +136,10 @@ extension Tokenizer {
         var next = (0..<count).map { $0 + 1 < count ? Int32($0 + 1) : -1 }
         var queue = MergeQueue()
         func consider(_ left: Int32) {
+            // the first symbol has no left neighbour (-1): check before indexing
+            guard left >= 0 else { return }
             let right = next[Int(left)]
-            guard left >= 0, right >= 0 else { return }
+            guard right >= 0 else { return }
             let leftID = symbols[Int(left)]
             let rightID = symbols[Int(right)]
             guard let rule = merges[Tokenizer.mergeKey(leftID, rightID)] else { return }

@@ -171,5 +171,8 @@ struct CorruptModelTests {
         #expect(o.status == 1, "status \(o.status)")
         #expect(o.stderrLines.count == 1, "expected one stderr line, got: \(o.stderr)")
         #expect(o.stderr.contains("KV cache"), "stderr: \(o.stderr)")
+        // the server refuses it at start, instead of dying on its first request
+        let serve = try CLI.run(["serve", "--model", CLI.smollm, "--device", "cpu", "--port", "0", "--ctx-size", size], measured: 1)
+        #expect(serve.status == 1 && serve.stderr.contains("KV cache"), "serve: status \(serve.status): \(serve.stderr)")
     }
 }

@@ -197,6 +197,7 @@ struct DistillTests {
             ("seed: " + String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000) + "\n", "nested more than 32 levels deep"),
             ((0..<1_000).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n") + " 1\n", "nested more than 32 levels deep"),
             ("a: &x [1, 2]\nb: *x\n", "anchors and aliases are not accepted"),
+            ("? [seed]\n: 3\n", "a mapping key must be text"),
         ] {
             try Data(yaml.utf8).write(to: URL(fileURLWithPath: path))
             let o = try CLI.run(["distill", "run", "--config", path, "--output", Self.directory("bad-out")])

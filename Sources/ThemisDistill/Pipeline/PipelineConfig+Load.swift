@@ -23,7 +23,9 @@ extension PipelineConfig {
         if let problem = structureProblem(text) { throw DistillError.config("\(path): \(problem)") }
         let loaded: Any?
         do {
-            loaded = try Yams.load(yaml: text)
+            loaded = try Yams.compose(yaml: text).map { try plain($0) }
+        } catch let error as DistillError {
+            throw DistillError.config("\(path): \(error)")
         } catch {
             throw DistillError.config("\(path) is not valid YAML: \(error)")
         }
@@ -75,6 +77,22 @@ extension PipelineConfig {
             }
         }
         return nil
+    }
+
+    /// A YAML node as plain values (mappings with text keys, arrays, scalars as their tags say).
+    /// Yams' own `load` traps on a mapping key that is not text (found by the distill-config fuzzer).
+    static func plain(_ node: Node) throws -> Any {
+        switch node {
+        case .scalar: return Constructor.default.any(from: node)
+        case .sequence(let items): return try items.map(plain)
+        case .mapping(let pairs):
+            var out: [String: Any] = [:]
+            for (key, value) in pairs {
+                guard case .scalar(let k) = key else { throw DistillError.config("a mapping key must be text, not a mapping or a list") }
+                out[k.string] = try plain(value)
+            }
+            return out
+        }
     }
 
     /// The dotted path of the first non-finite number in `value` (`.nan`, `.inf` in YAML).

@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "ThemisClient",
             dependencies: [
-                "ThemisModel",
+                "ThemisModel", "JSONLines",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -76,13 +76,18 @@ public enum JSONLResume {
         }
         for (i, line) in lines.enumerated() { take(line, number: i + 1, complete: true) }
         if !tail.isEmpty { take(tail, number: lines.count + 1, complete: false) }
-        if changed { try replace(path, with: output) }
+        if changed { try AtomicFile.write(output, to: path) }
         return state
     }
+}
 
-    /// Writes `data` beside `path`, syncs it and renames it over `path`.
-    static func replace(_ path: String, with data: Data) throws {
-        let temporary = path + ".resume-\(getpid())"
+/// Crash-safe whole-file writes: the bytes go to a file beside the target, are synced, and are
+/// renamed over it in one step, so a reader (or a run after a kill) sees the old file or the new
+/// one, never a part. Throws `JSONLError.cannotWrite`.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        // unique per write: several tasks may write the same file (the answer cache) at once
+        let temporary = path + ".tmp-\(UUID().uuidString)"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw JSONLError.cannotWrite(path: temporary, reason: String(cString: strerror(errno))) }
         let error = JSONLWriter.writeAll(data, to: fd, sync: true)
@@ -90,7 +95,9 @@ public enum JSONLResume {
         guard error == nil, rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(error ?? errno))
             unlink(temporary)
-            throw JSONLError.cannotWrite(path: path, reason: "cannot rewrite it for resuming: \(reason)")
+            throw JSONLError.cannotWrite(path: path, reason: reason)
         }
     }
+
+    public static func write(_ data: Data, to url: URL) throws { try write(data, to: url.path) }
 }

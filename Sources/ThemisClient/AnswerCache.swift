@@ -1,4 +1,5 @@
 import Foundation
+import JSONLines
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,24 +36,6 @@ struct AnswerCache: Sendable {
 
     func write<Key: Codable & Equatable, Value: Codable>(_ key: Key, _ answer: Value) throws {
         try AtomicFile.write(try JSONEncoder().encode(Entry(key: key, answer: answer)), to: url(key))
-    }
-}
-
-/// Crash-safe whole-file writes: a reader sees the old file or the new one, never a part.
-public struct FileWriteError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-}
-
-public enum AtomicFile {
-    public static func write(_ data: Data, to url: URL) throws {
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
-        try data.write(to: temporary)
-        // rename(2) replaces the target in one step
-        guard rename(temporary.path, url.path) == 0 else {
-            let code = errno
-            try? FileManager.default.removeItem(at: temporary)
-            throw FileWriteError(description: "cannot write \(url.path): \(String(cString: strerror(code)))")
-        }
     }
 }
 

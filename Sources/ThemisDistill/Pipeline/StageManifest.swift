@@ -1,4 +1,5 @@
 import Foundation
+import JSONLines
 import ThemisClient
 
 /// What a stage did, written beside its output when it completes (atomically).

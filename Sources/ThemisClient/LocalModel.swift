@@ -14,6 +14,9 @@ public struct LocalModelOptions: Sendable {
     public var reusePrefix = true
     /// Memory for those keys and values.
     public var prefixCacheBytes = 256 << 20
+    /// Prompt tokens evaluated at a time: a long prompt (a judge's, an echoed one, a generation's)
+    /// goes in pieces of this size with the running sequences' decode steps in between.
+    public var prefillChunk = 128
 
     public init() {}
 }
@@ -80,8 +83,10 @@ public final class GenerationHandle: Sendable {
 /// A GGUF model in this process as a `ModelClient`: the only owner of the loaded model, its
 /// sessions, the prefix cache and the decoding batch. Concurrent generations join one batch
 /// (continuous batching: a new prompt is prefilled between decode steps and its sequence decodes
-/// with the others); label probabilities and scoring run between steps. Everything runs on the
-/// model's own thread.
+/// with the others). Every prompt goes in pieces of `prefillChunk` tokens, and label
+/// probabilities, echoed prompts and scoring (one at a time, on the scratch session) take turns
+/// with the decode steps, so a long judge prompt never holds up a short completion. Everything
+/// runs on the model's own thread.
 ///
 /// Decode steps of up to 8 sequences give each the same numbers as decoding it alone (the
 /// backends' one-token kernels work row by row), so greedy answers do not depend on what else runs.
@@ -96,8 +101,13 @@ public actor LocalModel: ModelClient {
     let model: LanguageModel
     private let observer: (any LocalModelObserver)?
     private let prefixCache: PrefixCache
-    /// The session label probabilities and scoring use.
+    /// The session label probabilities and scoring use, one caller at a time (`scratchBusy`;
+    /// the others wait in `scratchWaiters`), since its work is interleaved with decode steps.
     private let scratch: Session
+    private var scratchBusy = false
+    private var scratchWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Which prefilling sequence gets the next piece (round robin).
+    private var nextFill = 0
     /// Decoding sequences, made as they are first needed, at most `options.parallel`.
     private var slots: [Session] = []
     private var waiting: [Waiting] = []
@@ -122,6 +132,8 @@ public actor LocalModel: ModelClient {
         var events: AsyncStream<GenerationEvent>.Continuation
         var handle: GenerationHandle
         var next: Int32
+        /// The prompt still going in; nil once the sequence decodes.
+        var fill: PromptFill?
     }
 
     /// `name` is what answers are recorded with (a short name, or the file's name).
@@ -136,8 +148,8 @@ public actor LocalModel: ModelClient {
         executor = ThreadExecutor(name: "themis-model")
         prefixCache = PrefixCache(model: model, budgetBytes: options.prefixCacheBytes)
         scratch = try model.makeSession()
-        guard options.parallel >= 1, options.queueLimit >= 0 else {
-            throw ClientError.unsupported("parallel must be at least 1 and the queue limit at least 0")
+        guard options.parallel >= 1, options.queueLimit >= 0, options.prefillChunk >= 1 else {
+            throw ClientError.unsupported("parallel and the prefill piece must be at least 1 and the queue limit at least 0")
         }
     }
 
@@ -190,6 +202,10 @@ public actor LocalModel: ModelClient {
 
     /// Generations waiting for a sequence.
     public var queueDepth: Int { waiting.count }
+    /// Generations with a sequence (their prompt going in, or decoding).
+    public var activeSequences: Int { running.count }
+    /// Label, echo and scoring requests on the scratch session or waiting for it.
+    public var scoringRequests: Int { (scratchBusy ? 1 : 0) + scratchWaiters.count }
 
     /// Stops taking generations; those running and queued finish first.
     public func shutdown() async {
@@ -235,16 +251,18 @@ public actor LocalModel: ModelClient {
         throw ClientError.model("the generation ended without finishing")
     }
 
-    /// Runs decode steps while anything waits or runs, letting other calls in between steps.
+    /// Runs decode steps while anything waits or runs, a piece of one sequence's prompt after each
+    /// step, letting other calls (the scratch session's pieces among them) in between.
     private func pump() async {
         while !waiting.isEmpty || !running.isEmpty {
             while !waiting.isEmpty && running.count < options.parallel {
                 let w = waiting.removeFirst()
-                if let r = prefill(w) { running.append(r) }
+                if let r = start(w) { running.append(r) }
             }
             observer?.queueDepth(waiting.count)
             observer?.activeSequences(running.count)
             running = step(running)
+            fillNext()
             observer?.activeSequences(running.count)
             await Task.yield()
         }
@@ -261,36 +279,19 @@ public actor LocalModel: ModelClient {
         return s
     }
 
-    /// Evaluates `prompt` into `session` (through the prefix cache when `reuse`).
-    private func evaluate(_ prompt: [Int32], in session: Session, reuse: Bool) throws -> [Float] {
-        guard prompt.count < session.contextLength else {
-            throw ClientError.tooLong(promptTokens: prompt.count, context: session.contextLength)
-        }
-        if reuse {
-            let (logits, reused) = try prefixCache.evaluate(prompt, in: session)
-            evaluatedTokens += prompt.count - reused
-            reusedTokens += reused
-            observer?.promptTokens(prompt.count - reused)
-            return logits
-        }
-        session.truncate(to: 0)
-        let logits = try session.evaluateLast(prompt)
-        evaluatedTokens += prompt.count
-        observer?.promptTokens(prompt.count)
-        return logits
-    }
-
-    /// Evaluates a new prompt in a free sequence and takes its first token.
-    private func prefill(_ w: Waiting) -> Running? {
+    /// Takes a waiting generation into a free sequence; its prompt goes in piece by piece.
+    private func start(_ w: Waiting) -> Running? {
         guard !w.handle.isCancelled else { w.events.finish(); return nil }
         do {
             let g = w.generation
             guard !g.prompt.isEmpty else { throw ClientError.unsupported("the prompt is empty") }
+            guard g.prompt.count < model.contextLength else {
+                throw ClientError.tooLong(promptTokens: g.prompt.count, context: model.contextLength)
+            }
             let state = try GenerationState(tokenizer: tokenizer, prompt: g.prompt, maxTokens: g.maxTokens, sampling: g.sampling, stop: g.stop)
             let session = try freeSlot()
-            let logits = try evaluate(g.prompt, in: session, reuse: g.reusePrefix)
-            var r = Running(session: session, state: state, generation: g, events: w.events, handle: w.handle, next: 0)
-            return advance(&r, logits: logits) ? r : nil
+            let fill = try PromptFill(g.prompt, in: session, cache: g.reusePrefix ? prefixCache : nil)
+            return Running(session: session, state: state, generation: g, events: w.events, handle: w.handle, next: 0, fill: fill)
         } catch {
             w.events.yield(.failed(Self.clientError(error)))
             w.events.finish()
@@ -298,10 +299,79 @@ public actor LocalModel: ModelClient {
         }
     }
 
+    /// Evaluates the next piece of one prefilling sequence's prompt (taking turns); a sequence
+    /// whose prompt is in takes its first token.
+    private func fillNext() {
+        let filling = running.indices.filter { running[$0].fill != nil }
+        guard !filling.isEmpty else { return }
+        let i = filling[nextFill % filling.count]
+        nextFill &+= 1
+        var r = running[i]
+        if r.handle.isCancelled {
+            r.events.finish()
+            running.remove(at: i)
+            return
+        }
+        do {
+            guard var fill = r.fill else { return }
+            let done = try fill.advance(r.session, limit: options.prefillChunk)
+            r.fill = fill
+            if !done {
+                running[i] = r
+                return
+            }
+            r.fill = nil
+            counted(fill)
+            if advance(&r, logits: fill.logits) { running[i] = r } else { running.remove(at: i) }
+        } catch {
+            r.events.yield(.failed(Self.clientError(error)))
+            r.events.finish()
+            running.remove(at: i)
+        }
+    }
+
+    /// Counts a prompt that went in.
+    private func counted(_ fill: PromptFill) {
+        evaluatedTokens += fill.prompt.count - fill.reused
+        reusedTokens += fill.reused
+        observer?.promptTokens(fill.prompt.count - fill.reused)
+    }
+
+    // MARK: - The scratch session
+
+    /// Waits until the scratch session is free and takes it; `releaseScratch` hands it on.
+    private func acquireScratch() async {
+        if !scratchBusy {
+            scratchBusy = true
+            return
+        }
+        await withCheckedContinuation { scratchWaiters.append($0) }
+    }
+
+    private func releaseScratch() {
+        if scratchWaiters.isEmpty {
+            scratchBusy = false
+        } else {
+            scratchWaiters.removeFirst().resume()
+        }
+    }
+
+    /// Evaluates `prompt` into the scratch session (held by the caller) a piece at a time, the
+    /// decode steps of running generations in between; the logits after its last token.
+    private func fillScratch(_ prompt: [Int32]) async throws -> [Float] {
+        var fill = try PromptFill(prompt, in: scratch, cache: options.reusePrefix ? prefixCache : nil)
+        while try !fill.advance(scratch, limit: options.prefillChunk) {
+            await Task.yield()
+        }
+        counted(fill)
+        return fill.logits
+    }
+
     static func clientError(_ error: any Error) -> ClientError {
         if let e = error as? ClientError { return e }
         if case ModelError.contextOverflow(let n, let c) = error { return .tooLong(promptTokens: n, context: c) }
         if case BackendError.deviceFailed(let reason) = error { return .deviceFailed(reason) }
+        if case BackendError.outOfMemory = error { return .outOfMemory("\(error)") }
         return .model(String(describing: error))
     }
 
@@ -329,13 +399,14 @@ public actor LocalModel: ModelClient {
         return true
     }
 
-    /// One decode step of every running sequence, in one forward pass.
+    /// One decode step of every decoding sequence, in one forward pass (those still prefilling
+    /// stay as they are).
     private func step(_ running: [Running]) -> [Running] {
-        let live = running.filter { r in
-            if r.handle.isCancelled { r.events.finish(); return false }
-            return true
+        var live: [Running] = [], filling: [Running] = []
+        for r in running {
+            if r.handle.isCancelled { r.events.finish() } else if r.fill != nil { filling.append(r) } else { live.append(r) }
         }
-        guard !live.isEmpty else { return [] }
+        guard !live.isEmpty else { return filling }
         let logits: [[Float]]
         do {
             logits = try Session.evaluateLast(live.map(\.session), appending: live.map { [$0.next] })
@@ -344,10 +415,10 @@ public actor LocalModel: ModelClient {
                 r.events.yield(.failed(Self.clientError(error)))
                 r.events.finish()
             }
-            return []
+            return filling
         }
         observer?.generatedTokens(live.count)
-        var keep: [Running] = []
+        var keep = filling
         for i in live.indices {
             var r = live[i]
             if advance(&r, logits: logits[i]) { keep.append(r) }
@@ -388,9 +459,11 @@ public actor LocalModel: ModelClient {
         guard prompt.count + longest <= scratch.contextLength else {
             throw ClientError.tooLong(promptTokens: prompt.count + longest, context: scratch.contextLength)
         }
+        await acquireScratch()
+        defer { releaseScratch() }
         do {
             let before = reusedTokens
-            let logits = try evaluate(prompt, in: scratch, reuse: options.reusePrefix)
+            let logits = try await fillScratch(prompt)
             let scores = try scratch.scoreContinuations(candidates, lastLogits: logits)
             return LabelProbabilities(probabilities: LabelProbabilities.normalised(scores), source: .exact,
                                       promptTokens: prompt.count, reusedTokens: reusedTokens - before)
@@ -407,6 +480,8 @@ public actor LocalModel: ModelClient {
         case .prompt(let p): prefix = try tokens(p)
         case .start: prefix = [tokenizer.bosID ?? tokenizer.eosID ?? 0]
         }
+        await acquireScratch()
+        defer { releaseScratch() }
         do {
             let lps = try scratch.logProbabilities(prefix: prefix, continuation: answer)
             evaluatedTokens += prefix.count + answer.count
@@ -419,7 +494,7 @@ public actor LocalModel: ModelClient {
     /// `log p(token i | tokens before it)` for every token of `prompt` but the first (whose entry
     /// is nil): what a completions endpoint echoes. The keys and values of all but the last token
     /// stay in the prefix cache, so a generation after the echo (`reusePrefix`) evaluates one token.
-    public func promptLogprobs(_ prompt: [Int32], top: Int) throws -> [TokenChoice?] {
+    public func promptLogprobs(_ prompt: [Int32], top: Int) async throws -> [TokenChoice?] {
         guard prompt.count >= 1 else { throw ClientError.unsupported("the prompt is empty") }
         guard prompt.count <= scratch.contextLength else {
             throw ClientError.tooLong(promptTokens: prompt.count, context: scratch.contextLength)
@@ -433,17 +508,19 @@ public actor LocalModel: ModelClient {
             shared = min(PrefixCache.common(hit.tokens, prompt), prompt.count - 1)
             if shared >= 2 { out = Array(hit.choices.prefix(shared)) } else { shared = 0 }
         }
+        await acquireScratch()
+        defer { releaseScratch() }
         do {
             // the logits at position j score token j + 1: evaluate from position max(shared, 1) - 1
             let from = max(shared, 1) - 1
             if from > 0 {
-                _ = try evaluate(Array(prompt[0..<from]), in: scratch, reuse: options.reusePrefix)
+                _ = try await fillScratch(Array(prompt[0..<from]))
                 scratch.truncate(to: from)
             } else {
                 scratch.truncate(to: 0)
             }
             let vocab = model.config.vocabularySize
-            let chunk = max(1, model.transformer.maxLogitRows)
+            let chunk = max(1, min(options.prefillChunk, model.transformer.maxLogitRows))
             let inputs = Array(prompt[from..<(prompt.count - 1)])
             var begin = 0
             while begin < inputs.count {
@@ -454,6 +531,7 @@ public actor LocalModel: ModelClient {
                     out.append(Self.choice(prompt[from + j + 1], in: row, top: top))
                 }
                 begin = end
+                if begin < inputs.count { await Task.yield() }
             }
             evaluatedTokens += inputs.count
             observer?.promptTokens(inputs.count)

@@ -201,6 +201,9 @@ public enum ClientError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The device running a local model failed (device lost, memory exhausted); the model
     /// cannot answer any more.
     case deviceFailed(String)
+    /// The device running a local model has no memory left for this request (a new sequence's
+    /// cache); later, or with fewer requests at once, it may.
+    case outOfMemory(String)
 
     public var description: String {
         switch self {
@@ -213,6 +216,7 @@ public enum ClientError: Error, Sendable, CustomStringConvertible, Equatable {
         case .model(let s): return s
         case .badAnswer(let s): return s
         case .deviceFailed(let s): return "the model's device failed: \(s)"
+        case .outOfMemory(let s): return "the model's device is out of memory: \(s)"
         }
     }
 }

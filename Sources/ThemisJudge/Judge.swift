@@ -220,8 +220,9 @@ public struct Judge: Sendable {
         switch mode {
         case .single, .reference:
             let v = passes[0]
+            // summed in label order: a dictionary's order differs between runs, and so would the last digit
             let expected = v.distribution.isEmpty ? nil
-                : v.distribution.reduce(0.0) { $0 + $1.value * Double(Int($1.key) ?? 0) }
+                : v.distribution.sorted { (Int($0.key) ?? 0) < (Int($1.key) ?? 0) }.reduce(0.0) { $0 + $1.value * Double(Int($1.key) ?? 0) }
             return Judgement(mode: mode, scenario: scenario, scenarioProbabilities: probabilities,
                              rating: v.label.flatMap(Int.init), expectedScore: expected, verdict: nil,
                              verdictsByOrder: nil, consistent: nil, passes: [v], status: v.status)

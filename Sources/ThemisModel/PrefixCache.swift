@@ -62,15 +62,9 @@ public final class PrefixCache {
     /// start shared with an earlier one). Returns the logits after the last token and how many
     /// tokens were reused.
     public func evaluate(_ prompt: [Int32], in session: Session) throws -> (logits: [Float], reused: Int) {
-        let held = Self.common(session.tokens, prompt)
-        let match = bestMatch(for: prompt)
-        if let match, match.common > held { try session.restore(match.snapshot) }
-        let result = try session.evaluateReusing(prompt)
-        if let match, match.common >= minimumShared, match.common < match.snapshot.tokens.count, match.common < prompt.count {
-            try remember(session, count: match.common)
-        }
-        try remember(session, count: prompt.count)
-        return result
+        var fill = try PromptFill(prompt, in: session, cache: self)
+        while try !fill.advance(session, limit: Int.max) {}
+        return (fill.logits, fill.reused)
     }
 
     /// Keeps a snapshot of the first `count` tokens `session` holds, unless one exists.
@@ -92,6 +86,78 @@ public final class PrefixCache {
     private func touch(_ snapshot: PrefixSnapshot) {
         guard let i = entries.firstIndex(where: { $0 === snapshot }), i != entries.count - 1 else { return }
         entries.append(entries.remove(at: i))
+    }
+}
+
+/// A prompt brought into a session a piece at a time, so that the caller can run other sequences'
+/// decode steps between the pieces (a long judge prompt must not hold up a short completion).
+/// It starts from the longest start of the prompt the session holds or `cache` keeps, and leaves
+/// snapshots in `cache` when the prompt is in. The pieces are cut at fixed places (`limit` tokens
+/// from where the reused start ends), so the numbers do not depend on what else runs.
+public struct PromptFill {
+    public let prompt: [Int32]
+    /// Leading tokens taken from the session or a snapshot instead of being evaluated.
+    public let reused: Int
+    /// Tokens of `prompt` the session holds.
+    public private(set) var position: Int
+    /// The logits after the prompt's last token, once `advance` returned true.
+    public private(set) var logits: [Float] = []
+    private let cache: PrefixCache?
+    /// The snapshot the start came from, and how many tokens it shares with `prompt`.
+    private let match: (snapshot: PrefixSnapshot, common: Int)?
+
+    /// Prepares `session` for `prompt` (restoring a snapshot from `cache` when it shares more than
+    /// the session holds; without a cache the session starts empty). Throws `contextOverflow`
+    /// when the prompt cannot fit.
+    public init(_ prompt: [Int32], in session: Session, cache: PrefixCache?) throws {
+        guard !prompt.isEmpty else { throw ModelError.emptyPrompt }
+        guard prompt.count <= session.contextLength else {
+            throw ModelError.contextOverflow(tokens: prompt.count, context: session.contextLength)
+        }
+        self.prompt = prompt
+        self.cache = cache
+        if let cache {
+            let held = PrefixCache.common(session.tokens, prompt)
+            let match = cache.bestMatch(for: prompt)
+            if let match, match.common > held { try session.restore(match.snapshot) }
+            self.match = match
+            // at least the last token is evaluated again: its logits are wanted
+            reused = min(PrefixCache.common(session.tokens, prompt), prompt.count - 1)
+        } else {
+            match = nil
+            reused = 0
+        }
+        session.truncate(to: reused)
+        position = reused
+    }
+
+    /// Prompt tokens still to evaluate.
+    public var remaining: Int { prompt.count - position }
+
+    /// Evaluates up to `limit` (at least one) more tokens of the prompt into `session` (the one it
+    /// was made for, untouched in between); true when the whole prompt is in, `logits` then set.
+    public mutating func advance(_ session: Session, limit: Int) throws -> Bool {
+        guard position < prompt.count else { return true }
+        guard session.tokens.count == position else {
+            throw ModelError.badHyperParameter("the session changed while a prompt was evaluated into it")
+        }
+        let end = position + min(max(1, limit), prompt.count - position)
+        let piece = Array(prompt[position..<end])
+        if end < prompt.count {
+            _ = try session.evaluate(piece, outputs: 0..<0)
+            position = end
+            return false
+        }
+        logits = try session.evaluateLast(piece)
+        position = end
+        if let cache {
+            if let match, match.common >= cache.minimumShared, match.common < match.snapshot.tokens.count,
+               match.common < prompt.count {
+                try cache.remember(session, count: match.common)
+            }
+            try cache.remember(session, count: prompt.count)
+        }
+        return true
     }
 }
 

@@ -30,6 +30,7 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         case .busy: self.init(status: 503, message: error.description, type: "server_error", code: "queue_full", retryAfter: 1)
         case .shuttingDown: self.init(status: 503, message: error.description, type: "server_error", code: "shutting_down", retryAfter: 1)
         case .deviceFailed: self.init(status: 503, message: error.description, type: "server_error", code: "device_failed", retryAfter: 30)
+        case .outOfMemory: self.init(status: 503, message: error.description, type: "server_error", code: "out_of_memory", retryAfter: 5)
         case .tooLong, .unsupported: self.init(status: 400, message: error.description, param: param)
         default: self.init(status: 500, message: error.description, type: "server_error")
         }

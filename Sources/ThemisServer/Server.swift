@@ -18,15 +18,17 @@ public final class ThemisServer: Sendable {
     let created = Int(Date().timeIntervalSince1970)
 
     /// `prefixCacheBytes`: memory for the keys and values of prompt starts the judge and the
-    /// completions endpoint's scoring reuse (generations never start from them).
+    /// completions endpoint's scoring reuse (generations never start from them); `prefillChunk`:
+    /// prompt tokens evaluated between two decode steps.
     public init(model: LanguageModel, judgeOptions: JudgeOptions, catalogue: ScenarioCatalogue, options: ServerOptions,
-                prefixCacheBytes: Int = 256 << 20) throws {
+                prefixCacheBytes: Int = 256 << 20, prefillChunk: Int = 128) throws {
         metrics = ServerMetrics()
         self.options = options
         var local = LocalModelOptions()
         local.parallel = options.parallel
         local.queueLimit = options.queueLimit
         local.prefixCacheBytes = prefixCacheBytes
+        local.prefillChunk = prefillChunk
         self.model = try LocalModel(model: model, name: options.modelID, options: local, observer: metrics)
         judge = Judge(client: self.model, catalogue: catalogue, options: judgeOptions)
     }

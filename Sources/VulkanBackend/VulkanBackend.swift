@@ -142,7 +142,14 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             throw VulkanError.tooLarge(
                 "an f32 tensor \(shape) of \(bytes >> 20) MiB exceeds \(device.id)'s largest binding (\(vk.maxBindingRange >> 20) MiB)")
         }
-        let s = VulkanStorage(pool: pool, pieces: [.init(range: try pool.allocate(bytes + 16), rows: 0..<(shape.dropLast().reduce(1, *)))])
+        let range: BufferRange
+        do {
+            range = try pool.allocate(bytes + 16)
+        } catch VulkanError.outOfMemory(let n, let device) {
+            // in the backend's terms: the model layer and the server answer it (503), not the driver's
+            throw BackendError.outOfMemory(requested: n, detail: "the Vulkan device \(device)")
+        }
+        let s = VulkanStorage(pool: pool, pieces: [.init(range: range, rows: 0..<(shape.dropLast().reduce(1, *)))])
         try stream.zero(s.whole, retain: s)
         return Tensor(shape: shape, type: .f32, storage: s)
     }

@@ -66,6 +66,17 @@ struct ServeTests {
         #expect(r.status == 0, "\(r.stderr)")
     }
 
+    /// A judge request with a long answer no longer holds the engine: a 2-token completion that
+    /// arrives while the judge's prompts go in is answered first, and neither answer changes.
+    @Test func aCompletionIsAnsweredWhileALongJudgeRequestRuns() throws {
+        let server = try Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "2048", "--explain", "none",
+                                 "--prefix-cache-mib", "0"])
+        defer { server.stop() }
+        try #require(server.port > 0, "server did not start: \(server.log)")
+        let r = try Self.python([server.base, "SmolLM2-135M-Instruct.Q4_1", "interleave"], measured: 20)
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
     @Test func aFullQueueAnswers503AndALeavingClientFreesItsSequence() throws {
         let server = try Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "2048", "--parallel", "1", "--queue", "1"])
         defer { server.stop() }

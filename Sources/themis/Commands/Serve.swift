@@ -63,7 +63,8 @@ struct Serve: AsyncParsableCommand {
             let model = try modelOptions.load()
             let server = try ThemisServer(model: model, judgeOptions: judgeSettings.options(explain: explain),
                                           catalogue: judgeSettings.catalogue(), options: options,
-                                          prefixCacheBytes: judgeSettings.prefixCacheMiB << 20)
+                                          prefixCacheBytes: judgeSettings.prefixCacheMiB << 20,
+                                          prefillChunk: judgeSettings.prefillChunk)
             let banner = "themis: serving \(id) (parallel \(options.parallel), context \(model.contextLength)) on"
             try await server.run { host, port in printError("\(banner) http://\(host):\(port)") }
             printError("themis: stopped")

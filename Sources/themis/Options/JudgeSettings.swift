@@ -20,6 +20,9 @@ struct JudgeSettings: ParsableArguments {
     var noPrefixReuse = false
     @Option(name: .customLong("prefix-cache-mib"), help: "Memory for the reused prompt heads' keys and values (MiB).")
     var prefixCacheMiB = 256
+    @Option(name: .customLong("prefill-chunk"),
+            help: "Prompt tokens evaluated at a time; other requests' decode steps run between the pieces (smaller: a short request waits less beside a long one).")
+    var prefillChunk = 128
     @Flag(help: "Cut the middle of a response that does not fit the context, with a marker.") var truncate = false
     @Option(help: "Records judged together (their explanations are decoded in shared forward passes).")
     var batch = 4
@@ -27,6 +30,7 @@ struct JudgeSettings: ParsableArguments {
     func validate() throws {
         if batch < 1 || batch > 32 { throw ValidationError("--batch must be between 1 and 32") }
         if prefixCacheMiB < 0 { throw ValidationError("--prefix-cache-mib must be >= 0") }
+        if prefillChunk < 1 || prefillChunk > 4096 { throw ValidationError("--prefill-chunk must be between 1 and 4096") }
     }
 
     /// The rating scale of `--scale`.
@@ -52,6 +56,7 @@ struct JudgeSettings: ParsableArguments {
         o.parallel = 2 * batch
         o.reusePrefix = !noPrefixReuse
         o.prefixCacheBytes = prefixCacheMiB << 20
+        o.prefillChunk = prefillChunk
         return o
     }
 

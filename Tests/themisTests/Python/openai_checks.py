@@ -3,7 +3,7 @@
 cases). Used by themisTests/ServeTests.swift; each subcommand exits non-zero with a message on the
 first failed check and prints one JSON line of figures on success.
 
-usage: openai_checks.py BASE_URL MODEL_ID {api,errors,load,shutdown,bench,busy,disconnect} [--key K] [--pid P]
+usage: openai_checks.py BASE_URL MODEL_ID {api,errors,load,shutdown,bench,busy,disconnect,interleave} [--key K] [--pid P]
 """
 import argparse, asyncio, json, os, signal, statistics, sys, time, urllib.error, urllib.request
 
@@ -288,6 +288,44 @@ def busy(a):
     print(json.dumps({"ok": True, "served": len(done), "refused": len(busy)}))
 
 
+def interleave(a):
+    """A /v1/judge request with a long answer does not hold up a 2-token completion that arrives
+    while its prompts go in, and its record is the one it gets alone (run the server with
+    --prefix-cache-mib 0 and --explain none, so the second run evaluates every prompt again)."""
+    import threading
+    answer = " ".join("Step %d: the committee reviewed the budget, the hiring plan and the roadmap." % i for i in range(55))
+    judge = {"mode": "single", "question": "Summarise the meeting.", "answer": answer}
+    short = {"model": a.model, "prompt": "Hello, my name is", "max_tokens": 2, "temperature": 0}
+    start = time.perf_counter()
+    code, alone, _ = raw(a, "/v1/judge", judge)
+    judge_s = time.perf_counter() - start
+    check(code == 200, "judge alone: %d %r" % (code, alone))
+    check(max(alone["prompt_tokens"]) > 1000, "the judge prompt is short: %r" % alone["prompt_tokens"])
+    code, short_alone, _ = raw(a, "/v1/completions", short)
+    check(code == 200, "completion alone: %d %r" % (code, short_alone))
+    done = {}
+
+    def run_judge():
+        done["judge"] = raw(a, "/v1/judge", judge)
+        done["judge_at"] = time.perf_counter()
+
+    thread = threading.Thread(target=run_judge)
+    thread.start()
+    time.sleep(0.2 * judge_s)  # its prompts are going in
+    asked = time.perf_counter()
+    code, together, _ = raw(a, "/v1/completions", short)
+    answered = time.perf_counter()
+    thread.join()
+    check(code == 200 and together["choices"][0]["text"] == short_alone["choices"][0]["text"],
+          "completion beside the judge: %d %r, alone %r" % (code, together, short_alone))
+    check(answered < done["judge_at"], "the completion waited for the judge: answered %.2f s after it (the judge alone takes %.2f s)"
+          % (answered - done["judge_at"], judge_s))
+    check(done["judge"][0] == 200, "judge beside the completion: %r" % (done["judge"],))
+    check(done["judge"][1] == alone, "the judge's record changed beside a completion: %r, alone %r" % (done["judge"][1], alone))
+    print(json.dumps({"ok": True, "judge_alone_s": round(judge_s, 2), "completion_s": round(answered - asked, 3),
+                      "judge_prompt_tokens": alone["prompt_tokens"]}))
+
+
 def gauge(a, name):
     _, text = metrics(a)
     for line in text.splitlines():
@@ -355,7 +393,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("base")
     ap.add_argument("model")
-    ap.add_argument("what", choices=["api", "errors", "load", "shutdown", "bench", "busy", "disconnect"])
+    ap.add_argument("what", choices=["api", "errors", "load", "shutdown", "bench", "busy", "disconnect", "interleave"])
     ap.add_argument("--key")
     ap.add_argument("--idle", type=float, help="the server's --idle-timeout, to check that idle connections close")
     ap.add_argument("--pid", type=int)
@@ -376,6 +414,8 @@ def main():
         busy(a)
     elif a.what == "disconnect":
         disconnect(a)
+    elif a.what == "interleave":
+        interleave(a)
     else:
         asyncio.run(bench_async(a))
 

@@ -77,6 +77,20 @@ struct ServeTests {
         #expect(r.status == 0, "\(r.stderr)")
     }
 
+    /// Device memory exhaustion on the real Vulkan loader and lavapipe (whose device memory is host
+    /// memory: the server's address space is capped while it runs): the request that needs a new
+    /// sequence's cache gets 503 out_of_memory, the running one finishes, the server stays up and
+    /// serves both once memory is back.
+    @Test func outOfDeviceMemoryAnswers503AndTheServerStaysUp() throws {
+        // a context of 8192 makes each sequence's cache (377 MB) larger than the pool's 256 MiB blocks
+        let server = try Server(["--model", CLI.smollm, "--device", "vulkan:0", "--ctx-size", "8192", "--parallel", "2"])
+        defer { server.stop() }
+        try #require(server.port > 0, "server did not start: \(server.log)")
+        let r = try Self.python([server.base, "SmolLM2-135M-Instruct.Q4_1", "oom", "--pid", String(server.child.pid)], measured: 50)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!server.log.contains("Fatal error"), "\(server.log)")
+    }
+
     @Test func aFullQueueAnswers503AndALeavingClientFreesItsSequence() throws {
         let server = try Server(["--model", CLI.smollm, "--device", "cpu", "--ctx-size", "2048", "--parallel", "1", "--queue", "1"])
         defer { server.stop() }

@@ -3,7 +3,7 @@
 cases). Used by themisTests/ServeTests.swift; each subcommand exits non-zero with a message on the
 first failed check and prints one JSON line of figures on success.
 
-usage: openai_checks.py BASE_URL MODEL_ID {api,errors,load,shutdown,bench,busy,disconnect,interleave} [--key K] [--pid P]
+usage: openai_checks.py BASE_URL MODEL_ID {api,errors,load,shutdown,bench,busy,disconnect,interleave,oom} [--key K] [--pid P]
 """
 import argparse, asyncio, json, os, signal, statistics, sys, time, urllib.error, urllib.request
 
@@ -326,6 +326,46 @@ def interleave(a):
                       "judge_prompt_tokens": alone["prompt_tokens"]}))
 
 
+def oom(a):
+    """Device memory runs out (lavapipe's device memory is host memory: the server's address space
+    is capped with RLIMIT_AS): the request whose new sequence cannot get its cache answers 503
+    out_of_memory with Retry-After, the one running goes on, and once memory is back both are served."""
+    import re, resource, threading
+    body = {"model": a.model, "messages": [{"role": "user", "content": "Count from one to fifty."}], "max_tokens": 2, "temperature": 0}
+    code, out, _ = raw(a, "/v1/chat/completions", body)
+    check(code == 200, "before the cap: %d %r" % (code, out))
+    limits = resource.prlimit(a.pid, resource.RLIMIT_AS)
+    vm = int(re.search(r"VmSize:\s+(\d+) kB", open("/proc/%d/status" % a.pid).read()).group(1)) * 1024
+    # room for what a request needs, not for a second sequence's cache (the pool grows by 256 MiB)
+    resource.prlimit(a.pid, resource.RLIMIT_AS, (vm + (64 << 20), limits[1]))
+    done = {}
+
+    def long_generation():
+        done["long"] = raw(a, "/v1/chat/completions", dict(body, max_tokens=8))
+
+    try:
+        thread = threading.Thread(target=long_generation)
+        thread.start()
+        deadline = time.time() + 30
+        while time.time() < deadline and gauge(a, "themis_active_sequences") < 1:
+            time.sleep(0.02)
+        asked = time.perf_counter()
+        code, out, headers = raw(a, "/v1/chat/completions", body)
+        refused_s = time.perf_counter() - asked
+        check(code == 503 and out["error"]["code"] == "out_of_memory", "a second sequence under the cap: %d %r" % (code, out))
+        check({k.lower(): v for k, v in headers.items()}.get("retry-after") == "5", "Retry-After %r" % headers)
+        thread.join()
+        check(done["long"][0] == 200, "the running generation under the cap: %r" % (done["long"],))
+        code, out, _ = raw(a, "/health", method="GET")
+        check(code == 200 and out["status"] == "ok", "health under the cap: %d %r" % (code, out))
+    finally:
+        resource.prlimit(a.pid, resource.RLIMIT_AS, limits)
+    with __import__("concurrent.futures").futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda n: raw(a, "/v1/chat/completions", dict(body, max_tokens=n)), (4, 2)))
+    check([r[0] for r in results] == [200, 200], "with memory back: %r" % [r[:2] for r in results])
+    print(json.dumps({"ok": True, "refused_in_s": round(refused_s, 3)}))
+
+
 def gauge(a, name):
     _, text = metrics(a)
     for line in text.splitlines():
@@ -393,7 +433,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("base")
     ap.add_argument("model")
-    ap.add_argument("what", choices=["api", "errors", "load", "shutdown", "bench", "busy", "disconnect", "interleave"])
+    ap.add_argument("what", choices=["api", "errors", "load", "shutdown", "bench", "busy", "disconnect", "interleave", "oom"])
     ap.add_argument("--key")
     ap.add_argument("--idle", type=float, help="the server's --idle-timeout, to check that idle connections close")
     ap.add_argument("--pid", type=int)
@@ -416,6 +456,8 @@ def main():
         disconnect(a)
     elif a.what == "interleave":
         interleave(a)
+    elif a.what == "oom":
+        oom(a)
     else:
         asyncio.run(bench_async(a))
 

@@ -9,9 +9,15 @@ let targetCPU = ProcessInfo.processInfo.environment["THEMIS_TARGET_CPU"] ?? "nat
 // AddressSanitizer, keeps Swift's own checks (no -Ounchecked), and adds the fuzz executable.
 let fuzzing = ProcessInfo.processInfo.environment["THEMIS_FUZZ"] != nil
 let fuzzFlags: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
-let fastMath: [SwiftSetting] = fuzzing
+// The CPU kernels' modules drop Swift's checks (-Ounchecked); everything that reads input (the
+// GGUF reader, tokenizer, templates, the loader's validation) keeps them: measured, the checks
+// cost nothing there (README, "Layout").
+let kernelFlags: [SwiftSetting] = fuzzing
     ? [.unsafeFlags(["-target-cpu", targetCPU, "-sanitize=fuzzer,address"])]
     : [.unsafeFlags(["-target-cpu", targetCPU, "-Ounchecked"])]
+let nativeFlags: [SwiftSetting] = fuzzing
+    ? [.unsafeFlags(["-target-cpu", targetCPU, "-sanitize=fuzzer,address"])]
+    : [.unsafeFlags(["-target-cpu", targetCPU])]
 
 let package = Package(
     name: "Themis",
@@ -40,21 +46,21 @@ let package = Package(
     ],
     targets: [
         // The Backend protocol, device descriptions, storage formats and the scalar reference ops.
-        .target(name: "ThemisBackend", swiftSettings: fastMath),
+        .target(name: "ThemisBackend", swiftSettings: kernelFlags),
         // SIMD, multi-threaded CPU implementation of the Backend protocol.
-        .target(name: "CPUBackend", dependencies: ["ThemisBackend"], swiftSettings: fastMath),
+        .target(name: "CPUBackend", dependencies: ["ThemisBackend"], swiftSettings: kernelFlags),
         // <vulkan/vulkan.h> without prototypes (libvulkan-dev); the loader is opened at run time.
         .systemLibrary(name: "CVulkan", path: "Sources/CVulkan", providers: [.apt(["libvulkan-dev"])]),
         // Vulkan compute implementation of the Backend protocol; its SPIR-V is compiled from
         // Shaders/*.comp at build time and embedded.
         .target(
             name: "VulkanBackend", dependencies: ["ThemisBackend", "CVulkan"],
-            swiftSettings: fastMath, plugins: ["CompileShaders"]),
+            swiftSettings: nativeFlags, plugins: ["CompileShaders"]),
         // glslangValidator over Shaders/manifest -> one Swift file of base64 SPIR-V modules.
         .executableTarget(name: "shader-embed", path: "Sources/shader-embed"),
         .plugin(name: "CompileShaders", capability: .buildTool(), dependencies: ["shader-embed"]),
         // GGUF, tokenizer, chat templates, transformer, sampling and scoring: backend-agnostic.
-        .target(name: "ThemisModel", dependencies: ["ThemisBackend"], swiftSettings: fastMath),
+        .target(name: "ThemisModel", dependencies: ["ThemisBackend"], swiftSettings: nativeFlags),
         // Model clients: one protocol for "a model we can ask" (chat, label probabilities,
         // continuation scoring), a local GGUF model (an actor owning it) and OpenAI-compatible servers.
         .target(
@@ -78,7 +84,7 @@ let package = Package(
         .target(
             name: "ThemisBench", dependencies: ["ThemisJudge", "JSONLines", "ThemisModel", "ThemisBackend", "BackendConformance"],
             resources: [.copy("Resources/JudgeBenchmarks")],
-            swiftSettings: fastMath),
+            swiftSettings: nativeFlags),
         // The OpenAI-compatible server: continuous batching over one model, the judge over HTTP.
         .target(
             name: "ThemisServer",
@@ -108,7 +114,7 @@ let package = Package(
                 "VulkanBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: fastMath),
+            swiftSettings: nativeFlags),
         // Test-only helpers (child processes that die with the test, time budgets); no product ships it.
         .target(name: "ThemisTestSupport", path: "Tests/ThemisTestSupport"),
         .testTarget(name: "ThemisBackendTests", dependencies: ["ThemisBackend", "ThemisTestSupport"], resources: [.copy("Fixtures")]),

@@ -21,6 +21,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// Matmuls of up to this many rows are decode steps: on quantised weights the one-token 8-bit
     /// path per row, or with f32 decode activations one weight pass for all rows.
     static let decodeRows = 8
+    public var decodeKernelRows: Int { Self.decodeRows }
 
     /// Whether one-token matmuls on quantised weights round the activations to 8-bit blocks (the
     /// fast path, as llama.cpp's CPU backend does) rather than use them in f32.

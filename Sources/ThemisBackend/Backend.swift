@@ -49,6 +49,11 @@ public protocol Backend: AnyObject, Sendable {
     /// `y[n, m] = x[n, k] · wᵀ` with `w` `[m, k]` in any supported storage type.
     func matmul(_ x: Tensor, weight w: Tensor, into y: Tensor)
 
+    /// Matmuls of at most this many rows run the decode kernels, whose numbers differ slightly
+    /// from those of the larger passes' kernels (another summation order, 8-bit activations on
+    /// the CPU): a prompt evaluated in pieces keeps each piece above it (`PromptFill`).
+    var decodeKernelRows: Int { get }
+
     /// `outputs[i] = x · weights[i]ᵀ` for several weights that share one input (Q/K/V, gate/up),
     /// so a backend can prepare `x` once and run them in one dispatch. A default runs `matmul`
     /// for each.
@@ -92,6 +97,9 @@ public protocol Backend: AnyObject, Sendable {
 }
 
 extension Backend {
+    /// One row (a single token) unless a backend says otherwise.
+    public var decodeKernelRows: Int { 1 }
+
     public func matmul(_ x: Tensor, weights: [Tensor], into outputs: [Tensor]) {
         precondition(weights.count == outputs.count, "matmul: \(weights.count) weights, \(outputs.count) outputs")
         for (w, y) in zip(weights, outputs) { matmul(x, weight: w, into: y) }

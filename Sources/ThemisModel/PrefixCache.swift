@@ -121,14 +121,20 @@ public struct PromptFill {
             let match = cache.bestMatch(for: prompt)
             if let match, match.common > held { try session.restore(match.snapshot) }
             self.match = match
-            // at least the last token is evaluated again: its logits are wanted
-            reused = min(PrefixCache.common(session.tokens, prompt), prompt.count - 1)
+            // the rest is at least one piece (`advance`): the last token's logits are wanted
+            reused = max(0, min(PrefixCache.common(session.tokens, prompt), prompt.count - PromptFill.smallestPiece(session)))
         } else {
             match = nil
             reused = 0
         }
         session.truncate(to: reused)
         position = reused
+    }
+
+    /// The fewest tokens a piece holds (unless the whole prompt is fewer): one more than the rows
+    /// the backend's decode kernels take.
+    static func smallestPiece(_ session: Session) -> Int {
+        min(session.model.backend.decodeKernelRows + 1, max(2, session.model.transformer.maxBatch / 4))
     }
 
     /// Prompt tokens still to evaluate.
@@ -141,7 +147,14 @@ public struct PromptFill {
         guard session.tokens.count == position else {
             throw ModelError.badHyperParameter("the session changed while a prompt was evaluated into it")
         }
-        let end = position + min(max(1, limit), prompt.count - position)
+        // No piece small enough for the decode kernels where the prompt has more: they round and
+        // sum differently, so a prompt's numbers would depend on where its pieces and its reused
+        // start fall, and so on what ran before it. Pieces stay within one forward pass
+        // (`maxBatch`), which would otherwise cut its own.
+        let smallest = Self.smallestPiece(session), maxBatch = session.model.transformer.maxBatch
+        var end = position + min(max(smallest, min(limit, maxBatch)), prompt.count - position)
+        let left = prompt.count - end
+        if left > 0 && left < smallest { end = end - position + left <= maxBatch ? prompt.count : end - smallest }
         let piece = Array(prompt[position..<end])
         if end < prompt.count {
             _ = try session.evaluate(piece, outputs: 0..<0)

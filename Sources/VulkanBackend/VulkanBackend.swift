@@ -33,6 +33,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     /// Token counts up to this use the matrix-vector kernel; larger ones the tiled one.
     static let matvecMaxTokens = 8
+    public var decodeKernelRows: Int { Self.matvecMaxTokens }
 
     /// Largest piece of a weight in bytes: the device's binding range, or less for tests.
     public let pieceLimit: Int

@@ -71,13 +71,28 @@ struct LocalModelSchedulingTests {
         var names: [String] { list.withLock { $0 } }
     }
 
-    /// The pieces are cut at fixed places, so the numbers are those of the whole prompt at once
-    /// up to the rounding of the matrix kernels' row blocks.
-    @Test func piecesGiveTheNumbersOfTheWholePrompt() async throws {
+    /// Where the pieces fall and how much of the prompt came from the prefix cache does not change
+    /// a number: no piece is small enough for the decode kernels, whose sums differ.
+    @Test func piecesAndReuseGiveTheNumbersOfTheWholePrompt() async throws {
         let whole = try await Self.client(chunk: 4096).labelProbabilities(Self.judgeRequest)
         let pieces = try await Self.client(chunk: 37).labelProbabilities(Self.judgeRequest)
-        for (a, b) in zip(whole.probabilities, pieces.probabilities) {
-            #expect(abs(a - b) < 1e-3, "whole \(whole.probabilities), in pieces \(pieces.probabilities)")
+        #expect(pieces.probabilities == whole.probabilities)
+        // with the prefix cache: a prompt sharing the long start goes first, so most is reused
+        let model = try LanguageModel(path: Self.models + "/SmolLM2-135M-Instruct.Q4_1.gguf", backend: CPUBackend(), contextLength: 2048)
+        let reusing = try LocalModel(model: model, name: "smollm2")
+        _ = try await reusing.labelProbabilities(LabelRequest(prompt: .user(Self.longText + "\nIs the text above short?"), candidates: ["Yes", "No"]))
+        for cut in [0, 1, 5, 9] {
+            // a start shared up to a few tokens before the end (the rest is at least one full piece)
+            let request = LabelRequest(prompt: .user(Self.longText + "\nIs the text above repetitive? Answer Yes or No." + String(repeating: " ok", count: cut),
+                                                     assistantPrefix: "Answer: "), candidates: ["Yes", "No"])
+            let alone = try await Self.client(chunk: 4096).labelProbabilities(request)
+            _ = try await reusing.labelProbabilities(request)
+            let again = try await reusing.labelProbabilities(request)
+            #expect(again.reusedTokens > 0)
+            #expect(again.probabilities == alone.probabilities, "\(cut) extra tokens")
         }
+        let reused = try await reusing.labelProbabilities(Self.judgeRequest)
+        #expect(reused.reusedTokens > 1000, "reused \(reused.reusedTokens)")
+        #expect(reused.probabilities == whole.probabilities)
     }
 }

@@ -60,10 +60,12 @@ test-all: deps models llamacpp
 	THEMIS_TEST_ALL=1 SWIFT=$(SWIFT) scripts/run-tests -c $(CONFIG) --skip-build --no-parallel
 
 # Coverage-guided fuzzing of everything that reads untrusted input (libFuzzer + AddressSanitizer,
-# its own build folder): FUZZ_SECONDS per target (default 600), seeds in Fuzz/corpus.
+# its own build folder): FUZZ_SECONDS per target (default 600), FUZZ_JOBS targets at a time
+# (default 1; one core each), seeds in Fuzz/corpus.
 FUZZ_SECONDS ?= 600
+FUZZ_JOBS ?= 1
 fuzz: deps models
-	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFT=$(SWIFT) scripts/fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) SWIFT=$(SWIFT) scripts/fuzz
 
 # CI's short run: every seed and past crash replayed, then 15 s of fuzzing per target from a fixed
 # random seed (the same mutations every run, so CI does not depend on luck).

@@ -19,7 +19,7 @@ extension MetaEvalReport {
         "Agr(\(Self.trim(settings.agreementP)),\(Self.trim(settings.agreementQ)))"
     }
 
-    static func trim(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(v) }
+    static func trim(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
 
     func interval(_ name: String) -> String {
         guard let i = intervals[name] else { return "" }

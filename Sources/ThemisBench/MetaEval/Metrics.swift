@@ -22,9 +22,12 @@ public struct RatingMetrics: Sendable {
         let predicted = pairs.map(\.0), truth = pairs.map(\.1)
         let k = settings.scale.count
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: k), count: k)
+        let lowest = Double(settings.scale.lowerBound), highest = Double(settings.scale.upperBound)
         for (p, y) in pairs {
+            // bounded as doubles first: a prediction of 1e308 or a NaN must not reach Int()
+            guard p.isFinite, y.isFinite, y >= lowest, y <= highest else { continue }
             let row = Int(y) - settings.scale.lowerBound
-            let column = min(max(Int(p.rounded()), settings.scale.lowerBound), settings.scale.upperBound) - settings.scale.lowerBound
+            let column = Int(min(max(p.rounded(), lowest), highest)) - settings.scale.lowerBound
             if (0..<k).contains(row) { confusion[row][column] += 1 }
         }
         var m = RatingMetrics(
@@ -106,9 +109,9 @@ public struct PairMetrics: Sendable {
             m.notes["longer_preference"] = "undefined: every verdict is a tie"
         }
         if withoutTies.isEmpty { m.notes["accuracy_without_ties"] = "undefined: every pair has a tie label or verdict" }
-        let probable = scored.filter { $0.0.probabilityA != nil && $0.2 != .tie }
+        let probable = scored.filter { $0.0.probabilityA?.isFinite == true && $0.2 != .tie }
         for bin in 0..<5 {
-            let inBin = probable.filter { min(Int($0.0.probabilityA! * 5), 4) == bin }
+            let inBin = probable.filter { min(Int(min(max($0.0.probabilityA!, 0), 1) * 5), 4) == bin }
             guard !inBin.isEmpty else { continue }
             m.calibration.append((inBin.map { $0.0.probabilityA! }.reduce(0, +) / Double(inBin.count),
                                   Double(inBin.filter { $0.2 == .a }.count) / Double(inBin.count), inBin.count))

@@ -493,7 +493,8 @@ public actor LocalModel: ModelClient {
 
     /// `log p(token i | tokens before it)` for every token of `prompt` but the first (whose entry
     /// is nil): what a completions endpoint echoes. The keys and values of all but the last token
-    /// stay in the prefix cache, so a generation after the echo (`reusePrefix`) evaluates one token.
+    /// stay in the prefix cache, so a generation after the echo (`reusePrefix`) evaluates only the
+    /// last few tokens.
     public func promptLogprobs(_ prompt: [Int32], top: Int) async throws -> [TokenChoice?] {
         guard prompt.count >= 1 else { throw ClientError.unsupported("the prompt is empty") }
         guard prompt.count <= scratch.contextLength else {
@@ -505,7 +506,9 @@ public actor LocalModel: ModelClient {
         var shared = 0
         var out: [TokenChoice?] = [nil]
         if top == 0, let hit = echoed.max(by: { PrefixCache.common($0.tokens, prompt) < PrefixCache.common($1.tokens, prompt) }) {
-            shared = min(PrefixCache.common(hit.tokens, prompt), prompt.count - 1)
+            // the rows left to evaluate make at least one piece too big for the decode kernels, so the
+            // numbers are those of a fresh echo (see `PromptFill`)
+            shared = min(PrefixCache.common(hit.tokens, prompt), prompt.count - PromptFill.smallestPiece(scratch))
             if shared >= 2 { out = Array(hit.choices.prefix(shared)) } else { shared = 0 }
         }
         await acquireScratch()
@@ -520,11 +523,14 @@ public actor LocalModel: ModelClient {
                 scratch.truncate(to: 0)
             }
             let vocab = model.config.vocabularySize
-            let chunk = max(1, min(options.prefillChunk, model.transformer.maxLogitRows))
+            // pieces of logit rows, none small enough for the decode kernels unless all are
+            let smallest = PromptFill.smallestPiece(scratch)
+            let chunk = min(max(2 * smallest, options.prefillChunk), max(2 * smallest, model.transformer.maxLogitRows))
             let inputs = Array(prompt[from..<(prompt.count - 1)])
             var begin = 0
             while begin < inputs.count {
-                let end = min(inputs.count, begin + chunk)
+                var end = min(inputs.count, begin + chunk)
+                if inputs.count - end > 0 && inputs.count - end < smallest { end = inputs.count - smallest }
                 let logits = try scratch.evaluate(Array(inputs[begin..<end]), outputs: 0..<(end - begin))
                 for j in begin..<end {
                     let row = Array(logits[((j - begin) * vocab)..<((j - begin + 1) * vocab)])

@@ -133,7 +133,7 @@ public struct PromptFill {
 
     /// The fewest tokens a piece holds (unless the whole prompt is fewer): one more than the rows
     /// the backend's decode kernels take.
-    static func smallestPiece(_ session: Session) -> Int {
+    public static func smallestPiece(_ session: Session) -> Int {
         min(session.model.backend.decodeKernelRows + 1, max(2, session.model.transformer.maxBatch / 4))
     }
 

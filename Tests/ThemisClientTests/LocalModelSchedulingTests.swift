@@ -95,4 +95,19 @@ struct LocalModelSchedulingTests {
         #expect(reused.reusedTokens > 1000, "reused \(reused.reusedTokens)")
         #expect(reused.probabilities == whole.probabilities)
     }
+
+    /// An echoed prompt (`/v1/completions` with `echo`) that shares its start with earlier ones
+    /// gets the log-probabilities of a fresh echo.
+    @Test func echoesAfterSimilarOnesGiveTheNumbersOfAFreshEcho() async throws {
+        let model = try LanguageModel(path: Self.models + "/SmolLM2-135M-Instruct.Q4_1.gguf", backend: CPUBackend(), contextLength: 2048)
+        let history = try LocalModel(model: model, name: "smollm2")
+        let head = String(Self.longText.prefix(1500)) + "\nThe verdict is"
+        _ = try await history.promptLogprobs(history.tokenizer.encode(head + " yes", parseSpecial: false, addBOS: false), top: 0)
+        for tail in [" no", " yes, clearly", " yes", " no no no no no no no no no no no no"] {
+            let prompt = history.tokenizer.encode(head + tail, parseSpecial: false, addBOS: false)
+            let after = try await history.promptLogprobs(prompt, top: 0).map { $0?.logprob }
+            let fresh = try await Self.client().promptLogprobs(prompt, top: 0).map { $0?.logprob }
+            #expect(after == fresh, "'\(tail)': \(zip(after, fresh).filter { $0 != $1 }.count) of \(fresh.count) differ")
+        }
+    }
 }

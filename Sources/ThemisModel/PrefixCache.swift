@@ -57,16 +57,6 @@ public final class PrefixCache {
         return best
     }
 
-    /// Brings `session` to hold exactly `prompt`, restoring the best snapshot first when it
-    /// shares more than the session already holds; keeps snapshots of the prompt (and of its
-    /// start shared with an earlier one). Returns the logits after the last token and how many
-    /// tokens were reused.
-    public func evaluate(_ prompt: [Int32], in session: Session) throws -> (logits: [Float], reused: Int) {
-        var fill = try PromptFill(prompt, in: session, cache: self)
-        while try !fill.advance(session, limit: Int.max) {}
-        return (fill.logits, fill.reused)
-    }
-
     /// Keeps a snapshot of the first `count` tokens `session` holds, unless one exists.
     public func remember(_ session: Session, count: Int) throws {
         let tokens = Array(session.tokens.prefix(count))
@@ -92,8 +82,8 @@ public final class PrefixCache {
 /// A prompt brought into a session a piece at a time, so that the caller can run other sequences'
 /// decode steps between the pieces (a long judge prompt must not hold up a short completion).
 /// It starts from the longest start of the prompt the session holds or `cache` keeps, and leaves
-/// snapshots in `cache` when the prompt is in. The pieces are cut at fixed places (`limit` tokens
-/// from where the reused start ends), so the numbers do not depend on what else runs.
+/// snapshots in `cache` when the prompt is in. No piece is small enough for the backend's decode
+/// kernels, so the numbers depend neither on what else runs nor on how much was reused.
 public struct PromptFill {
     public let prompt: [Int32]
     /// Leading tokens taken from the session or a snapshot instead of being evaluated.

@@ -2,7 +2,9 @@
 // Causal grouped-query attention over the KV cache, flash style: one workgroup per (query row,
 // head) walks the visible positions in slices of the workgroup size, keeping a running maximum,
 // a running softmax denominator and a rescaled output accumulator (online softmax), so no score
-// row is ever stored. Query head h reads KV head h / (headCount / headCountKV).
+// row is ever stored. Query head h reads KV head h / (headCount / headCountKV). A window above 0
+// limits a query at position P to keys P - window + 1 ... P; a softcap above 0 bounds every score
+// to softcap * tanh(score / softcap).
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;
 #include "reduce.glsl"
@@ -18,6 +20,8 @@ layout(push_constant) uniform Parameters {
     uint headDim, headCount, headCountKV, startPosition;
     uint qOffset, kOffset, vOffset, outOffset;
     float scale;
+    uint window;
+    float softcap;
 } p;
 
 shared float query[MAX_HEAD_DIM];
@@ -32,6 +36,7 @@ void main() {
     uint kvWidth = p.headCountKV * p.headDim;
     uint kvHead = h / (p.headCount / p.headCountKV);
     uint last = p.startPosition + i;
+    uint first = p.window > 0u && last + 1u > p.window ? last + 1u - p.window : 0u;
 
     for (uint d = tid; d < p.headDim; d += threads) query[d] = q[p.qOffset + i * qWidth + h * p.headDim + d] * p.scale;
     barrier();
@@ -42,13 +47,17 @@ void main() {
     float runningMax = -1.0 / 0.0;
     float runningSum = 0.0;
 
-    for (uint p0 = 0u; p0 <= last; p0 += threads) {
+    for (uint p0 = first; p0 <= last; p0 += threads) {
         uint pos = p0 + tid;
         float score = -1.0 / 0.0;
         if (pos <= last) {
             uint kb = p.kOffset + pos * kvWidth + kvHead * p.headDim;
             score = 0.0;
             for (uint d = 0u; d < p.headDim; d++) score += query[d] * keys[kb + d];
+            if (p.softcap > 0.0) {
+                float z = clamp(score / p.softcap, -15.0, 15.0);
+                score = p.softcap * (1.0 - 2.0 / (exp(2.0 * z) + 1.0));
+            }
         }
         float newMax = max(runningMax, workgroupMax(score));
         float weight = pos <= last ? exp(score - newMax) : 0.0;

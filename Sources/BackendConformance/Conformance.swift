@@ -121,6 +121,36 @@ public enum Conformance {
                 b.swiglu(gate: g, up: u, into: g)
                 return try b.read(g)
             })
+            cases.append(ConformanceCase(name: "geglu \(rows)x\(width)", tolerance: 1e-11) { b in
+                var r = Inputs(seed: 26)
+                let g = try tensor(b, [rows, width], r.floats(rows * width, scale: 8))
+                let u = try tensor(b, [rows, width], r.floats(rows * width))
+                b.geglu(gate: g, up: u, into: g)
+                return try b.read(g)
+            })
+            cases.append(ConformanceCase(name: "scale \(rows)x\(width)", tolerance: 1e-14) { b in
+                var r = Inputs(seed: 27)
+                let x = try tensor(b, [rows, width], r.floats(rows * width, scale: 3))
+                let out = try b.makeTensor(shape: [rows, width])
+                b.scale(x, by: 25.298_221, into: out)
+                return try b.read(out)
+            })
+            cases.append(ConformanceCase(name: "softcap \(rows)x\(width)", tolerance: 1e-11) { b in
+                var r = Inputs(seed: 28)
+                // beyond the cap on both sides, and near 0
+                let x = try tensor(b, [rows, width], r.floats(rows * width, scale: 90))
+                b.softcap(x, cap: 30, into: x)
+                return try b.read(x)
+            })
+            cases.append(ConformanceCase(name: "rmsNorm per head \(rows)x\(width)", tolerance: 1e-11) { b in
+                // Q/K norms (qwen3, gemma3): the heads of each row as rows of their own
+                var r = Inputs(seed: 29)
+                let x = try tensor(b, [rows + 2, 4 * width], r.floats((rows + 2) * 4 * width, scale: 3))
+                let w = try tensor(b, [1, width], r.floats(width))
+                let heads = x.rows(1..<rows + 1).reshaped(rowLength: width)
+                b.rmsNorm(heads, weight: w, epsilon: 1e-6, into: heads)
+                return try b.read(x)
+            })
             cases.append(ConformanceCase(name: "copyRows \(rows)x\(width)", tolerance: 0) { b in
                 var r = Inputs(seed: 25)
                 let src = try tensor(b, [rows, width], r.floats(rows * width))
@@ -143,6 +173,20 @@ public enum Conformance {
                     return try b.read(x)
                 }
             }
+        } + RoPELayout.allCases.flatMap { layout in
+            // frequency factors (Llama 3, Phi-3 long-RoPE), linear position scaling, a magnitude
+            [(4, 64, 64, 5), (3, 96, 64, 2000)].map { n, headDim, ropeDim, start in
+                ConformanceCase(name: "rope scaled \(layout) n=\(n) head=\(headDim) rot=\(ropeDim) at \(start)", tolerance: 1e-10) { b in
+                    var r = Inputs(seed: 32)
+                    let width = 2 * headDim
+                    let x = try tensor(b, [n, width], r.floats(n * width))
+                    let factors = (0..<ropeDim / 2).map { 1 + Float($0 % 7) * 1.5 }
+                    let scaling = RoPEScaling(positionScale: 0.125, magnitude: 1.19, frequencyFactors: factors)
+                    b.rope(x, headDim: headDim, ropeDim: ropeDim, startPosition: start, freqBase: 1e6, layout: layout,
+                           scaling: scaling)
+                    return try b.read(x)
+                }
+            }
         }
     }
 
@@ -160,6 +204,24 @@ public enum Conformance {
                     let out = try b.makeTensor(shape: [n, heads * headDim])
                     b.attention(q: q, keys: k, values: v, headCount: heads, headCountKV: kvHeads, startPosition: start,
                                 scale: 1 / Float(headDim).squareRoot(), into: out)
+                    return try b.read(out)
+                })
+            }
+        }
+        // sliding windows (shorter and longer than the rows, one position) and soft-capped scores
+        for (window, softcap) in [(4, Float(0)), (1, 0), (40, 0), (0, 50), (6, 20)] {
+            for (heads, kvHeads, n, start, headDim) in [(4, 2, 1, 30, 64), (4, 2, 9, 3, 32), (3, 1, 20, 0, 24), (2, 1, 3, 70, 256)] {
+                let name = "attention window=\(window) softcap=\(softcap) heads=\(heads)/\(kvHeads) n=\(n) start=\(start) dim=\(headDim)"
+                cases.append(ConformanceCase(name: name, tolerance: 1e-10) { b in
+                    var r = Inputs(seed: UInt64(window * 1000 + n * 10 + start))
+                    let ctx = start + n + 3
+                    let q = try tensor(b, [n, heads * headDim], r.floats(n * heads * headDim, scale: 3))
+                    let k = try tensor(b, [ctx, kvHeads * headDim], r.floats(ctx * kvHeads * headDim, scale: 3))
+                    let v = try tensor(b, [ctx, kvHeads * headDim], r.floats(ctx * kvHeads * headDim))
+                    let out = try b.makeTensor(shape: [n, heads * headDim])
+                    b.attention(q: q, keys: k, values: v, headCount: heads, headCountKV: kvHeads, startPosition: start,
+                                scale: 1 / Float(headDim).squareRoot(), mask: AttentionMask(window: window, softcap: softcap),
+                                into: out)
                     return try b.read(out)
                 })
             }

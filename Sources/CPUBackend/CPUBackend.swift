@@ -181,20 +181,20 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         }
     }
 
-    public func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout) {
+    public func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout,
+                     scaling: RoPEScaling) {
         let width = x.rowLength
         precondition(width % headDim == 0 && ropeDim <= headDim && ropeDim % 2 == 0, "rope shapes")
+        precondition(scaling.frequencyFactors.map { $0.count == ropeDim / 2 } ?? true, "rope: frequency factors")
         let heads = width / headDim
         let half = ropeDim / 2
-        // Frequencies in Double: positions reach tens of thousands and f32 angles drift.
-        let inv = (0..<half).map { Double(freqBase) ** (-2.0 * Double($0) / Double(ropeDim)) }
+        let magnitude = Double(scaling.magnitude)
         let xp = pointer(x)
         parallelRows(x.rowCount, width: width * 4) { r in
-            let pos = Double(startPosition + r)
             var cs = [Float](repeating: 0, count: half), sn = [Float](repeating: 0, count: half)
             for j in 0..<half {
-                let a = pos * inv[j]
-                cs[j] = Float(cos(a)); sn[j] = Float(sin(a))
+                let a = scaling.angle(position: startPosition + r, pair: j, ropeDim: ropeDim, freqBase: freqBase)
+                cs[j] = Float(cos(a) * magnitude); sn[j] = Float(sin(a) * magnitude)
             }
             for h in 0..<heads {
                 let v = xp + r * width + h * headDim
@@ -225,6 +225,50 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         }
     }
 
+    public func geglu(gate: Tensor, up: Tensor, into out: Tensor) {
+        let width = gate.rowLength
+        precondition(up.count == gate.count && out.count == gate.count, "geglu shapes")
+        let gp = pointer(gate), up_ = pointer(up), op = pointer(out)
+        parallelRows(gate.rowCount, width: width) { r in
+            let g = gp + r * width, u = up_ + r * width, o = op + r * width
+            var i = 0
+            while i + 16 <= width { storeF(vgelu(loadF(g + i)) * loadF(u + i), o + i); i += 16 }
+            if i < width {
+                var gv = F16x(), uv = F16x()
+                for j in 0..<(width - i) { gv[j] = g[i + j]; uv[j] = u[i + j] }
+                let res = vgelu(gv) * uv
+                for j in 0..<(width - i) { o[i + j] = res[j] }
+            }
+        }
+    }
+
+    public func scale(_ x: Tensor, by factor: Float, into out: Tensor) {
+        precondition(out.count == x.count, "scale shapes")
+        map(x, into: out) { $0 * factor }
+    }
+
+    public func softcap(_ x: Tensor, cap: Float, into out: Tensor) {
+        precondition(out.count == x.count && cap > 0, "softcap shapes")
+        map(x, into: out) { vtanh($0 * (1 / cap)) * cap }
+    }
+
+    /// `out = f(x)` over 16-lane groups (the tail padded with zeros).
+    private func map(_ x: Tensor, into out: Tensor, _ f: (F16x) -> F16x) {
+        let width = x.rowLength
+        let xp = pointer(x), op = pointer(out)
+        parallelRows(x.rowCount, width: width) { r in
+            let v = xp + r * width, o = op + r * width
+            var i = 0
+            while i + 16 <= width { storeF(f(loadF(v + i)), o + i); i += 16 }
+            if i < width {
+                var t = F16x()
+                for j in 0..<(width - i) { t[j] = v[i + j] }
+                let res = f(t)
+                for j in 0..<(width - i) { o[i + j] = res[j] }
+            }
+        }
+    }
+
     public func copyRows(_ source: Tensor, into destination: Tensor, atRow row: Int) {
         precondition(source.rowLength == destination.rowLength && row + source.rowCount <= destination.rowCount,
                      "copyRows shapes")
@@ -232,7 +276,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func attention(q: Tensor, keys: Tensor, values: Tensor, headCount: Int, headCountKV: Int,
-                          startPosition: Int, scale: Float, into out: Tensor) {
+                          startPosition: Int, scale: Float, mask: AttentionMask, into out: Tensor) {
         let n = q.rowCount
         let headDim = q.rowLength / headCount
         let kvWidth = headCountKV * headDim
@@ -276,12 +320,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             let i = task / headCount, h = task % headCount
             let kvh = h / group
             let length = startPosition + i + 1
+            // the window's first position; scores are indexed by absolute position
+            let first = mask.firstVisible(from: length - 1)
             let scores = scratch[thread]
             let qv = qp + i * width + h * headDim
             if transposed {
                 let base = kt + kvh * blocks * headDim * 16
                 let scaleV = F16x(repeating: scale)
-                for b in 0..<((length + 15) / 16) {
+                for b in (first / 16)..<((length + 15) / 16) {
                     let block = base + b * headDim * 16
                     var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
                     var d = 0
@@ -299,21 +345,28 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                     storeF(((a0 + a1) + (a2 + a3)) * scaleV, scores + b * 16)
                 }
             } else {
-                for p in 0..<length {
+                for p in first..<length {
                     scores[p] = dot(qv, kp + p * kvWidth + kvh * headDim, headDim) * scale
                 }
             }
-            let mx = maxOf(scores, length)
-            let total = expShiftSum(scores, length, shift: mx)
+            let visible = scores + first, count = length - first
+            if mask.softcap > 0 {
+                let cap = mask.softcap, inverse = 1 / cap
+                var p = 0
+                while p + 16 <= count { storeF(vtanh(loadF(visible + p) * inverse) * cap, visible + p); p += 16 }
+                while p < count { visible[p] = tanhf(visible[p] * inverse) * cap; p += 1 }
+            }
+            let mx = maxOf(visible, count)
+            let total = expShiftSum(visible, count, shift: mx)
             let o = op + i * width + h * headDim
-            let v = vp + kvh * headDim
+            let v = vp + kvh * headDim + first * kvWidth
             if headDim == 64 {
-                weightedSum64(scores, v, stride: kvWidth, count: length, scale: 1 / total, into: o)
+                weightedSum64(visible, v, stride: kvWidth, count: count, scale: 1 / total, into: o)
                 return
             }
             o.update(repeating: 0, count: headDim)
-            for p in 0..<length {
-                axpy(scores[p], v + p * kvWidth, o, headDim)
+            for p in 0..<count {
+                axpy(visible[p], v + p * kvWidth, o, headDim)
             }
             let inv = 1 / total
             for d in 0..<headDim { o[d] *= inv }

@@ -1,9 +1,68 @@
+#if canImport(Darwin)
+    import Darwin
+#elseif canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
 /// Where RoPE pairs its rotated elements within a head.
 public enum RoPELayout: String, Sendable, CaseIterable {
     /// Element `2i` rotates with `2i+1` (GGUF llama: Q/K weights are permuted for this).
     case adjacentPairs
     /// Element `i` rotates with `i + ropeDim/2` (GPT-NeoX, qwen2).
     case halfSplit
+}
+
+/// How RoPE's angles and magnitudes are scaled beyond the plain `position · base^(-2j/ropeDim)`:
+/// Llama 3's and Phi-3's per-pair frequency factors, linear position scaling (Gemma 3's global
+/// layers), long-RoPE's magnitude correction. `.none` leaves RoPE plain.
+public struct RoPEScaling: Sendable, Equatable {
+    /// Positions are multiplied by this (linear scaling by a factor f is `1 / f`).
+    public var positionScale: Float
+    /// Cosine and sine are multiplied by this (Phi-3 long-RoPE's attention factor).
+    public var magnitude: Float
+    /// Pair `j`'s angle is divided by `frequencyFactors[j]` (`ropeDim / 2` of them) when present.
+    public var frequencyFactors: [Float]?
+
+    public init(positionScale: Float = 1, magnitude: Float = 1, frequencyFactors: [Float]? = nil) {
+        self.positionScale = positionScale
+        self.magnitude = magnitude
+        self.frequencyFactors = frequencyFactors
+    }
+
+    /// Plain RoPE.
+    public static let none = RoPEScaling()
+
+    /// The angle of pair `j` (of `ropeDim / 2`) at `position`, in double: positions reach tens of
+    /// thousands of radians, where a float angle would lose the digits the sine depends on.
+    @inlinable public func angle(position: Int, pair j: Int, ropeDim: Int, freqBase: Float) -> Double {
+        var theta = Double(position) * Double(positionScale) * pow(Double(freqBase), -2 * Double(j) / Double(ropeDim))
+        if let f = frequencyFactors { theta /= Double(f[j]) }
+        return theta
+    }
+}
+
+/// Which positions a query row may attend to beyond causality, and how scores are bounded.
+public struct AttentionMask: Sendable, Equatable {
+    /// When above 0, a query at position `P` sees only keys at `P - window + 1 ... P` (sliding
+    /// window attention: Mistral, Gemma's local layers).
+    public var window: Int
+    /// When above 0, scores become `softcap · tanh(score / softcap)` before the softmax (Gemma 2).
+    public var softcap: Float
+
+    public init(window: Int = 0, softcap: Float = 0) {
+        self.window = window
+        self.softcap = softcap
+    }
+
+    /// Plain causal attention.
+    public static let causal = AttentionMask()
+
+    /// The first position a query at `position` sees.
+    @inlinable public func firstVisible(from position: Int) -> Int {
+        window > 0 ? max(0, position - window + 1) : 0
+    }
 }
 
 /// A compute device that runs the ops of a transformer forward pass.
@@ -68,11 +127,23 @@ public protocol Backend: AnyObject, Sendable {
 
     /// Rotary position embedding, in place, on `x` `[n, heads * headDim]`: row `i` is at position
     /// `startPosition + i`; the first `ropeDim` elements of each head rotate with
-    /// `theta_j = position * freqBase^(-2j/ropeDim)`.
-    func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout)
+    /// `theta_j = scaling.angle(position, j)` (plainly `position * freqBase^(-2j/ropeDim)`), and are
+    /// multiplied by `scaling.magnitude`.
+    func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout,
+              scaling: RoPEScaling)
 
     /// `out = silu(gate) * up`, element-wise. `out` may be `gate`.
     func swiglu(gate: Tensor, up: Tensor, into out: Tensor)
+
+    /// `out = gelu(gate) * up` with GELU's tanh approximation
+    /// (`0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3)))`), element-wise (Gemma). `out` may be `gate`.
+    func geglu(gate: Tensor, up: Tensor, into out: Tensor)
+
+    /// `out = x * factor`, element-wise (Gemma's embedding scale). `out` may be `x`.
+    func scale(_ x: Tensor, by factor: Float, into out: Tensor)
+
+    /// `out = cap * tanh(x / cap)`, element-wise (Gemma 2's final-logit soft-capping). `out` may be `x`.
+    func softcap(_ x: Tensor, cap: Float, into out: Tensor)
 
     /// Copies all rows of `source` into `destination` starting at row `row` (a KV-cache write).
     func copyRows(_ source: Tensor, into destination: Tensor, atRow row: Int)
@@ -82,9 +153,11 @@ public protocol Backend: AnyObject, Sendable {
     /// `q` is `[n, headCount * headDim]` for positions `startPosition ..< startPosition + n`;
     /// `keys` and `values` are `[contextLength, headCountKV * headDim]` with rows
     /// `0 ..< startPosition + n` written. Query head `h` uses KV head `h / (headCount / headCountKV)`.
-    /// Row `i` attends to positions `0 ... startPosition + i`. `out` is `[n, headCount * headDim]`.
+    /// Row `i` attends to positions `mask.firstVisible(from: startPosition + i) ... startPosition + i`
+    /// with scores `scale * q·k` (soft-capped when `mask.softcap > 0`). `out` is
+    /// `[n, headCount * headDim]`.
     func attention(q: Tensor, keys: Tensor, values: Tensor, headCount: Int, headCountKV: Int,
-                   startPosition: Int, scale: Float, into out: Tensor)
+                   startPosition: Int, scale: Float, mask: AttentionMask, into out: Tensor)
 
     /// Per row: `out = softmax(x)`. `out` may be `x`.
     func softmax(_ x: Tensor, into out: Tensor)
@@ -97,6 +170,19 @@ public protocol Backend: AnyObject, Sendable {
 }
 
 extension Backend {
+    /// Plain RoPE.
+    public func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout) {
+        rope(x, headDim: headDim, ropeDim: ropeDim, startPosition: startPosition, freqBase: freqBase, layout: layout,
+             scaling: .none)
+    }
+
+    /// Plain causal attention.
+    public func attention(q: Tensor, keys: Tensor, values: Tensor, headCount: Int, headCountKV: Int,
+                          startPosition: Int, scale: Float, into out: Tensor) {
+        attention(q: q, keys: keys, values: values, headCount: headCount, headCountKV: headCountKV,
+                  startPosition: startPosition, scale: scale, mask: .causal, into: out)
+    }
+
     /// One row (a single token) unless a backend says otherwise.
     public var decodeKernelRows: Int { 1 }
 

@@ -35,6 +35,15 @@ public final class Tensor: @unchecked Sendable {
         precondition(shape.count == 2 && range.lowerBound >= 0 && range.upperBound <= shape[0], "row range \(range) out of \(shape)")
         return Tensor(shape: [range.count, shape[1]], type: type, storage: storage, rowOffset: rowOffset + range.lowerBound)
     }
+
+    /// The same f32 elements seen as rows of `rowLength` (which divides this row length): the
+    /// heads of a `[n, heads * headDim]` tensor as `[n * heads, headDim]`, for per-head ops.
+    public func reshaped(rowLength newLength: Int) -> Tensor {
+        precondition(type == .f32 && newLength > 0 && rowLength % newLength == 0,
+                     "cannot view rows of \(rowLength) \(type) as rows of \(newLength)")
+        let factor = rowLength / newLength
+        return Tensor(shape: [rowCount * factor, newLength], type: type, storage: storage, rowOffset: rowOffset * factor)
+    }
 }
 
 extension Tensor {

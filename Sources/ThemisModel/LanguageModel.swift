@@ -25,7 +25,7 @@ public final class LanguageModel: @unchecked Sendable {
         try KVCache.checkFits(config: config, contextLength: ctx, device: backend.device)
         self.contextLength = ctx
         templateOverride = chatTemplate
-        transformer = try Transformer(file: file, backend: backend, maxBatch: maxBatch)
+        transformer = try Transformer(file: file, backend: backend, contextLength: ctx, maxBatch: maxBatch)
     }
 
     /// The backend the model runs on.

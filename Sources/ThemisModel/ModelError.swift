@@ -11,7 +11,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .unsupportedArchitecture(let a): return "unsupported model architecture '\(a)' (supported: llama, qwen2)"
+        case .unsupportedArchitecture(let a):
+            return "unsupported model architecture '\(a)' (supported: \(Architectures.names.joined(separator: ", ")))"
         case .badHyperParameter(let s): return "invalid model hyper-parameter: \(s)"
         case .contextOverflow(let t, let c):
             return "prompt of \(t) tokens does not fit the context of \(c) tokens (use --ctx-size or a shorter prompt)"

@@ -1,15 +1,16 @@
 import ThemisBackend
 
-/// The llama / qwen2 decoder-only transformer, as a sequence of backend ops.
+/// A decoder-only transformer, as a sequence of backend ops.
 ///
-/// Reads like llama2.c's `forward`: embedding; per block RMSNorm → QKV (+bias) → RoPE →
-/// KV-cache write → attention → output projection → residual → RMSNorm → SwiGLU → residual;
-/// final norm; classifier on the rows asked for. Scratch is allocated once for `maxBatch` rows.
+/// Reads like llama2.c's `forward`: embedding; each block as its architecture defines it (see
+/// `DecoderArchitecture`); final norm; classifier on the rows asked for. Scratch is allocated
+/// once for `maxBatch` rows.
 public final class Transformer: @unchecked Sendable {
     // Used by one task at a time (the backend contract); scratch tensors are reused per call.
     public let config: ModelConfig
     public let backend: any Backend
-    public let weights: TransformerWeights
+    /// The architecture's weights and blocks.
+    public let architecture: any DecoderArchitecture
     /// Most tokens per forward call; longer inputs are split by `forward`.
     public let maxBatch: Int
     /// Most rows of logits per forward call.
@@ -26,13 +27,17 @@ public final class Transformer: @unchecked Sendable {
     private let up: Tensor      // [maxBatch, ffn]
     private let logits: Tensor  // [maxLogitRows, vocab]
 
-    public init(file: GGUFFile, backend: any Backend, maxBatch: Int = 512, maxLogitRows: Int = 64) throws {
+    /// Loads the weights of `file` onto `backend` for a context of `contextLength` tokens (which
+    /// some architectures' RoPE depends on; default: the file's training context).
+    public init(file: GGUFFile, backend: any Backend, contextLength: Int? = nil, maxBatch: Int = 512,
+                maxLogitRows: Int = 64) throws {
         let c = try ModelConfig(file: file)
         config = c
         self.backend = backend
         self.maxBatch = maxBatch
         self.maxLogitRows = maxLogitRows
-        weights = try TransformerWeights(file: file, config: c, backend: backend)
+        architecture = try Architectures.load(file: file, config: c, backend: backend,
+                                              contextLength: contextLength ?? c.contextLength)
         x = try backend.makeTensor(shape: [maxBatch, c.embeddingLength])
         h = try backend.makeTensor(shape: [maxBatch, c.embeddingLength])
         q = try backend.makeTensor(shape: [maxBatch, c.qWidth])
@@ -92,12 +97,13 @@ public final class Transformer: @unchecked Sendable {
         let c = config, b = backend
         layers(sequences.flatMap(\.tokens), segments: zip(sequences, ranges).map { ($1, $0.startPosition, $0.cache) })
         // the last row of each sequence, normed into consecutive rows, then one classifier matmul
+        let head = architecture.head
         for (i, r) in ranges.enumerated() {
-            b.rmsNorm(x.rows(r.upperBound - 1..<r.upperBound), weight: weights.outputNorm, epsilon: c.rmsEpsilon,
+            b.rmsNorm(x.rows(r.upperBound - 1..<r.upperBound), weight: head.norm, epsilon: c.rmsEpsilon,
                       into: h.rows(i..<i + 1))
         }
         let m = sequences.count
-        b.matmul(h.rows(0..<m), weight: weights.output, into: logits.rows(0..<m))
+        classify(h.rows(0..<m), into: logits.rows(0..<m))
         let all = try b.read(logits.rows(0..<m))
         let vocab = c.vocabularySize
         return (0..<m).map { Array(all[$0 * vocab..<($0 + 1) * vocab]) }
@@ -109,8 +115,15 @@ public final class Transformer: @unchecked Sendable {
         guard !outputs.isEmpty else { return }
         // final norm and classifier, only for the rows asked for
         let normed = h.rows(0..<outputs.count)
-        backend.rmsNorm(x.rows(outputs), weight: weights.outputNorm, epsilon: config.rmsEpsilon, into: normed)
-        backend.matmul(normed, weight: weights.output, into: logits.rows(0..<outputs.count))
+        backend.rmsNorm(x.rows(outputs), weight: architecture.head.norm, epsilon: config.rmsEpsilon, into: normed)
+        classify(normed, into: logits.rows(0..<outputs.count))
+    }
+
+    /// The classifier on normed rows, soft-capped where the architecture says so.
+    private func classify(_ normed: Tensor, into out: Tensor) {
+        let head = architecture.head
+        backend.matmul(normed, weight: head.weight, into: out)
+        if let cap = head.softcap { backend.softcap(out, cap: cap, into: out) }
     }
 
     /// Embedding and every block for `tokens` (at most `maxBatch`), leaving the residual stream in
@@ -118,40 +131,16 @@ public final class Transformer: @unchecked Sendable {
     /// with its own cache: matmuls, norms and activations run on all rows at once; RoPE, the
     /// cache write and attention per segment.
     private func layers(_ tokens: [Int32], segments: [(rows: Range<Int>, startPosition: Int, cache: KVCache)]) {
-        let c = config, b = backend, n = tokens.count
-        let x = x.rows(0..<n), h = h.rows(0..<n), q = q.rows(0..<n), k = k.rows(0..<n), v = v.rows(0..<n)
-        let attn = attn.rows(0..<n), proj = proj.rows(0..<n), gate = gate.rows(0..<n), up = up.rows(0..<n)
-        let scale = 1 / Float(c.headDim).squareRoot()
-        // token embedding
-        b.getRows(weights.tokenEmbedding, ids: tokens, into: x)
-        for (layer, w) in weights.blocks.enumerated() {
-            // attention: norm, projections, rotary positions
-            b.rmsNorm(x, weight: w.attnNorm, epsilon: c.rmsEpsilon, into: h)
-            b.matmul(h, weights: [w.q, w.k, w.v], into: [q, k, v])
-            if let bias = w.qBias { b.add(q, bias, into: q) }
-            if let bias = w.kBias { b.add(k, bias, into: k) }
-            if let bias = w.vBias { b.add(v, bias, into: v) }
-            for (r, pos, cache) in segments {
-                let qs = q.rows(r), ks = k.rows(r)
-                b.rope(qs, headDim: c.headDim, ropeDim: c.ropeDimensionCount, startPosition: pos,
-                       freqBase: c.ropeFreqBase, layout: c.architecture.ropeLayout)
-                b.rope(ks, headDim: c.headDim, ropeDim: c.ropeDimensionCount, startPosition: pos,
-                       freqBase: c.ropeFreqBase, layout: c.architecture.ropeLayout)
-                // KV cache write, then causal GQA attention over positions 0 ..< pos + rows
-                b.copyRows(ks, into: cache.keys[layer], atRow: pos)
-                b.copyRows(v.rows(r), into: cache.values[layer], atRow: pos)
-                b.attention(q: qs, keys: cache.keys[layer], values: cache.values[layer], headCount: c.headCount,
-                            headCountKV: c.headCountKV, startPosition: pos, scale: scale, into: attn.rows(r))
-            }
-            // output projection and residual
-            b.matmul(attn, weight: w.output, into: proj)
-            b.add(x, proj, into: x)
-            // feed-forward: norm, SwiGLU, down projection, residual
-            b.rmsNorm(x, weight: w.ffnNorm, epsilon: c.rmsEpsilon, into: h)
-            b.matmul(h, weights: [w.gate, w.up], into: [gate, up])
-            b.swiglu(gate: gate, up: up, into: gate)
-            b.matmul(gate, weight: w.down, into: proj)
-            b.add(x, proj, into: x)
+        let n = tokens.count
+        let pass = ForwardPass(
+            backend: backend, config: config, x: x.rows(0..<n), h: h.rows(0..<n), q: q.rows(0..<n), k: k.rows(0..<n),
+            v: v.rows(0..<n), attn: attn.rows(0..<n), proj: proj.rows(0..<n), gate: gate.rows(0..<n),
+            up: up.rows(0..<n), segments: segments)
+        let embedding = architecture.embedding
+        backend.getRows(embedding.table, ids: tokens, into: pass.x)
+        if let factor = embedding.scale { backend.scale(pass.x, by: factor, into: pass.x) }
+        for layer in 0..<config.blockCount {
+            architecture.block(layer, pass)
         }
     }
 }

@@ -21,7 +21,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     private let matvecWorkgroup: Int
     private let matvecRowsPerGroup: Int
     private let matmulTile: [UInt32]
-    private var ropeTable: (key: [Double], generation: Int, offset: Int)?
+    private var ropeTable: (key: [Double], scaling: RoPEScaling, generation: Int, offset: Int)?
     private var roundingScratch: Tensor?
     /// The first device failure while recording or running ops; set once, thrown by `read` and
     /// `synchronize` from then on.
@@ -318,7 +318,27 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         precondition(up.rowCount == gate.rowCount && up.rowLength == gate.rowLength, "swiglu: gate \(gate.shape), up \(up.shape)")
         precondition(out.rowCount == gate.rowCount && out.rowLength == gate.rowLength, "swiglu: \(gate.shape) into \(out.shape)")
         guard gate.count > 0 else { return }
-        elementwise("swiglu", [gate, up], out, push: [UInt32(gate.count), offset(gate), offset(up), offset(out)])
+        elementwise("glu_silu", [gate, up], out, push: [UInt32(gate.count), offset(gate), offset(up), offset(out)])
+    }
+
+    public func geglu(gate: Tensor, up: Tensor, into out: Tensor) {
+        precondition(up.rowCount == gate.rowCount && up.rowLength == gate.rowLength, "geglu: gate \(gate.shape), up \(up.shape)")
+        precondition(out.rowCount == gate.rowCount && out.rowLength == gate.rowLength, "geglu: \(gate.shape) into \(out.shape)")
+        guard gate.count > 0 else { return }
+        elementwise("glu_gelu", [gate, up], out, push: [UInt32(gate.count), offset(gate), offset(up), offset(out)])
+    }
+
+    public func scale(_ x: Tensor, by factor: Float, into out: Tensor) {
+        precondition(out.rowCount == x.rowCount && out.rowLength == x.rowLength, "scale: \(x.shape) into \(out.shape)")
+        guard x.count > 0 else { return }
+        elementwise("unary_scale", [x], out, push: [UInt32(x.count), offset(x), offset(out), factor.bitPattern])
+    }
+
+    public func softcap(_ x: Tensor, cap: Float, into out: Tensor) {
+        precondition(cap > 0, "softcap: cap \(cap)")
+        precondition(out.rowCount == x.rowCount && out.rowLength == x.rowLength, "softcap: \(x.shape) into \(out.shape)")
+        guard x.count > 0 else { return }
+        elementwise("unary_softcap", [x], out, push: [UInt32(x.count), offset(x), offset(out), cap.bitPattern])
     }
 
     /// One workgroup per row; `rowOffsets` are the indices in `push` of the offsets that move with
@@ -362,10 +382,13 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         rowwise("softmax_log1", [x], out, push: [UInt32(x.rowLength), offset(x), offset(out)], rowOffsets: [1, 2])
     }
 
-    public func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout) {
+    public func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout,
+                     scaling: RoPEScaling) {
         let width = x.rowLength
         precondition(headDim > 0 && width % headDim == 0, "rope: rows of \(width) are not whole heads of \(headDim)")
         precondition(ropeDim >= 0 && ropeDim % 2 == 0 && ropeDim <= headDim, "rope: ropeDim \(ropeDim) for heads of \(headDim)")
+        precondition(scaling.frequencyFactors.map { $0.count == ropeDim / 2 } ?? true,
+                     "rope: \(scaling.frequencyFactors?.count ?? 0) frequency factors for \(ropeDim / 2) pairs")
         let half = ropeDim / 2, n = x.rowCount
         guard n > 0, half > 0 else { return }
         let s = storage(x)
@@ -373,20 +396,20 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             // cos and sin per (row, pair), in double on the host; Q and K of every layer share them
             let key = [Double(startPosition), Double(n), Double(ropeDim), Double(freqBase)]
             let at: Int
-            if let cached = ropeTable, cached.key == key, cached.generation == stream.generation {
+            if let cached = ropeTable, cached.key == key, cached.scaling == scaling, cached.generation == stream.generation {
                 at = cached.offset
             } else {
                 var table = [Float](repeating: 0, count: 2 * n * half)
+                let magnitude = Double(scaling.magnitude)
                 for row in 0..<n {
-                    let position = Double(startPosition + row)
                     for j in 0..<half {
-                        let theta = position * pow(Double(freqBase), -2 * Double(j) / Double(ropeDim))
-                        table[2 * (row * half + j)] = Float(cos(theta))
-                        table[2 * (row * half + j) + 1] = Float(sin(theta))
+                        let theta = scaling.angle(position: startPosition + row, pair: j, ropeDim: ropeDim, freqBase: freqBase)
+                        table[2 * (row * half + j)] = Float(cos(theta) * magnitude)
+                        table[2 * (row * half + j) + 1] = Float(sin(theta) * magnitude)
                     }
                 }
                 at = try table.withUnsafeBytes { try stream.stage($0) }
-                ropeTable = (key, stream.generation, at)
+                ropeTable = (key, scaling, stream.generation, at)
             }
             let kernel = try pipelines.kernel("rope", bindings: 2, constants: [UInt32(reduceWorkgroup)])
             let count = n * (width / headDim) * half
@@ -415,7 +438,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     }
 
     public func attention(q: Tensor, keys: Tensor, values: Tensor, headCount: Int, headCountKV: Int,
-                          startPosition: Int, scale: Float, into out: Tensor) {
+                          startPosition: Int, scale: Float, mask: AttentionMask, into out: Tensor) {
         let n = q.rowCount
         precondition(headCount > 0 && headCountKV > 0 && headCount % headCountKV == 0,
                      "attention: \(headCount) query heads over \(headCountKV) KV heads")
@@ -438,6 +461,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                     UInt32(headDim), UInt32(headCount), UInt32(headCountKV), UInt32(startPosition + start),
                     offset(q) + UInt32(start * q.rowLength), offset(keys), offset(values),
                     offset(out) + UInt32(start * out.rowLength), scale.bitPattern,
+                    UInt32(max(0, mask.window)), mask.softcap.bitPattern,
                 ]
                 try stream.dispatch(
                     kernel, bindings: [qs.whole, ks.whole, vs.whole, os.whole], reads: [qs.whole, ks.whole, vs.whole],

@@ -17,7 +17,7 @@ struct ShaderValidationTests {
                 #expect(names.contains(name), "missing \(name)")
             }
         }
-        for name in ["add", "rms_norm", "rope", "swiglu", "attention", "softmax_log0", "softmax_log1", "quantize_q8"] {
+        for name in ["add", "rms_norm", "rope", "glu_silu", "glu_gelu", "unary_scale", "unary_softcap", "attention", "softmax_log0", "softmax_log1", "quantize_q8"] {
             #expect(names.contains(name), "missing \(name)")
         }
     }

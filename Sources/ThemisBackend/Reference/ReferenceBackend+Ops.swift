@@ -92,24 +92,28 @@ extension ReferenceBackend {
         store(values, into: out)
     }
 
-    /// Rotates pairs of the first `ropeDim` elements of each head by `position * freqBase^(-2j/ropeDim)`.
+    /// Rotates pairs of the first `ropeDim` elements of each head by `scaling.angle(position, j)`
+    /// (plainly `position * freqBase^(-2j/ropeDim)`) and scales them by `scaling.magnitude`.
     ///
     /// Pair `j` (0..<ropeDim/2) is elements `(2j, 2j+1)` for `.adjacentPairs` and `(j, j + ropeDim/2)`
-    /// for `.halfSplit`; `(a, b)` becomes `(a cos θ - b sin θ, a sin θ + b cos θ)`. Angles and the
+    /// for `.halfSplit`; `(a, b)` becomes `m (a cos θ - b sin θ, a sin θ + b cos θ)`. Angles and the
     /// rotation are computed in `Double`.
-    public func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout) {
+    public func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout,
+                     scaling: RoPEScaling) {
         let width = x.rowLength
         precondition(headDim > 0 && width % headDim == 0, "rope: rows of \(width) are not whole heads of \(headDim)")
         precondition(
             ropeDim >= 0 && ropeDim % 2 == 0 && ropeDim <= headDim, "rope: ropeDim \(ropeDim) for heads of \(headDim)")
+        precondition(scaling.frequencyFactors.map { $0.count == ropeDim / 2 } ?? true,
+                     "rope: \(scaling.frequencyFactors?.count ?? 0) frequency factors for \(ropeDim / 2) pairs")
         var values = load(x)
         let half = ropeDim / 2
+        let magnitude = Double(scaling.magnitude)
         for row in 0..<x.rowCount {
-            let position = Double(startPosition + row)
             for j in 0..<half {
-                let theta = position * pow(Double(freqBase), -2 * Double(j) / Double(ropeDim))
-                let cosine = cos(theta)
-                let sine = sin(theta)
+                let theta = scaling.angle(position: startPosition + row, pair: j, ropeDim: ropeDim, freqBase: freqBase)
+                let cosine = cos(theta) * magnitude
+                let sine = sin(theta) * magnitude
                 let (first, second) = layout == .adjacentPairs ? (2 * j, 2 * j + 1) : (j, j + half)
                 for head in 0..<width / headDim {
                     let base = row * width + head * headDim
@@ -139,6 +143,36 @@ extension ReferenceBackend {
         store(values, into: out)
     }
 
+    /// `out = gelu(gate) · up` with GELU's tanh approximation, element-wise, in `Double`.
+    public func geglu(gate: Tensor, up: Tensor, into out: Tensor) {
+        precondition(
+            up.rowCount == gate.rowCount && up.rowLength == gate.rowLength, "geglu: gate \(gate.shape), up \(up.shape)")
+        precondition(
+            out.rowCount == gate.rowCount && out.rowLength == gate.rowLength, "geglu: \(gate.shape) into \(out.shape)")
+        var values = load(gate)
+        let ups = load(up)
+        for i in 0..<values.count {
+            let g = Double(values[i])
+            let gelu = 0.5 * g * (1 + tanh((2 / Double.pi).squareRoot() * (g + 0.044715 * g * g * g)))
+            values[i] = Float(gelu * Double(ups[i]))
+        }
+        store(values, into: out)
+    }
+
+    /// `out = x · factor`, element-wise.
+    public func scale(_ x: Tensor, by factor: Float, into out: Tensor) {
+        precondition(out.rowCount == x.rowCount && out.rowLength == x.rowLength, "scale: \(x.shape) into \(out.shape)")
+        store(load(x).map { Float(Double($0) * Double(factor)) }, into: out)
+    }
+
+    /// `out = cap · tanh(x / cap)`, element-wise, in `Double`.
+    public func softcap(_ x: Tensor, cap: Float, into out: Tensor) {
+        precondition(cap > 0, "softcap: cap \(cap)")
+        precondition(out.rowCount == x.rowCount && out.rowLength == x.rowLength, "softcap: \(x.shape) into \(out.shape)")
+        let c = Double(cap)
+        store(load(x).map { Float(c * tanh(Double($0) / c)) }, into: out)
+    }
+
     /// Writes all rows of `source` into `destination` from row `row` on.
     public func copyRows(_ source: Tensor, into destination: Tensor, atRow row: Int) {
         precondition(
@@ -147,12 +181,13 @@ extension ReferenceBackend {
     }
 
     /// Causal grouped-query attention: for query row `i` and head `h`,
-    /// `out = Σ_p softmax_p(scale · q·k_p) v_p` over positions `p` in `0 ... startPosition + i`, with
-    /// `k`, `v` taken from KV head `h / (headCount / headCountKV)`. Scores, softmax and the weighted
-    /// sum are in `Double`.
+    /// `out = Σ_p softmax_p(s_p) v_p` over positions `p` in
+    /// `mask.firstVisible(from: startPosition + i) ... startPosition + i`, with `s_p = scale · q·k_p`
+    /// (then `softcap · tanh(s_p / softcap)` when the mask soft-caps) and `k`, `v` taken from KV head
+    /// `h / (headCount / headCountKV)`. Scores, softmax and the weighted sum are in `Double`.
     public func attention(
         q: Tensor, keys: Tensor, values: Tensor, headCount: Int, headCountKV: Int,
-        startPosition: Int, scale: Float, into out: Tensor
+        startPosition: Int, scale: Float, mask: AttentionMask, into out: Tensor
     ) {
         let n = q.rowCount
         precondition(
@@ -176,27 +211,30 @@ extension ReferenceBackend {
         var result = [Float](repeating: 0, count: n * q.rowLength)
         var scores = [Double](repeating: 0, count: visible)
         var accumulator = [Double](repeating: 0, count: headDim)
+        let softcap = Double(mask.softcap)
         for i in 0..<n {
             let last = startPosition + i
+            let first = mask.firstVisible(from: last)
             for h in 0..<headCount {
                 let qBase = i * q.rowLength + h * headDim
                 let kvOffset = (h / groupSize) * headDim
                 var maxScore = -Double.infinity
-                for p in 0...last {
+                for p in first...last {
                     var dot = 0.0
                     for t in 0..<headDim {
                         dot += Double(qs[qBase + t]) * Double(ks[p * kvWidth + kvOffset + t])
                     }
                     scores[p] = Double(scale) * dot
+                    if softcap > 0 { scores[p] = softcap * tanh(scores[p] / softcap) }
                     maxScore = max(maxScore, scores[p])
                 }
                 var total = 0.0
-                for p in 0...last {
+                for p in first...last {
                     scores[p] = exp(scores[p] - maxScore)
                     total += scores[p]
                 }
                 for t in 0..<headDim { accumulator[t] = 0 }
-                for p in 0...last {
+                for p in first...last {
                     let weight = scores[p] / total
                     for t in 0..<headDim {
                         accumulator[t] += weight * Double(vs[p * kvWidth + kvOffset + t])

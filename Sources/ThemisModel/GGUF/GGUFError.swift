@@ -21,6 +21,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
     case overlappingTensors(String, String)
     case wrongTensorType(String, type: StorageType, allowed: [StorageType])
     case badValue(key: String, reason: String)
+    /// A tensor the architecture's definition neither uses nor knowingly ignores.
+    case unusedTensor(String, architecture: String)
 
     public var description: String {
         switch self {
@@ -45,6 +47,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
         case .wrongTensorType(let n, let t, let allowed):
             return "tensor '\(n)' is stored as \(t); it must be one of \(allowed.map(\.description).joined(separator: ", "))"
         case .badValue(let k, let r): return "GGUF metadata key '\(k)' \(r)"
+        case .unusedTensor(let n, let a):
+            return "tensor '\(n)' is not part of the \(a) architecture as implemented (a variant this version cannot run)"
         }
     }
 }

@@ -43,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         // The Backend protocol, device descriptions, storage formats and the scalar reference ops.
@@ -60,7 +61,10 @@ let package = Package(
         .executableTarget(name: "shader-embed", path: "Sources/shader-embed"),
         .plugin(name: "CompileShaders", capability: .buildTool(), dependencies: ["shader-embed"]),
         // GGUF, tokenizer, chat templates, transformer, sampling and scoring: backend-agnostic.
-        .target(name: "ThemisModel", dependencies: ["ThemisBackend"], swiftSettings: nativeFlags),
+        .target(
+            name: "ThemisModel",
+            dependencies: ["ThemisBackend", .product(name: "HeapModule", package: "swift-collections")],
+            swiftSettings: nativeFlags),
         // Model clients: one protocol for "a model we can ask" (chat, label probabilities,
         // continuation scoring), a local GGUF model (an actor owning it) and OpenAI-compatible servers.
         .target(

@@ -451,7 +451,7 @@ public actor LocalModel: ModelClient {
     public func labelProbabilities(_ request: LabelRequest) async throws -> LabelProbabilities {
         guard !request.candidates.isEmpty else { throw ClientError.unsupported("no candidates to compare") }
         let prompt = try tokens(request.prompt)
-        let candidates = request.candidates.map { tokenizer.encode($0, parseSpecial: false, addBOS: false) }
+        let candidates = request.candidates.map { tokenizer.encodeContinuation($0) }
         if let i = candidates.firstIndex(where: \.isEmpty) {
             throw ClientError.unsupported("candidate \(i + 1) is empty")
         }
@@ -473,13 +473,16 @@ public actor LocalModel: ModelClient {
     }
 
     public func scoreContinuation(_ continuation: String, after context: ScoringContext) async throws -> ContinuationScore {
-        let answer = tokenizer.encode(continuation, parseSpecial: false, addBOS: false)
-        guard !answer.isEmpty else { throw ClientError.unsupported("the continuation is empty") }
-        let prefix: [Int32]
+        let prefix: [Int32], answer: [Int32]
         switch context {
-        case .prompt(let p): prefix = try tokens(p)
-        case .start: prefix = [tokenizer.bosID ?? tokenizer.eosID ?? 0]
+        case .prompt(let p):
+            prefix = try tokens(p)
+            answer = tokenizer.encodeContinuation(continuation)
+        case .start:
+            prefix = [tokenizer.bosID ?? tokenizer.eosID ?? 0]
+            answer = tokenizer.encode(continuation, parseSpecial: false, addBOS: false)
         }
+        guard !answer.isEmpty else { throw ClientError.unsupported("the continuation is empty") }
         await acquireScratch()
         defer { releaseScratch() }
         do {

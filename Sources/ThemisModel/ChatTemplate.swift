@@ -4,8 +4,17 @@ public enum ChatTemplateKind: String, CaseIterable, Sendable {
     case chatml
     /// `<|start_header_id|>role<|end_header_id|>\n\n…<|eot_id|>` after `<|begin_of_text|>`.
     case llama3
-    /// `<s>[INST] … [/INST]answer</s>` (Mistral, Llama 2 style).
+    /// `<s>[INST] … [/INST]answer</s>` (Mistral).
     case mistral
+    /// `<s>[INST] <<SYS>>\n…\n<</SYS>>\n\n… [/INST] answer </s>`, BOS before every user turn (Llama 2).
+    case llama2
+    /// `<bos><start_of_turn>user\n…<end_of_turn>\n<start_of_turn>model\n` (Gemma 2 and 3).
+    case gemma
+    /// `<|user|>\n…<|end|>\n<|assistant|>\n` (Phi-3, Phi-3.5).
+    case phi3
+    /// ChatML with Qwen 3's thinking turned off: the answer opens with an empty `<think>` block, so
+    /// the model answers (and a judge gives its verdict) at once.
+    case qwen3
 }
 
 /// Who wrote a chat message.
@@ -90,22 +99,35 @@ public struct ChatTemplate: Sendable, Equatable {
         case .llama3:
             self.bosText = bosText ?? "<|begin_of_text|>"
             self.eosText = eosText ?? "<|eot_id|>"
-        case .mistral:
+        case .mistral, .llama2:
             self.bosText = bosText ?? "<s>"
             self.eosText = eosText ?? "</s>"
+        case .gemma:
+            self.bosText = bosText ?? "<bos>"
+            self.eosText = eosText ?? "<end_of_turn>"
+        case .phi3:
+            self.bosText = bosText ?? ""
+            self.eosText = eosText ?? "<|end|>"
+        case .qwen3:
+            self.bosText = bosText ?? ""
+            self.eosText = eosText ?? "<|im_end|>"
         }
     }
 
     /// The template of a model file: `kind` when given (the `--chat-template` override), else the format
-    /// recognised in `tokenizer.chat_template`.
+    /// recognised in `tokenizer.chat_template`, else (a file without a template) its family's format
+    /// for the Gemma architectures, whose vocabularies carry the turn markers.
     ///
     /// Throws `ChatTemplateError` naming the `--chat-template` option when no kind is given and the template is
     /// missing or unrecognised.
     public init(gguf: GGUFFile, kind override: ChatTemplateKind? = nil) throws {
         let source = gguf.metadata["tokenizer.chat_template"]?.string
+        let architecture = gguf.metadata["general.architecture"]?.string ?? ""
         let kind: ChatTemplateKind
         if let override {
             kind = override
+        } else if source?.isEmpty ?? true, ["gemma", "gemma2", "gemma3"].contains(architecture) {
+            kind = .gemma
         } else {
             guard let source, !source.isEmpty else { throw ChatTemplateError.missing }
             guard let detected = ChatTemplate.detect(source) else {
@@ -123,18 +145,24 @@ public struct ChatTemplate: Sendable, Equatable {
             return tokens[id].string
         }
         // ChatML writes no BOS; the other formats write the file's own spellings when the file is of that format
-        // (an overridden format keeps its usual spellings: SmolLM2's BOS is `<|im_start|>`).
-        let usesFileTokens = kind != .chatml && source.flatMap(ChatTemplate.detect) == kind
+        // (an overridden format keeps its usual spellings: SmolLM2's BOS is `<|im_start|>`). Phi-3's
+        // templates differ in whether they start with BOS: the file's template says.
+        let fromFile = source.flatMap(ChatTemplate.detect) == kind
+        let usesFileTokens = ![.chatml, .qwen3, .gemma].contains(kind) && fromFile
+        var bos = usesFileTokens ? spelling("bos_token_id") : nil
+        if kind == .phi3 { bos = fromFile && source!.contains("bos_token") ? spelling("bos_token_id") ?? "<s>" : "" }
         self.init(
-            kind: kind, defaultSystemPrompt: defaultSystemPrompt,
-            bosText: usesFileTokens ? spelling("bos_token_id") : nil,
-            eosText: usesFileTokens ? spelling("eos_token_id") : nil)
+            kind: kind, defaultSystemPrompt: defaultSystemPrompt, bosText: bos,
+            eosText: usesFileTokens && kind != .phi3 ? spelling("eos_token_id") : nil)
     }
 
     /// The format a Jinja chat template renders, recognised by its markers; nil when none is known.
     public static func detect(_ template: String) -> ChatTemplateKind? {
         if template.contains("<|start_header_id|>") { return .llama3 }
-        if template.contains("<|im_start|>") { return .chatml }
+        if template.contains("<start_of_turn>") { return .gemma }
+        if template.contains("<|im_start|>") { return template.contains("<think>") ? .qwen3 : .chatml }
+        if template.contains("<|user|>") && template.contains("<|end|>") { return .phi3 }
+        if template.contains("<<SYS>>") { return .llama2 }
         if template.contains("[INST]") { return .mistral }
         return nil
     }
@@ -225,10 +253,76 @@ public struct ChatTemplate: Sendable, Equatable {
         prompt.appendTemplate(bosText)
         switch kind {
         case .chatml: renderChatML(conversation, addGenerationPrompt: addGenerationPrompt, into: &prompt)
+        case .qwen3:
+            renderChatML(conversation, addGenerationPrompt: addGenerationPrompt, into: &prompt)
+            // Qwen 3's template with `enable_thinking=false`
+            if addGenerationPrompt { prompt.appendTemplate("<think>\n\n</think>\n\n") }
         case .llama3: renderLlama3(conversation, addGenerationPrompt: addGenerationPrompt, into: &prompt)
         case .mistral: renderMistral(conversation, into: &prompt)
+        case .llama2: renderLlama2(conversation, into: &prompt)
+        case .gemma: renderGemma(conversation, addGenerationPrompt: addGenerationPrompt, into: &prompt)
+        case .phi3: renderPhi3(conversation, addGenerationPrompt: addGenerationPrompt, into: &prompt)
         }
         return prompt
+    }
+
+    /// Llama 2's format: the system text, fenced by `<<SYS>>`, opens the first user turn; every
+    /// user turn after the first starts with its own BOS; messages are stripped.
+    private func renderLlama2(_ messages: [ChatMessage], into prompt: inout RenderedPrompt) {
+        var system: String?
+        var firstTurn = true
+        for message in messages {
+            switch message.role {
+            case .system:
+                system = message.content
+            case .user:
+                if !firstTurn { prompt.appendTemplate(bosText) }
+                firstTurn = false
+                prompt.appendTemplate("[INST] ")
+                if let system {
+                    prompt.appendTemplate("<<SYS>>\n")
+                    prompt.appendContent(system)
+                    prompt.appendTemplate("\n<</SYS>>\n\n")
+                }
+                system = nil
+                prompt.appendContent(message.content.trimmingWhitespace())
+                prompt.appendTemplate(" [/INST]")
+            case .assistant:
+                prompt.appendTemplate(" ")
+                prompt.appendContent(message.content.trimmingWhitespace())
+                prompt.appendTemplate(" " + eosText)
+            }
+        }
+    }
+
+    /// Gemma's format has no system role: the system text and a blank line open the first user
+    /// turn; the assistant is "model"; messages are trimmed.
+    private func renderGemma(_ messages: [ChatMessage], addGenerationPrompt: Bool, into prompt: inout RenderedPrompt) {
+        var system: String?
+        for message in messages {
+            if message.role == .system {
+                system = message.content
+                continue
+            }
+            prompt.appendTemplate("<start_of_turn>\(message.role == .assistant ? "model" : "user")\n")
+            if let system, message.role == .user {
+                prompt.appendContent(system)
+                prompt.appendTemplate("\n\n")
+            }
+            system = nil
+            prompt.appendContent(message.content.trimmingWhitespace())
+            prompt.appendTemplate("<end_of_turn>\n")
+        }
+        if addGenerationPrompt { prompt.appendTemplate("<start_of_turn>model\n") }
+    }
+
+    private func renderPhi3(_ messages: [ChatMessage], addGenerationPrompt: Bool, into prompt: inout RenderedPrompt) {
+        for message in messages {
+            prompt.appendTemplate("<|\(message.role.rawValue)|>\n")
+            prompt.appendContent(message.content)
+            prompt.appendTemplate("<|end|>\n")
+        }
+        if addGenerationPrompt { prompt.appendTemplate("<|assistant|>\n") }
     }
 
     private func renderChatML(_ messages: [ChatMessage], addGenerationPrompt: Bool, into prompt: inout RenderedPrompt) {

@@ -251,11 +251,18 @@ import ThemisModel
         }
     }
 
-    @Test("a tokenizer other than byte-level BPE is an error")
+    @Test("a tokenizer other than byte-level BPE and SentencePiece is an error")
     func unsupportedModel() throws {
         var file = TinyGGUF.byteLevel(pre: "gpt2")
+        file.entries[0] = ("tokenizer.ggml.model", .string("bert"))
+        #expect(throws: TokenizerError.unsupportedModel("bert")) { try Tokenizer(gguf: file.open()) }
+    }
+
+    @Test("a SentencePiece vocabulary without scores is an error")
+    func sentencePieceNeedsScores() throws {
+        var file = TinyGGUF.byteLevel(pre: "gpt2")
         file.entries[0] = ("tokenizer.ggml.model", .string("llama"))
-        #expect(throws: TokenizerError.unsupportedModel("llama")) { try Tokenizer(gguf: file.open()) }
+        #expect(throws: TokenizerError.missingKey("tokenizer.ggml.scores")) { try Tokenizer(gguf: file.open()) }
     }
 
     @Test("Llama 3 emits a word that is a whole vocabulary entry without merging")

@@ -1,3 +1,5 @@
+import HeapModule
+
 extension Tokenizer {
     /// Token ids of `text`.
     ///
@@ -11,6 +13,13 @@ extension Tokenizer {
         encode(text, parseSpecial: parseSpecial, protected: [], addBOS: addBOS)
     }
 
+    /// Token ids of text that continues a prompt (a label, an answer to score): no BOS, special
+    /// tokens not parsed, and no SentencePiece space prefix, which belongs to the start of a text
+    /// and would put a space the model never saw before the continuation.
+    public func encodeContinuation(_ text: String) -> [Int32] {
+        encode(text, parseSpecial: false, protected: [], addBOS: false, spacePrefix: false)
+    }
+
     /// Token ids of a templated chat prompt: special tokens are parsed in the template's own text
     /// but not inside the messages, so a message cannot inject `<|im_end|>` or similar. Text runs
     /// are tokenized whole across template/message boundaries, as llama.cpp does.
@@ -18,15 +27,25 @@ extension Tokenizer {
         encode(prompt.text, parseSpecial: true, protected: prompt.contentRanges, addBOS: addBOS)
     }
 
-    private func encode(_ text: String, parseSpecial: Bool, protected: [Range<Int>], addBOS: Bool?) -> [Int32] {
+    private func encode(_ text: String, parseSpecial: Bool, protected: [Range<Int>], addBOS: Bool?,
+                        spacePrefix: Bool = true) -> [Int32] {
         var output: [Int32] = []
         if addBOS ?? addsBOS, let bosID { output.append(bosID) }
         let bytes = Array(text.utf8)
         var cache: [ArraySlice<UInt8>: [Int32]] = [:]
+        // SentencePiece: text at the start or after a special token gets the space prefix
+        var afterSpecial = spacePrefix
         for fragment in partition(bytes, parseSpecial: parseSpecial, protected: protected) {
             switch fragment {
-            case .token(let id): output.append(id)
-            case .text(let range): encodeText(bytes[range], into: &output, cache: &cache)
+            case .token(let id):
+                output.append(id)
+                afterSpecial = true
+            case .text(let range) where kind == .sentencePiece:
+                SentencePiece.encode(bytes[range], prefixSpace: addsSpacePrefix && afterSpecial, tokenizer: self,
+                                     into: &output)
+                afterSpecial = false
+            case .text(let range):
+                encodeText(bytes[range], into: &output, cache: &cache)
             }
         }
         return output
@@ -61,6 +80,9 @@ extension Tokenizer {
                     if match > start { next.append(.text(start..<match)) }
                     next.append(.token(special.id))
                     start = match + special.bytes.count
+                    if special.stripsRight {
+                        while start < range.upperBound && Tokenizer.isSpace(bytes[start]) { start += 1 }
+                    }
                     searchFrom = start
                     changed = true
                 }
@@ -70,6 +92,9 @@ extension Tokenizer {
         }
         return fragments
     }
+
+    /// C's `isspace`: what llama.cpp's strip attributes swallow.
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0D).contains(byte) }
 
     private static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int, to end: Int) -> Int? {
         guard let first = needle.first, end - start >= needle.count else { return nil }
@@ -134,7 +159,7 @@ extension Tokenizer {
         // Doubly linked list over `symbols`; a merged-away symbol gets id -1.
         var previous = (0..<count).map { Int32($0) - 1 }
         var next = (0..<count).map { $0 + 1 < count ? Int32($0 + 1) : -1 }
-        var queue = MergeQueue()
+        var queue = Heap<MergeCandidate>()
         func consider(_ left: Int32) {
             // the first symbol has no left neighbour (-1): check before indexing
             guard left >= 0 else { return }
@@ -143,11 +168,11 @@ extension Tokenizer {
             let leftID = symbols[Int(left)]
             let rightID = symbols[Int(right)]
             guard let rule = merges[Tokenizer.mergeKey(leftID, rightID)] else { return }
-            queue.push(
+            queue.insert(
                 MergeCandidate(rank: rule.rank, left: left, leftID: leftID, rightID: rightID, result: rule.result))
         }
         for index in 0..<(count - 1) { consider(Int32(index)) }
-        while let candidate = queue.pop() {
+        while let candidate = queue.popMin() {
             let left = Int(candidate.left)
             let right = Int(next[left])
             // Skip candidates made stale by an earlier merge on either side.
@@ -180,48 +205,15 @@ extension Tokenizer {
     }
 }
 
-private struct MergeCandidate {
+/// A candidate BPE merge; the heap's minimum is the lowest rank, then the leftmost pair.
+private struct MergeCandidate: Comparable {
     let rank: Int32
     let left: Int32
     let leftID: Int32
     let rightID: Int32
     let result: Int32
 
-    func precedes(_ other: MergeCandidate) -> Bool {
-        rank != other.rank ? rank < other.rank : left < other.left
-    }
-}
-
-/// A binary min-heap ordered by (rank, left position).
-private struct MergeQueue {
-    private var items: [MergeCandidate] = []
-
-    mutating func push(_ item: MergeCandidate) {
-        items.append(item)
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard items[child].precedes(items[parent]) else { break }
-            items.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func pop() -> MergeCandidate? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        guard !items.isEmpty else { return top }
-        items[0] = last
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            guard left < items.count else { break }
-            var best = left
-            if left + 1 < items.count && items[left + 1].precedes(items[left]) { best = left + 1 }
-            guard items[best].precedes(items[parent]) else { break }
-            items.swapAt(best, parent)
-            parent = best
-        }
-        return top
+    static func < (a: MergeCandidate, b: MergeCandidate) -> Bool {
+        a.rank != b.rank ? a.rank < b.rank : a.left < b.left
     }
 }

@@ -1,9 +1,21 @@
-/// A byte-level BPE tokenizer (GPT-2 style) built from a GGUF file's `tokenizer.ggml.*` metadata.
+/// A tokenizer built from a GGUF file's `tokenizer.ggml.*` metadata: byte-level BPE (GPT-2 style,
+/// `tokenizer.ggml.model = gpt2`) or SentencePiece (`llama`: Llama 1/2, Mistral, Gemma, Phi-3).
 ///
-/// It reproduces llama.cpp's tokenization: the special-token partition, the pre-tokenizer named by
-/// `tokenizer.ggml.pre`, and BPE merges applied lowest rank first. Immutable after `init`, so one instance can be
-/// shared by any number of threads.
+/// It reproduces llama.cpp's tokenization: the special-token partition; for BPE, the pre-tokenizer
+/// named by `tokenizer.ggml.pre` and merges applied lowest rank first; for SentencePiece, the space
+/// prefix, spaces as U+2581, pairs merged highest score first and byte fallback (`<0xNN>`).
+/// Immutable after `init`, so one instance can be shared by any number of threads.
 public final class Tokenizer: Sendable {
+    /// The two vocabulary kinds llama.cpp calls BPE and SPM.
+    public enum Kind: String, Sendable {
+        /// Byte-level BPE (`gpt2`).
+        case byteLevelBPE = "gpt2"
+        /// SentencePiece with byte fallback (`llama`).
+        case sentencePiece = "llama"
+    }
+
+    /// Which algorithm splits text into tokens.
+    public let kind: Kind
     /// The name in `tokenizer.ggml.pre` (or "default" when the file has none).
     public let preTokenizerName: String
     /// Number of vocabulary entries; valid token ids are `0..<vocabularySize`.
@@ -22,10 +34,22 @@ public final class Tokenizer: Sendable {
     /// and `<|endoftext|>` (the same set llama.cpp uses).
     public let endOfGenerationIDs: Set<Int32>
 
-    /// Vocabulary spellings (byte-level encoded), by id.
+    /// Whether SentencePiece text gets a leading space at its start and after every special token
+    /// (`tokenizer.ggml.add_space_prefix`, default true; Gemma's files turn it off).
+    public let addsSpacePrefix: Bool
+
+    /// Vocabulary spellings (byte-level encoded for BPE; spaces as U+2581 for SentencePiece), by id.
     let tokens: [String]
+    /// SentencePiece scores, by id (empty for BPE).
+    let scores: [Float]
+    /// SentencePiece byte-fallback token of each byte value (`<0xNN>`, else the byte's own
+    /// one-character token, else the unknown token; -1 when there is none).
+    let byteTokens: [Int32]
     let types: [TokenType]
     let idForToken: [String: Int32]
+    /// SentencePiece entries by their exact UTF-8 bytes (Swift's `String` equality would merge
+    /// canonically equivalent spellings, which SentencePiece vocabularies hold as distinct tokens).
+    let idForBytes: [[UInt8]: Int32]
     /// Strings that occur in merges but are not vocabulary entries; their symbol ids follow the vocabulary's.
     let extraSymbols: [String]
     /// Merge rules keyed by `mergeKey(left, right)` of symbol ids.
@@ -50,24 +74,29 @@ public final class Tokenizer: Sendable {
         let id: Int32
         /// Control and unknown tokens are matched only when special tokens are parsed; user-defined ones always.
         let needsParseSpecial: Bool
+        /// Whitespace after the token is swallowed with it (llama.cpp's `rstrip` token attribute,
+        /// which it gives Phi-3's special tokens).
+        let stripsRight: Bool
     }
 
-    /// Builds the tokenizer of `gguf`; throws `TokenizerError` when it is not byte-level BPE, names an unknown
-    /// pre-tokenizer, or lacks the vocabulary or merges.
+    /// Builds the tokenizer of `gguf`; throws `TokenizerError` when it is neither byte-level BPE nor
+    /// SentencePiece, names an unknown pre-tokenizer, or lacks the vocabulary, merges or scores.
     public init(gguf: GGUFFile) throws {
         let metadata = gguf.metadata
         guard let model = metadata["tokenizer.ggml.model"]?.string else {
             throw TokenizerError.missingKey("tokenizer.ggml.model")
         }
-        guard model == "gpt2" else { throw TokenizerError.unsupportedModel(model) }
-        let preName = metadata["tokenizer.ggml.pre"]?.string ?? "default"
+        guard let kind = Kind(rawValue: model) else { throw TokenizerError.unsupportedModel(model) }
+        // SentencePiece does no pre-tokenization; its files name none or "default"
+        let preName = kind == .sentencePiece ? "default" : metadata["tokenizer.ggml.pre"]?.string ?? "default"
         guard let preTokenizer = PreTokenizer(name: preName) else {
             throw TokenizerError.unknownPreTokenizer(preName)
         }
         guard let tokenValues = metadata["tokenizer.ggml.tokens"]?.array else {
             throw TokenizerError.missingKey("tokenizer.ggml.tokens")
         }
-        guard let mergeValues = metadata["tokenizer.ggml.merges"]?.array else {
+        let mergeValues = metadata["tokenizer.ggml.merges"]?.array ?? []
+        if kind == .byteLevelBPE && metadata["tokenizer.ggml.merges"]?.array == nil {
             throw TokenizerError.missingKey("tokenizer.ggml.merges")
         }
         guard !tokenValues.isEmpty, tokenValues.count < Int(Int32.max) / 2 else {
@@ -79,15 +108,25 @@ public final class Tokenizer: Sendable {
         tokens.reserveCapacity(count)
         var idForToken: [String: Int32] = [:]
         idForToken.reserveCapacity(count)
+        var idForBytes: [[UInt8]: Int32] = [:]
+        if kind == .sentencePiece { idForBytes.reserveCapacity(count) }
         for (index, value) in tokenValues.enumerated() {
             guard var text = value.string else { throw TokenizerError.missingKey("tokenizer.ggml.tokens") }
             // llama.cpp's spelling for empty entries, so they stay distinct.
             if text.isEmpty { text = "[EMPTY_\(index)]" }
-            guard idForToken.updateValue(Int32(index), forKey: text) == nil else {
-                throw TokenizerError.malformedVocabulary("duplicate token '\(text)'")
+            if kind == .sentencePiece {
+                guard idForBytes.updateValue(Int32(index), forKey: Array(text.utf8)) == nil else {
+                    throw TokenizerError.malformedVocabulary("duplicate token '\(text)'")
+                }
+                if idForToken[text] == nil { idForToken[text] = Int32(index) }
+            } else {
+                guard idForToken.updateValue(Int32(index), forKey: text) == nil else {
+                    throw TokenizerError.malformedVocabulary("duplicate token '\(text)'")
+                }
             }
             tokens.append(text)
         }
+        self.idForBytes = idForBytes
 
         var types = [TokenType](repeating: .normal, count: count)
         if let typeValues = metadata["tokenizer.ggml.token_type"]?.array {
@@ -112,8 +151,33 @@ public final class Tokenizer: Sendable {
         eosID = try specialID("eos_token_id")
         unknownID = try specialID("unknown_token_id")
         paddingID = try specialID("padding_token_id")
-        let addBOSValue = metadata["tokenizer.ggml.add_bos_token"]
-        addsBOS = addBOSValue?.bool ?? addBOSValue?.int.map { $0 != 0 } ?? preTokenizer.addsBOSByDefault
+        func flag(_ key: String) -> Bool? {
+            let value = metadata["tokenizer.ggml.\(key)"]
+            return value?.bool ?? value?.int.map { $0 != 0 }
+        }
+        addsBOS = flag("add_bos_token") ?? (kind == .sentencePiece || preTokenizer.addsBOSByDefault)
+        addsSpacePrefix = kind == .sentencePiece && (flag("add_space_prefix") ?? true)
+
+        var scores: [Float] = []
+        if kind == .sentencePiece {
+            guard let scoreValues = metadata["tokenizer.ggml.scores"]?.array, scoreValues.count >= count else {
+                throw TokenizerError.missingKey("tokenizer.ggml.scores")
+            }
+            scores = try scoreValues.prefix(count).map { value in
+                guard let score = value.double.map(Float.init), score.isFinite else {
+                    throw TokenizerError.malformedVocabulary("a score in tokenizer.ggml.scores is not a finite number")
+                }
+                return score
+            }
+        }
+        self.scores = scores
+        let unknown = unknownID
+        byteTokens = (0..<256).map { byte -> Int32 in
+            let hex = String(byte, radix: 16, uppercase: true)
+            if let id = idForBytes[Array(("<0x" + (hex.count == 1 ? "0" : "") + hex + ">").utf8)] { return id }
+            if let id = idForBytes[[UInt8(byte)]] { return id }
+            return unknown ?? -1
+        }
 
         // End of generation, detected by spelling as llama.cpp does; such tokens are treated as control tokens.
         var endOfGeneration = Set<Int32>()
@@ -127,11 +191,17 @@ public final class Tokenizer: Sendable {
         }
         endOfGenerationIDs = endOfGeneration
 
+        // llama.cpp gives Phi-3's special tokens (recognised by the model's name) the rstrip
+        // attribute, except <unk>, <s> and <|endoftext|>
+        let name = (metadata["general.name"]?.string ?? "").lowercased()
+        let phi3 = name.contains("phi-3") || name.contains("phi3")
         var specials: [SpecialToken] = []
         for id in 0..<count where [.control, .userDefined, .unknown].contains(types[id]) {
+            let text = tokens[id]
             specials.append(
                 SpecialToken(
-                    bytes: Array(tokens[id].utf8), id: Int32(id), needsParseSpecial: types[id] != .userDefined))
+                    bytes: Array(text.utf8), id: Int32(id), needsParseSpecial: types[id] != .userDefined,
+                    stripsRight: phi3 && !["<unk>", "<s>", "<|endoftext|>"].contains(text)))
         }
         specialTokens = specials.sorted { ($0.bytes.count, -$0.id) > ($1.bytes.count, -$1.id) }
 
@@ -169,10 +239,11 @@ public final class Tokenizer: Sendable {
         var pieceOffsets: [Int32] = [0]
         pieceOffsets.reserveCapacity(count + 1)
         for id in 0..<count {
-            pieceBytes.append(contentsOf: Tokenizer.piece(of: tokens[id], type: types[id]))
+            pieceBytes.append(contentsOf: Tokenizer.piece(of: tokens[id], type: types[id], kind: kind))
             pieceOffsets.append(Int32(pieceBytes.count))
         }
 
+        self.kind = kind
         self.preTokenizerName = preName
         self.preTokenizer = preTokenizer
         self.vocabularySize = count
@@ -199,8 +270,10 @@ public final class Tokenizer: Sendable {
     }
 
     /// The bytes a token renders to when special tokens are shown.
-    private static func piece(of text: String, type: TokenType) -> [UInt8] {
+    private static func piece(of text: String, type: TokenType, kind: Kind) -> [UInt8] {
         switch type {
+        case .normal where kind == .sentencePiece:
+            return Array(text.replacingOccurrences(of: SentencePiece.space, with: " ").utf8)
         case .normal:
             return ByteLevel.decode(text)
         case .control, .unknown, .userDefined:
@@ -216,7 +289,8 @@ public final class Tokenizer: Sendable {
         }
     }
 
-    /// The id of the vocabulary entry spelled exactly `text` (byte-level encoded, so a space is "Ġ"), if any.
+    /// The id of the vocabulary entry spelled exactly `text` (byte-level encoded, so a space is "Ġ";
+    /// for SentencePiece "▁"), if any.
     public func id(of text: String) -> Int32? { idForToken[text] }
 
     /// The vocabulary spelling of `id` (byte-level encoded), or nil when out of range.

@@ -1,6 +1,6 @@
 /// Why a tokenizer could not be built from a model file.
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {
-    /// `tokenizer.ggml.model` names a tokenizer other than byte-level BPE (`gpt2`).
+    /// `tokenizer.ggml.model` names a tokenizer other than byte-level BPE (`gpt2`) and SentencePiece (`llama`).
     case unsupportedModel(String)
     /// `tokenizer.ggml.pre` names a pre-tokenizer this engine does not implement.
     case unknownPreTokenizer(String)
@@ -13,7 +13,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unsupportedModel(let name):
-            return "unsupported tokenizer model '\(name)' (supported: gpt2, byte-level BPE)"
+            return "unsupported tokenizer model '\(name)' (supported: gpt2, byte-level BPE; llama, SentencePiece)"
         case .unknownPreTokenizer(let name):
             return "unknown pre-tokenizer '\(name)' (tokenizer.ggml.pre); supported: "
                 + PreTokenizer.supportedNames.joined(separator: ", ")

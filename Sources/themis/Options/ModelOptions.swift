@@ -19,7 +19,7 @@ struct ModelOptions: ParsableArguments {
     var exactDecode = false
 
     @Option(name: .customLong("chat-template"),
-            help: "Chat template when the model's is not recognised: chatml, llama3, mistral. With a server URL: the served model's template (a kind, or a GGUF file to read it from), rendered here for exact label probabilities.")
+            help: "Chat template when the model's is not recognised: chatml, llama3, mistral, llama2, gemma, phi3, qwen3 (ChatML with thinking off). With a server URL: the served model's template (a kind, or a GGUF file to read it from), rendered here for exact label probabilities.")
     var chatTemplateSpec: String?
 
     /// `--chat-template` as a template kind, when it names one.
@@ -31,7 +31,7 @@ struct ModelOptions: ParsableArguments {
     func validate() throws {
         if let c = contextSize, c < 1 { throw ValidationError("--ctx-size must be at least 1") }
         if let t = chatTemplateSpec, chatTemplate == nil, !t.hasSuffix(".gguf") {
-            throw ValidationError("--chat-template takes chatml, llama3, mistral, or a GGUF file to read the template from")
+            throw ValidationError("--chat-template takes \(ChatTemplateKind.allCases.map(\.rawValue).joined(separator: ", ")), or a GGUF file to read the template from")
         }
     }
 

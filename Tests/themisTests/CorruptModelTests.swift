@@ -12,7 +12,7 @@ enum Corruption: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case deepNesting, duplicateKey, duplicateTensor, unknownValueType, badAlignment, badVersion, badMagic
     // tensor infos
     case overflowingDims, zeroDim, fiveDims, offsetPastEnd, misalignedOffset, overlappingOffsets
-    case normDeclaredQ4_1, unknownTensorType, wrongShape, missingTensor
+    case normDeclaredQ4_1, unknownTensorType, wrongShape, missingTensor, strayTensor, unknownArchitecture
     // hyper-parameters and keys
     case missingArchitecture, missingBlockCount, missingTokens, hugeBlockCount, negativeRopeDimension
     case oddRopeDimension, nanRopeBase, zeroRopeBase, negativeRopeBase, nanEpsilon, zeroEpsilon
@@ -44,6 +44,8 @@ enum Corruption: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case .unknownTensorType: "unknown or unsupported type id 99"
         case .wrongShape: "blk.0.attn_q.weight has shape"
         case .missingTensor: "'blk.3.ffn_up.weight' is missing"
+        case .strayTensor: "tensor 'blk.29.attn_norm.weight' is not part of the llama architecture"
+        case .unknownArchitecture: "unsupported model architecture 'mamba' (supported: llama, qwen2, qwen3, phi3, gemma2, gemma3)"
         case .missingArchitecture: "unsupported model architecture '(none)'"
         case .missingBlockCount: "'llama.block_count' is missing"
         case .missingTokens: "tokenizer.ggml.tokens"
@@ -118,6 +120,9 @@ enum Corruption: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case .unknownTensorType: s.tensor("blk.0.attn_q.weight") { $0.type = 99 }
         case .wrongShape: s.tensor("blk.0.attn_q.weight") { $0.dims = [576, 192] }
         case .missingTensor: s.tensors.removeAll { $0.name == "blk.3.ffn_up.weight" }
+        // one block fewer: the last block's tensors are left over
+        case .strayTensor: s.set("llama.block_count", uint32: 29)
+        case .unknownArchitecture: s.set("general.architecture", type: 8, GGUFSurgeon.str("mamba"))
         case .missingArchitecture: s.remove("general.architecture")
         case .missingBlockCount: s.remove("llama.block_count")
         case .missingTokens: s.remove("tokenizer.ggml.tokens")
@@ -161,6 +166,25 @@ struct CorruptModelTests {
         #expect(o.stderr.hasPrefix("themis: error: "), "stderr: \(o.stderr)")
         #expect(o.stderr.contains(corruption.mentions), "\(corruption) should mention '\(corruption.mentions)': \(o.stderr)")
         #expect(o.stdout.isEmpty, "a corrupt model generated: \(o.stdout)")
+    }
+
+    /// The tensors only Gemma 3 has (per-head Q/K norms, post-norms), missing or misshapen in the
+    /// tiny Gemma 3 file: one line naming the tensor.
+    @Test(arguments: [
+        ("missing", "blk.2.attn_q_norm.weight", "'blk.2.attn_q_norm.weight' is missing"),
+        ("shape", "blk.0.post_ffw_norm.weight", "blk.0.post_ffw_norm.weight has shape [32], expected [64]"),
+    ])
+    func gemmaTensorsAreChecked(_ kind: String, _ tensor: String, _ mentions: String) throws {
+        let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ThemisModelTests/Reference/tiny-gemma3.gguf").path
+        var s = try GGUFSurgeon(path: tiny)
+        if kind == "missing" { s.tensors.removeAll { $0.name == tensor } } else { s.tensor(tensor) { $0.dims = [32] } }
+        let path = NSTemporaryDirectory() + "themis-corrupt-gemma3-\(kind)-\(getpid()).gguf"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try s.write(to: path)
+        let o = try CLI.run(["generate", "--model", path, "--prompt", "hi", "--max-tokens", "1", "--device", "cpu"], measured: 1)
+        #expect(o.status == 1, "status \(o.status)")
+        #expect(o.stderrLines.count == 1 && o.stderr.contains(mentions), "stderr: \(o.stderr)")
     }
 
     /// A context whose KV cache size overflows is refused before anything is allocated.

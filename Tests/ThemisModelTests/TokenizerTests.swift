@@ -44,23 +44,24 @@ import ThemisModel
     @Test("the file's add_bos_token is followed when addBOS is nil", arguments: ReferenceModel.allCases)
     func bosFollowsFile(model: ReferenceModel) throws {
         let tokenizer = try model.tokenizer()
-        // Neither default model asks for BOS.
-        #expect(!tokenizer.addsBOS)
+        // SmolLM2 and Qwen ask for no BOS, Gemma does
+        #expect(tokenizer.addsBOS == model.addsBOS)
+        let bos = try #require(tokenizer.bosID)
         #expect(
             tokenizer.encode("Hello", parseSpecial: false)
-                == tokenizer.encode("Hello", parseSpecial: false, addBOS: false))
-        let bos = try #require(tokenizer.bosID)
+                == (model.addsBOS ? [bos] : []) + tokenizer.encode("Hello", parseSpecial: false, addBOS: false))
         #expect(tokenizer.encode("Hello", parseSpecial: false, addBOS: true).first == bos)
     }
 
     @Test("special tokens are parsed only when asked", arguments: ReferenceModel.allCases)
     func specialParsing(model: ReferenceModel) throws {
         let tokenizer = try model.tokenizer()
-        let imEnd = try #require(tokenizer.id(of: "<|im_end|>"))
-        #expect(tokenizer.encode("<|im_end|>", parseSpecial: true, addBOS: false) == [imEnd])
-        #expect(!tokenizer.encode("<|im_end|>", parseSpecial: false, addBOS: false).contains(imEnd))
+        let close = model.turnMarkers.end
+        let imEnd = try #require(tokenizer.id(of: close))
+        #expect(tokenizer.encode(close, parseSpecial: true, addBOS: false) == [imEnd])
+        #expect(!tokenizer.encode(close, parseSpecial: false, addBOS: false).contains(imEnd))
         #expect(tokenizer.decode([imEnd]) == "")
-        #expect(tokenizer.decode([imEnd], includeSpecial: true) == "<|im_end|>")
+        #expect(tokenizer.decode([imEnd], includeSpecial: true) == close)
         #expect(tokenizer.tokenType(imEnd) == .control)
     }
 
@@ -78,11 +79,11 @@ import ThemisModel
         let tokenizer = try model.tokenizer()
         let eos = try #require(tokenizer.eosID)
         #expect(tokenizer.isEndOfGeneration(eos))
-        for spelling in ["<|im_end|>", "<|endoftext|>"] {
+        for spelling in model == .gemma3 ? ["<end_of_turn>", "<eos>"] : ["<|im_end|>", "<|endoftext|>"] {
             let id = try #require(tokenizer.id(of: spelling))
             #expect(tokenizer.isEndOfGeneration(id), "\(spelling)")
         }
-        let imStart = try #require(tokenizer.id(of: "<|im_start|>"))
+        let imStart = try #require(tokenizer.id(of: model.turnMarkers.start))
         #expect(!tokenizer.isEndOfGeneration(imStart))
         let hello = tokenizer.encode("Hello", parseSpecial: false, addBOS: false)
         #expect(!hello.contains { tokenizer.isEndOfGeneration($0) })

@@ -179,7 +179,8 @@ public final class Tokenizer: Sendable {
             return unknown ?? -1
         }
 
-        // End of generation, detected by spelling as llama.cpp does; such tokens are treated as control tokens.
+        // End of generation, detected by spelling as llama.cpp does; such tokens are treated as
+        // control tokens (parsed only with special tokens, rendered only when asked).
         var endOfGeneration = Set<Int32>()
         for id in [eosID, try specialID("eot_token_id"), try specialID("eom_token_id")].compactMap({ $0 }) {
             endOfGeneration.insert(id)
@@ -188,6 +189,23 @@ public final class Tokenizer: Sendable {
             guard let id = idForToken[text] else { continue }
             endOfGeneration.insert(id)
             if types[Int(id)] != .control { types[Int(id)] = .control }
+        }
+        // gpt-oss's message markers are always rendered
+        for text in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
+            if let id = idForToken[text] { types[Int(id)] = .userDefined }
+        }
+        // where <|end|> sits beside <|return|> and <|call|> (or <|calls|> and <|flush|>), it ends a
+        // message, not the generation; where </s> sits beside Gemma 4's or PLaMo's own end markers,
+        // it is ordinary text
+        func eog(_ text: String) -> Int32? { idForToken[text].flatMap { endOfGeneration.contains($0) ? $0 : nil } }
+        if let end = eog("<|end|>"),
+           (eog("<|return|>") != nil && eog("<|call|>") != nil) || (eog("<|calls|>") != nil && eog("<|flush|>") != nil) {
+            endOfGeneration.remove(end)
+            types[Int(end)] = .userDefined
+        }
+        if let s = eog("</s>"), eog("<|tool_response>") != nil || eog("<|plamo:eos|>") != nil {
+            endOfGeneration.remove(s)
+            types[Int(s)] = .normal
         }
         endOfGenerationIDs = endOfGeneration
 
@@ -257,9 +275,12 @@ public final class Tokenizer: Sendable {
         self.pieceOffsets = pieceOffsets
     }
 
+    /// The spellings llama.cpp (the release llama-cpp-python 0.3.36 vendors) takes for the end of
+    /// a generation.
     static let endOfGenerationSpellings = [
-        "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>", "<|endoftext|>",
-        "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>",
+        "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
+        "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
+        "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", "<\u{FF5C}end\u{2581}of\u{2581}sentence\u{FF5C}>", "[e~[",
         // Fill-in-the-middle padding, repository and file separators also stop generation in llama.cpp.
         "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<reponame>",
         "<|file_sep|>",

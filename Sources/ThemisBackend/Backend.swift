@@ -34,12 +34,15 @@ public struct RoPEScaling: Sendable, Equatable {
     /// Plain RoPE.
     public static let none = RoPEScaling()
 
-    /// The angle of pair `j` (of `ropeDim / 2`) at `position`, in double: positions reach tens of
-    /// thousands of radians, where a float angle would lose the digits the sine depends on.
-    @inlinable public func angle(position: Int, pair j: Int, ropeDim: Int, freqBase: Float) -> Double {
-        var theta = Double(position) * Double(positionScale) * pow(Double(freqBase), -2 * Double(j) / Double(ropeDim))
-        if let f = frequencyFactors { theta /= Double(f[j]) }
-        return theta
+    /// The angle per position of each pair `j` (of `ropeDim / 2`): pair `j` at position `p` turns
+    /// by `p * frequencies[j]`. In double: positions reach tens of thousands of radians, where a
+    /// float angle would lose the digits the sine depends on.
+    public func frequencies(ropeDim: Int, freqBase: Float) -> [Double] {
+        (0..<ropeDim / 2).map { j in
+            var f = Double(positionScale) * pow(Double(freqBase), -2 * Double(j) / Double(ropeDim))
+            if let factors = frequencyFactors { f /= Double(factors[j]) }
+            return f
+        }
     }
 }
 
@@ -127,7 +130,7 @@ public protocol Backend: AnyObject, Sendable {
 
     /// Rotary position embedding, in place, on `x` `[n, heads * headDim]`: row `i` is at position
     /// `startPosition + i`; the first `ropeDim` elements of each head rotate with
-    /// `theta_j = scaling.angle(position, j)` (plainly `position * freqBase^(-2j/ropeDim)`), and are
+    /// `theta_j = position * scaling.frequencies(...)[j]` (plainly `position * freqBase^(-2j/ropeDim)`), and are
     /// multiplied by `scaling.magnitude`.
     func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout,
               scaling: RoPEScaling)

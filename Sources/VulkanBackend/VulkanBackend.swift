@@ -401,9 +401,10 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             } else {
                 var table = [Float](repeating: 0, count: 2 * n * half)
                 let magnitude = Double(scaling.magnitude)
+                let frequencies = scaling.frequencies(ropeDim: ropeDim, freqBase: freqBase)
                 for row in 0..<n {
                     for j in 0..<half {
-                        let theta = scaling.angle(position: startPosition + row, pair: j, ropeDim: ropeDim, freqBase: freqBase)
+                        let theta = Double(startPosition + row) * frequencies[j]
                         table[2 * (row * half + j)] = Float(cos(theta) * magnitude)
                         table[2 * (row * half + j) + 1] = Float(sin(theta) * magnitude)
                     }

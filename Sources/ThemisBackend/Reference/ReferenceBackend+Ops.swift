@@ -92,7 +92,7 @@ extension ReferenceBackend {
         store(values, into: out)
     }
 
-    /// Rotates pairs of the first `ropeDim` elements of each head by `scaling.angle(position, j)`
+    /// Rotates pairs of the first `ropeDim` elements of each head by `position * frequencies[j]`
     /// (plainly `position * freqBase^(-2j/ropeDim)`) and scales them by `scaling.magnitude`.
     ///
     /// Pair `j` (0..<ropeDim/2) is elements `(2j, 2j+1)` for `.adjacentPairs` and `(j, j + ropeDim/2)`
@@ -109,9 +109,10 @@ extension ReferenceBackend {
         var values = load(x)
         let half = ropeDim / 2
         let magnitude = Double(scaling.magnitude)
+        let frequencies = scaling.frequencies(ropeDim: ropeDim, freqBase: freqBase)
         for row in 0..<x.rowCount {
             for j in 0..<half {
-                let theta = scaling.angle(position: startPosition + row, pair: j, ropeDim: ropeDim, freqBase: freqBase)
+                let theta = Double(startPosition + row) * frequencies[j]
                 let cosine = cos(theta) * magnitude
                 let sine = sin(theta) * magnitude
                 let (first, second) = layout == .adjacentPairs ? (2 * j, 2 * j + 1) : (j, j + half)

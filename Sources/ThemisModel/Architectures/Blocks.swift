@@ -232,5 +232,29 @@ extension RoPEScaling {
             positionScale = 1 / (try p.positive(key, below: 1e6))
             break
         }
+        // llama.cpp multiplies cosine and sine by this for every architecture (Phi-3's long-RoPE)
+        if p.has("rope.scaling.attn_factor") { magnitude = try p.positive("rope.scaling.attn_factor", below: 100) }
+    }
+}
+
+extension HyperParameters {
+    /// Which layers use sliding-window attention, as llama.cpp decides: the per-layer flags of
+    /// `attention.sliding_window_pattern` when the file has an array there, else a period `n`
+    /// (that key's number, or `period`) in which all layers but the last of each `n` slide.
+    public func slidingLayers(blockCount: Int, period: Int) throws -> [Bool] {
+        let key = architecture + ".attention.sliding_window_pattern"
+        if let flags = file.metadata[key]?.array {
+            guard flags.count >= blockCount else {
+                throw ModelError.badHyperParameter("\(key) has \(flags.count) entries for \(blockCount) layers")
+            }
+            return try flags.prefix(blockCount).map {
+                guard let flag = $0.bool ?? $0.int.map({ $0 != 0 }) else {
+                    throw ModelError.badHyperParameter("\(key) holds a value that is not a flag")
+                }
+                return flag
+            }
+        }
+        let n = try int("attention.sliding_window_pattern", default: period, 0...ModelConfig.limits.blocks.upperBound)
+        return (0..<blockCount).map { n == 0 || $0 % n < n - 1 }
     }
 }

@@ -14,14 +14,16 @@ struct Gemma2: DecoderArchitecture {
         embedding = try Embedding(weights, config: c, scale: Float(c.embeddingLength).squareRoot())
         let finalCap = try parameters.positive("final_logit_softcapping", default: 30, below: 1e6)
         head = try OutputHead(weights, config: c, embedding: embedding, softcap: finalCap)
-        let window = try parameters.int("attention.sliding_window", 1...ModelConfig.limits.context.upperBound)
+        // llama.cpp's defaults for files without the keys: Gemma 2's window of 4096
+        let window = try parameters.int("attention.sliding_window", default: 4096, 1...ModelConfig.limits.context.upperBound)
         var global = AttentionLayout(config: c, ropeLayout: .halfSplit)
         global.ropeScaling = try RoPEScaling(linearFrom: parameters)
         global.scale = Self.attentionScale(c, largest: 46)
         global.mask.softcap = try parameters.positive("attn_logit_softcapping", default: 50, below: 1e6)
         var local = global
         local.mask.window = window
-        layouts = (0..<c.blockCount).map { $0 % 2 == 0 ? local : global }
+        local.freqBase = try parameters.positive("rope.freq_base_swa", default: Double(c.ropeFreqBase), below: 1e12)
+        layouts = try parameters.slidingLayers(blockCount: c.blockCount, period: 2).map { $0 ? local : global }
         blocks = try (0..<c.blockCount).map { i in
             try DecoderBlockWeights(
                 weights, block: i, config: c, attention: AttentionWeights(weights, block: i, config: c),

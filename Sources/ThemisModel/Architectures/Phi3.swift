@@ -3,7 +3,8 @@ import ThemisBackend
 /// Phi-3 and Phi-3.5 (`phi3`): pre-norm blocks whose Q, K and V sit in one matrix
 /// (`attn_qkv.weight`, or three as in some conversions) and whose gate and up projections sit in
 /// one (`ffn_up.weight`, gate first); RoPE on the head halves over `rope.dimension_count`
-/// elements (partial rotary), with the long-RoPE factors where the file has them.
+/// elements (partial rotary), with the long-RoPE factors where the file has them. Like llama.cpp,
+/// no sliding window even where the file names one (llama.cpp turned Phi's off).
 struct Phi3: DecoderArchitecture {
     static let names = ["phi3"]
     let embedding: Embedding
@@ -23,10 +24,9 @@ struct Phi3: DecoderArchitecture {
         let short = try weights.hostVector("rope_factors_short.weight", count: pairs)
         let original = try parameters.int("rope.scaling.original_context_length", default: c.contextLength,
                                           ModelConfig.limits.context)
-        layout.ropeScaling.frequencyFactors = contextLength > original ? long ?? short : short ?? long
-        if parameters.has("rope.scaling.attn_factor") {
-            layout.ropeScaling.magnitude = try parameters.positive("rope.scaling.attn_factor", below: 100)
-        }
+        // (llama.cpp compares its context rounded up to a multiple of 256)
+        let padded = (contextLength + 255) / 256 * 256
+        layout.ropeScaling.frequencyFactors = padded > original ? long ?? short : short ?? long
         self.layout = layout
         let fused = weights.file.tensorInfo("blk.0.attn_qkv.weight") != nil
         blocks = try (0..<c.blockCount).map { i in

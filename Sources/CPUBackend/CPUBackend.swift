@@ -188,25 +188,51 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         precondition(scaling.frequencyFactors.map { $0.count == ropeDim / 2 } ?? true, "rope: frequency factors")
         let heads = width / headDim
         let half = ropeDim / 2
-        let magnitude = Double(scaling.magnitude)
+        let table = ropeTable(start: startPosition, rows: x.rowCount, ropeDim: ropeDim, freqBase: freqBase, scaling: scaling)
         let xp = pointer(x)
-        parallelRows(x.rowCount, width: width * 4) { r in
-            var cs = [Float](repeating: 0, count: half), sn = [Float](repeating: 0, count: half)
-            for j in 0..<half {
-                let a = scaling.angle(position: startPosition + r, pair: j, ropeDim: ropeDim, freqBase: freqBase)
-                cs[j] = Float(cos(a) * magnitude); sn[j] = Float(sin(a) * magnitude)
-            }
-            for h in 0..<heads {
-                let v = xp + r * width + h * headDim
-                for j in 0..<half {
-                    let (i0, i1) = layout == .adjacentPairs ? (2 * j, 2 * j + 1) : (j, j + half)
-                    let a = v[i0], b = v[i1]
-                    v[i0] = a * cs[j] - b * sn[j]
-                    v[i1] = a * sn[j] + b * cs[j]
+        table.withUnsafeBufferPointer { table in
+            parallelRows(x.rowCount, width: width * 4) { r in
+                let cs = table.baseAddress! + 2 * r * half, sn = cs + half
+                for h in 0..<heads {
+                    let v = xp + r * width + h * headDim
+                    for j in 0..<half {
+                        let (i0, i1) = layout == .adjacentPairs ? (2 * j, 2 * j + 1) : (j, j + half)
+                        let a = v[i0], b = v[i1]
+                        v[i0] = a * cs[j] - b * sn[j]
+                        v[i1] = a * sn[j] + b * cs[j]
+                    }
                 }
             }
         }
     }
+
+    /// Cosines then sines (times the magnitude) of every row's pairs, `[rows][2][ropeDim / 2]`,
+    /// computed in double; the last two are kept, since Q and K of a layer (and the layers of one
+    /// kind: Gemma alternates two RoPE bases) ask for the same one.
+    private func ropeTable(start: Int, rows: Int, ropeDim: Int, freqBase: Float, scaling: RoPEScaling) -> [Float] {
+        let key = RopeKey(start: start, rows: rows, ropeDim: ropeDim, freqBase: freqBase, scaling: scaling)
+        if let hit = ropeTables.first(where: { $0.key == key }) { return hit.table }
+        let half = ropeDim / 2
+        let frequencies = scaling.frequencies(ropeDim: ropeDim, freqBase: freqBase)
+        let magnitude = Double(scaling.magnitude)
+        var table = [Float](repeating: 0, count: 2 * rows * half)
+        for r in 0..<rows {
+            let position = Double(start + r)
+            for j in 0..<half {
+                let a = position * frequencies[j]
+                table[2 * r * half + j] = Float(cos(a) * magnitude)
+                table[2 * r * half + half + j] = Float(sin(a) * magnitude)
+            }
+        }
+        ropeTables.insert((key, table), at: 0)
+        if ropeTables.count > 2 { ropeTables.removeLast() }
+        return table
+    }
+
+    private struct RopeKey: Equatable {
+        let start: Int, rows: Int, ropeDim: Int, freqBase: Float, scaling: RoPEScaling
+    }
+    private var ropeTables: [(key: RopeKey, table: [Float])] = []
 
     public func swiglu(gate: Tensor, up: Tensor, into out: Tensor) {
         let width = gate.rowLength
@@ -316,6 +342,19 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             }
         }
         let kt = keyBlocks
+        if transposed && group >= 2 && headDim % 16 == 0 {
+            // grouped-query heads share their keys and values: each task takes one query row and
+            // one KV head and runs all the query heads of its group together, so every key and
+            // value vector loaded serves the whole group
+            ensureScratch(group * (length + 16))
+            let scratch = self.scratch
+            pool.run(tasks: n * headCountKV) { task, thread in
+                groupAttention(row: task / headCountKV, kvHead: task % headCountKV, group: group, headDim: headDim,
+                               kvWidth: kvWidth, width: width, start: startPosition, blocks: blocks, scale: scale,
+                               mask: mask, q: qp, keyBlocks: kt, values: vp, out: op, scores: scratch[thread])
+            }
+            return
+        }
         pool.run(tasks: n * headCount) { task, thread in
             let i = task / headCount, h = task % headCount
             let kvh = h / group
@@ -360,8 +399,11 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             let total = expShiftSum(visible, count, shift: mx)
             let o = op + i * width + h * headDim
             let v = vp + kvh * headDim + first * kvWidth
-            if headDim == 64 {
-                weightedSum64(visible, v, stride: kvWidth, count: count, scale: 1 / total, into: o)
+            if headDim % 64 == 0 {
+                // 64 dimensions at a time, summed in registers (Gemma's heads are 256 wide)
+                for d in stride(from: 0, to: headDim, by: 64) {
+                    weightedSum64(visible, v + d, stride: kvWidth, count: count, scale: 1 / total, into: o + d)
+                }
                 return
             }
             o.update(repeating: 0, count: headDim)
@@ -370,6 +412,87 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             }
             let inv = 1 / total
             for d in 0..<headDim { o[d] *= inv }
+        }
+    }
+
+    /// One query row's attention for the `group` query heads of KV head `kvHead`, up to four heads
+    /// at a time: scores from the keys transposed into blocks of 16 positions, the softmax per
+    /// head, then the weighted values 16 dimensions at a time, summed in registers.
+    private func groupAttention(row i: Int, kvHead: Int, group: Int, headDim: Int, kvWidth: Int, width: Int,
+                                start: Int, blocks: Int, scale: Float, mask: AttentionMask,
+                                q: UnsafeMutablePointer<Float>, keyBlocks: UnsafeMutablePointer<Float>,
+                                values: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+                                scores: UnsafeMutablePointer<Float>) {
+        let length = start + i + 1
+        let first = mask.firstVisible(from: length - 1)
+        let count = length - first
+        let stride = blocks * 16
+        let base = keyBlocks + kvHead * blocks * headDim * 16
+        let scaleV = F16x(repeating: scale)
+        var g0 = 0
+        while g0 < group {
+            let m = min(4, group - g0)
+            // missing heads of a last partial set repeat the first (their sums are not stored)
+            let q0 = q + i * width + (kvHead * group + g0) * headDim
+            let q1 = m > 1 ? q0 + headDim : q0, q2 = m > 2 ? q0 + 2 * headDim : q0, q3 = m > 3 ? q0 + 3 * headDim : q0
+            let s0 = scores + g0 * stride
+            for b in (first / 16)..<((length + 15) / 16) {
+                let block = base + b * headDim * 16
+                var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
+                for d in 0..<headDim {
+                    let k = loadF(block + d * 16)
+                    a0 = a0.addingProduct(F16x(repeating: q0[d]), k)
+                    a1 = a1.addingProduct(F16x(repeating: q1[d]), k)
+                    a2 = a2.addingProduct(F16x(repeating: q2[d]), k)
+                    a3 = a3.addingProduct(F16x(repeating: q3[d]), k)
+                }
+                storeF(a0 * scaleV, s0 + b * 16)
+                if m > 1 { storeF(a1 * scaleV, s0 + stride + b * 16) }
+                if m > 2 { storeF(a2 * scaleV, s0 + 2 * stride + b * 16) }
+                if m > 3 { storeF(a3 * scaleV, s0 + 3 * stride + b * 16) }
+            }
+            g0 += 4
+        }
+        // softmax per head over its visible positions; the sums' inverses scale the outputs
+        var inverses = (Float(0), Float(0), Float(0), Float(0))
+        g0 = 0
+        while g0 < group {
+            let m = min(4, group - g0)
+            for g in 0..<m {
+                let visible = scores + (g0 + g) * stride + first
+                if mask.softcap > 0 {
+                    let cap = mask.softcap, inverse = 1 / cap
+                    var p = 0
+                    while p + 16 <= count { storeF(vtanh(loadF(visible + p) * inverse) * cap, visible + p); p += 16 }
+                    while p < count { visible[p] = tanhf(visible[p] * inverse) * cap; p += 1 }
+                }
+                let total = expShiftSum(visible, count, shift: maxOf(visible, count))
+                switch g {
+                case 0: inverses.0 = 1 / total
+                case 1: inverses.1 = 1 / total
+                case 2: inverses.2 = 1 / total
+                default: inverses.3 = 1 / total
+                }
+            }
+            let w0 = scores + g0 * stride + first
+            let w1 = m > 1 ? w0 + stride : w0, w2 = m > 2 ? w0 + 2 * stride : w0, w3 = m > 3 ? w0 + 3 * stride : w0
+            let o0 = out + i * width + (kvHead * group + g0) * headDim
+            let v = values + kvHead * headDim + first * kvWidth
+            for d in Swift.stride(from: 0, to: headDim, by: 16) {
+                var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
+                for p in 0..<count {
+                    let x = loadF(v + p * kvWidth + d)
+                    a0 = a0.addingProduct(F16x(repeating: w0[p]), x)
+                    a1 = a1.addingProduct(F16x(repeating: w1[p]), x)
+                    a2 = a2.addingProduct(F16x(repeating: w2[p]), x)
+                    a3 = a3.addingProduct(F16x(repeating: w3[p]), x)
+                }
+                storeF(a0 * inverses.0, o0 + d)
+                if m > 1 { storeF(a1 * inverses.1, o0 + headDim + d) }
+                if m > 2 { storeF(a2 * inverses.2, o0 + 2 * headDim + d) }
+                if m > 3 { storeF(a3 * inverses.3, o0 + 3 * headDim + d) }
+            }
+            g0 += 4
         }
     }
 

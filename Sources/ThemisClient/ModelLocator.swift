@@ -10,6 +10,7 @@ public enum ModelLocation: Sendable, Equatable {
     public static let knownModels: [String: String] = [
         "smollm2-135m": "SmolLM2-135M-Instruct.Q4_1.gguf",
         "qwen2.5-0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "gemma3-270m": "gemma-3-270m-q4_k_m.gguf",
     ]
 
     /// The model store: `$THEMIS_MODELS`, else `~/.cache/themis/models`.

@@ -5,7 +5,7 @@ import ThemisModel
 
 /// `--model`, `--device`, `--ctx-size`, `--chat-template`: shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model: a name (smollm2-135m, qwen2.5-0.5b), a GGUF file, or an OpenAI-compatible server's base URL (http://host:port/v1; commands that can use one).")
+    @Option(name: .long, help: "Model: a name (smollm2-135m, qwen2.5-0.5b, gemma3-270m), a GGUF file, or an OpenAI-compatible server's base URL (http://host:port/v1; commands that can use one).")
     var model: String = "smollm2-135m"
 
     @Option(name: .long, help: "Device: auto, cpu, or vulkan[:N] (see `themis devices`).")

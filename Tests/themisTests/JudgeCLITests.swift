@@ -88,6 +88,28 @@ struct JudgeCLITests {
         #expect(records.allSatisfy { $0["status"] as? String == "ok" && $0["label"] != nil })
     }
 
+    /// Gemma 3 (SentencePiece vocabulary, Gemma's turn format chosen for its template-less file,
+    /// <end_of_turn> ending the explanations) judges in all three modes.
+    @Test func gemma3JudgesInAllThreeModes() throws {
+        let lines = try String(contentsOf: CLI.root.appendingPathComponent("examples/judge-examples.jsonl"), encoding: .utf8)
+            .split(separator: "\n").prefix(3)
+        let input = NSTemporaryDirectory() + "themis-gemma3-judge-\(getpid()).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: input) }
+        try lines.joined(separator: "\n").write(toFile: input, atomically: true, encoding: .utf8)
+        let o = try CLI.run(["judge", "--model", CLI.models + "/gemma-3-270m-q4_k_m.gguf", "--device", "cpu",
+                             "--input", input, "--explain", "short"], measured: 20)
+        #expect(o.status == 0, "stderr: \(o.stderr)")
+        let records = try o.stdout.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        #expect(Set(records.compactMap { $0["mode"] as? String }) == ["reference", "single", "pairwise"])
+        for r in records {
+            #expect(r["status"] as? String == "ok", "\(r)")
+            #expect(r["rating"] is Int || ["A", "B", "tie"].contains(r["verdict"] as? String ?? ""), "\(r)")
+            #expect(!(r["explanation"] as? String ?? "").contains("<end_of_turn>"), "\(r)")
+        }
+    }
+
     @Test(.enabled(if: TestTier.full, "slow real-model case: make test-all runs it"))
     func llmbarPairsWithQwenAllGetAVerdict() throws {
         let input = Self.shared.appendingPathComponent("llmbar-natural.json").path

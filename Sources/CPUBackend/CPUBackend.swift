@@ -415,9 +415,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         }
     }
 
-    /// One query row's attention for the `group` query heads of KV head `kvHead`, up to four heads
-    /// at a time: scores from the keys transposed into blocks of 16 positions, the softmax per
-    /// head, then the weighted values 16 dimensions at a time, summed in registers.
+    /// One query row's attention for the `group` query heads of KV head `kvHead`: scores from the
+    /// keys transposed into blocks of 16 positions (two heads at a time), the softmax per head,
+    /// then the weighted values 16 dimensions at a time for up to four heads, summed in registers
+    /// in the order of the one-head path, so the numbers are those of that path.
     private func groupAttention(row i: Int, kvHead: Int, group: Int, headDim: Int, kvWidth: Int, width: Int,
                                 start: Int, blocks: Int, scale: Float, mask: AttentionMask,
                                 q: UnsafeMutablePointer<Float>, keyBlocks: UnsafeMutablePointer<Float>,
@@ -429,29 +430,42 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         let stride = blocks * 16
         let base = keyBlocks + kvHead * blocks * headDim * 16
         let scaleV = F16x(repeating: scale)
+        // scores two heads at a time, each summed as the one-head path sums it (four partial sums
+        // over the dimensions, joined pairwise), so grouping changes no number
         var g0 = 0
         while g0 < group {
-            let m = min(4, group - g0)
-            // missing heads of a last partial set repeat the first (their sums are not stored)
-            let q0 = q + i * width + (kvHead * group + g0) * headDim
-            let q1 = m > 1 ? q0 + headDim : q0, q2 = m > 2 ? q0 + 2 * headDim : q0, q3 = m > 3 ? q0 + 3 * headDim : q0
-            let s0 = scores + g0 * stride
+            let pair = group - g0 > 1
+            let qa = q + i * width + (kvHead * group + g0) * headDim
+            let qb = pair ? qa + headDim : qa
+            let sa = scores + g0 * stride, sb = sa + stride
             for b in (first / 16)..<((length + 15) / 16) {
                 let block = base + b * headDim * 16
                 var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
-                for d in 0..<headDim {
-                    let k = loadF(block + d * 16)
-                    a0 = a0.addingProduct(F16x(repeating: q0[d]), k)
-                    a1 = a1.addingProduct(F16x(repeating: q1[d]), k)
-                    a2 = a2.addingProduct(F16x(repeating: q2[d]), k)
-                    a3 = a3.addingProduct(F16x(repeating: q3[d]), k)
+                var c0 = F16x(), c1 = F16x(), c2 = F16x(), c3 = F16x()
+                var d = 0
+                while d + 4 <= headDim {
+                    let k0 = loadF(block + d * 16), k1 = loadF(block + (d + 1) * 16)
+                    let k2 = loadF(block + (d + 2) * 16), k3 = loadF(block + (d + 3) * 16)
+                    a0 = a0.addingProduct(F16x(repeating: qa[d]), k0)
+                    a1 = a1.addingProduct(F16x(repeating: qa[d + 1]), k1)
+                    a2 = a2.addingProduct(F16x(repeating: qa[d + 2]), k2)
+                    a3 = a3.addingProduct(F16x(repeating: qa[d + 3]), k3)
+                    c0 = c0.addingProduct(F16x(repeating: qb[d]), k0)
+                    c1 = c1.addingProduct(F16x(repeating: qb[d + 1]), k1)
+                    c2 = c2.addingProduct(F16x(repeating: qb[d + 2]), k2)
+                    c3 = c3.addingProduct(F16x(repeating: qb[d + 3]), k3)
+                    d += 4
                 }
-                storeF(a0 * scaleV, s0 + b * 16)
-                if m > 1 { storeF(a1 * scaleV, s0 + stride + b * 16) }
-                if m > 2 { storeF(a2 * scaleV, s0 + 2 * stride + b * 16) }
-                if m > 3 { storeF(a3 * scaleV, s0 + 3 * stride + b * 16) }
+                while d < headDim {
+                    let k = loadF(block + d * 16)
+                    a0 = a0.addingProduct(F16x(repeating: qa[d]), k)
+                    c0 = c0.addingProduct(F16x(repeating: qb[d]), k)
+                    d += 1
+                }
+                storeF(((a0 + a1) + (a2 + a3)) * scaleV, sa + b * 16)
+                if pair { storeF(((c0 + c1) + (c2 + c3)) * scaleV, sb + b * 16) }
             }
-            g0 += 4
+            g0 += 2
         }
         // softmax per head over its visible positions; the sums' inverses scale the outputs
         var inverses = (Float(0), Float(0), Float(0), Float(0))

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import ThemisBackend
 import ThemisModel
+import ThemisTestSupport
 import VulkanBackend
 
 /// One tiny random-weight model per architecture (made with `transformers`, converted by
@@ -27,6 +28,8 @@ struct ArchitectureReferenceTests {
             let logits_last: [Float]
             let logits_rows: [[Float]]?
             let greedy_ids: [Int32]
+            /// transformers' logits (f32, eager attention) with the model's own configuration.
+            let hf_logits_last: [Float]?
         }
         let architecture: String
         let cases: [Case]
@@ -80,5 +83,30 @@ struct ArchitectureReferenceTests {
             #expect(greedy == c.greedy_ids, "case \(index): greedy tokens differ")
         }
         print("[tiny-\(name) on \(device)] \(recording.cases.count) cases, largest logit difference \(worst)")
+    }
+
+    /// The tiny Mistral was made with a sliding window of 6, which the converter drops (llama.cpp
+    /// runs it without). Given the window back in its metadata, the model must attend as
+    /// transformers' Mistral does.
+    @Test("a llama file with a sliding window attends as transformers' Mistral")
+    func mistralWindowFollowsTransformers() throws {
+        let source = Self.directory.appendingPathComponent("tiny-mistral.gguf").path
+        var surgeon = try GGUFSurgeon(path: source)
+        surgeon.set("llama.attention.sliding_window", uint32: 6)
+        let path = NSTemporaryDirectory() + "themis-tiny-mistral-window-\(getpid()).gguf"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try surgeon.write(to: path)
+        let recording = try JSONDecoder().decode(
+            Recording.self, from: Data(contentsOf: Self.directory.appendingPathComponent("tiny-mistral.llamacpp.json")))
+        let model = try LanguageModel(path: path, backend: CPUBackend(roundDecodeActivations: false), contextLength: 256)
+        var windowed = 0
+        for (index, c) in recording.cases.enumerated() {
+            let hf = try #require(c.hf_logits_last)
+            let logits = try model.makeSession().evaluateLast(c.prompt_ids)
+            let diff = zip(logits, hf).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(diff <= 1e-4, "case \(index): \(diff) from transformers' logits")
+            if c.prompt_ids.count > 6 { windowed += 1 }
+        }
+        #expect(windowed >= 3, "the prompts must be longer than the window")
     }
 }

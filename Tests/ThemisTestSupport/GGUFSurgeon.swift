@@ -3,31 +3,31 @@ import Foundation
 /// A real GGUF file taken apart into its header (metadata pairs with their raw value bytes,
 /// tensor infos) and its data section, so a test can change one thing and write the file again.
 /// Test code only: it trusts the file it reads (the project's own model).
-struct GGUFSurgeon {
-    struct Pair {
-        var key: String
-        var type: UInt32
+public struct GGUFSurgeon: Sendable {
+    public struct Pair: Sendable {
+        public var key: String
+        public var type: UInt32
         /// The value's bytes as stored after its type.
-        var value: Data
+        public var value: Data
     }
 
-    struct TensorInfo {
-        var name: String
+    public struct TensorInfo: Sendable {
+        public var name: String
         /// Innermost first, as stored.
-        var dims: [UInt64]
-        var type: UInt32
-        var offset: UInt64
+        public var dims: [UInt64]
+        public var type: UInt32
+        public var offset: UInt64
     }
 
-    var version: UInt32
-    var pairs: [Pair]
-    var tensors: [TensorInfo]
-    var alignment = 32
+    public var version: UInt32
+    public var pairs: [Pair]
+    public var tensors: [TensorInfo]
+    public var alignment = 32
     /// The original file, mapped; its data section follows `dataStart`.
-    let original: Data
-    let dataStart: Int
+    public let original: Data
+    public let dataStart: Int
 
-    init(path: String) throws {
+    public init(path: String) throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         original = data
         var at = 4
@@ -72,11 +72,11 @@ struct GGUFSurgeon {
         dataStart = (at + 31) / 32 * 32
     }
 
-    static func le<T: FixedWidthInteger>(_ v: T) -> Data { withUnsafeBytes(of: v.littleEndian) { Data($0) } }
-    static func str(_ s: String) -> Data { le(UInt64(s.utf8.count)) + Data(s.utf8) }
+    public static func le<T: FixedWidthInteger>(_ v: T) -> Data { withUnsafeBytes(of: v.littleEndian) { Data($0) } }
+    public static func str(_ s: String) -> Data { le(UInt64(s.utf8.count)) + Data(s.utf8) }
 
     /// Replaces (or appends) `key` with a value of `type` given as raw bytes.
-    mutating func set(_ key: String, type: UInt32, _ value: Data) {
+    public mutating func set(_ key: String, type: UInt32, _ value: Data) {
         if let i = pairs.firstIndex(where: { $0.key == key }) {
             pairs[i].type = type
             pairs[i].value = value
@@ -84,18 +84,18 @@ struct GGUFSurgeon {
             pairs.append(Pair(key: key, type: type, value: value))
         }
     }
-    mutating func set(_ key: String, uint32 v: UInt32) { set(key, type: 4, Self.le(v)) }
-    mutating func set(_ key: String, int32 v: Int32) { set(key, type: 5, Self.le(v)) }
-    mutating func set(_ key: String, uint64 v: UInt64) { set(key, type: 10, Self.le(v)) }
-    mutating func set(_ key: String, float32 v: Float) { set(key, type: 6, Self.le(v.bitPattern)) }
-    mutating func remove(_ key: String) { pairs.removeAll { $0.key == key } }
-    mutating func tensor(_ name: String, _ change: (inout TensorInfo) -> Void) {
+    public mutating func set(_ key: String, uint32 v: UInt32) { set(key, type: 4, Self.le(v)) }
+    public mutating func set(_ key: String, int32 v: Int32) { set(key, type: 5, Self.le(v)) }
+    public mutating func set(_ key: String, uint64 v: UInt64) { set(key, type: 10, Self.le(v)) }
+    public mutating func set(_ key: String, float32 v: Float) { set(key, type: 6, Self.le(v.bitPattern)) }
+    public mutating func remove(_ key: String) { pairs.removeAll { $0.key == key } }
+    public mutating func tensor(_ name: String, _ change: (inout TensorInfo) -> Void) {
         guard let i = tensors.firstIndex(where: { $0.name == name }) else { fatalError("no tensor \(name)") }
         change(&tensors[i])
     }
 
     /// The header as it would be written, up to the start of the data section (padded).
-    func header(tensorCount: UInt64? = nil, pairCount: UInt64? = nil) -> Data {
+    public func header(tensorCount: UInt64? = nil, pairCount: UInt64? = nil) -> Data {
         var d = Data("GGUF".utf8)
         d += Self.le(version) + Self.le(tensorCount ?? UInt64(tensors.count)) + Self.le(pairCount ?? UInt64(pairs.count))
         for p in pairs { d += Self.str(p.key) + Self.le(p.type) + p.value }
@@ -109,7 +109,7 @@ struct GGUFSurgeon {
     }
 
     /// Writes header and the original data section to `path`.
-    func write(to path: String, header: Data? = nil) throws {
+    public func write(to path: String, header: Data? = nil) throws {
         FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
@@ -118,7 +118,7 @@ struct GGUFSurgeon {
     }
 
     /// Byte offset in the original file where pair `key` starts (for truncations).
-    func offset(ofPair key: String) -> Int {
+    public func offset(ofPair key: String) -> Int {
         var at = 24
         for p in pairs {
             if p.key == key { return at }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import ThemisModel
 
@@ -129,5 +130,54 @@ import ThemisModel
         #expect(ChatTemplate.defaultSystemPrompt(in: computed, kind: .chatml) == nil)
         let literal = computed + "{{ '<|im_start|>system\\nYou\\'re kind.<|im_end|>\\n' }}"
         #expect(ChatTemplate.defaultSystemPrompt(in: literal, kind: .chatml) == "You're kind.")
+    }
+}
+
+/// The formats against llama.cpp's own renderers (`llama_chat_apply_template`,
+/// `scripts/chat-template-reference`): every conversation for the formats both render the same
+/// way, and for Llama 2 the single-turn ones (the judge's). Llama 2's later turns differ on
+/// purpose: we follow the official template (`' ' + answer + ' ' + eos`, BOS before each user
+/// turn); llama.cpp's renderer writes neither.
+@Suite("chat templates against llama.cpp")
+struct ChatTemplateReferenceTests {
+    struct Recording: Decodable {
+        struct Case: Decodable {
+            struct Message: Decodable { let role: String; let content: String }
+            let template: String
+            let messages: [Message]
+            let prompt: String
+        }
+        let cases: [Case]
+    }
+
+    static let kinds: [String: ChatTemplateKind] = [
+        "chatml": .chatml, "llama3": .llama3, "llama2-sys-strip": .llama2, "gemma": .gemma, "phi3": .phi3,
+    ]
+
+    @Test("rendered prompts equal llama.cpp's (its renderer writes no BOS)")
+    func equalLlamaCpp() throws {
+        let url = TestSupport.ownReferenceDirectory.appendingPathComponent("chat-templates.llamacpp.json")
+        let recording = try JSONDecoder().decode(Recording.self, from: Data(contentsOf: url))
+        var compared = 0
+        for c in recording.cases {
+            guard let kind = Self.kinds[c.template] else { continue }
+            if kind == .llama2 && c.messages.filter({ $0.role == "user" }).count > 1 { continue }
+            let template = ChatTemplate(kind: kind)
+            let messages = c.messages.map { ChatMessage(role: ChatRole(rawValue: $0.role)!, content: $0.content) }
+            var ours = template.render(messages)
+            #expect(ours.hasPrefix(template.bosText))
+            ours.removeFirst(template.bosText.count)
+            #expect(ours == c.prompt, "\(c.template): \(ours.debugDescription) vs \(c.prompt.debugDescription)")
+            compared += 1
+        }
+        #expect(compared == 14)
+    }
+
+    @Test("Qwen 3's judge prompt is ChatML with an empty thinking block opening the answer")
+    func qwen3ThinkingOff() {
+        let messages: [ChatMessage] = [.system("Judge."), .user("Rate it.")]
+        let chatml = ChatTemplate(kind: .chatml).render(messages)
+        #expect(ChatTemplate(kind: .qwen3).render(messages) == chatml + "<think>\n\n</think>\n\n")
+        #expect(ChatTemplate.detect("{%- if enable_thinking is defined %}<|im_start|>assistant\n<think>\n\n</think>") == .qwen3)
     }
 }

@@ -3,14 +3,14 @@ import ThemisBackend
 /// A decoder-only transformer, as a sequence of backend ops.
 ///
 /// Reads like llama2.c's `forward`: embedding; each block as its architecture defines it (see
-/// `DecoderArchitecture`); final norm; classifier on the rows asked for. Scratch is allocated
+/// `DecoderArchitecture` and `Decoder`); final norm; classifier on the rows asked for. Scratch is allocated
 /// once for `maxBatch` rows.
 public final class Transformer: @unchecked Sendable {
     // Used by one task at a time (the backend contract); scratch tensors are reused per call.
     public let config: ModelConfig
     public let backend: any Backend
-    /// The architecture's weights and blocks.
-    public let architecture: any DecoderArchitecture
+    /// The architecture's weights, blocks and attention layouts.
+    public let architecture: Decoder
     /// Most tokens per forward call; longer inputs are split by `forward`.
     public let maxBatch: Int
     /// Most rows of logits per forward call.

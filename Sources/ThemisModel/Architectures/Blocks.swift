@@ -88,10 +88,11 @@ public struct AttentionLayout: Sendable {
         self.mask = mask
     }
 
-    /// The common case: the file's RoPE, scores scaled by `1/sqrt(headDim)`, causal.
-    public init(config c: ModelConfig, ropeLayout: RoPELayout) {
+    /// The common case: the file's RoPE (with its linear scaling and magnitude), scores scaled by
+    /// `1/sqrt(headDim)`, causal.
+    public init(config c: ModelConfig, ropeLayout: RoPELayout, parameters: HyperParameters) throws {
         self.init(ropeDim: c.ropeDimensionCount, freqBase: c.ropeFreqBase, ropeLayout: ropeLayout,
-                  scale: 1 / Float(c.headDim).squareRoot())
+                  ropeScaling: try RoPEScaling(linearFrom: parameters), scale: 1 / Float(c.headDim).squareRoot())
     }
 }
 
@@ -131,6 +132,17 @@ public struct DecoderBlockWeights: @unchecked Sendable {
     public let feedForwardNorm: Tensor
     public let feedForward: FeedForwardWeights
     public let postFeedForwardNorm: Tensor?
+
+    /// A block of the usual tensor names: `AttentionWeights` (with per-head norms when
+    /// `headNorms`), `FeedForwardWeights` with `activation`, and the norms (post-norms when
+    /// `postNorms`).
+    public init(_ weights: WeightLoader, block i: Int, config c: ModelConfig, headNorms: Bool = false,
+                activation: FeedForwardWeights.Activation = .silu, postNorms: Bool = false) throws {
+        try self.init(weights, block: i, config: c,
+                      attention: AttentionWeights(weights, block: i, config: c, headNorms: headNorms),
+                      feedForward: FeedForwardWeights(weights, block: i, config: c, activation: activation),
+                      postNorms: postNorms)
+    }
 
     /// `blk.N.attn_norm.weight`, `blk.N.ffn_norm.weight` and, when `postNorms`,
     /// `blk.N.post_attention_norm.weight` and `blk.N.post_ffw_norm.weight`.

@@ -235,37 +235,12 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     private var ropeTables: [(key: RopeKey, table: [Float])] = []
 
     public func swiglu(gate: Tensor, up: Tensor, into out: Tensor) {
-        let width = gate.rowLength
-        precondition(up.count == gate.count && out.count == gate.count, "swiglu shapes")
-        let gp = pointer(gate), up_ = pointer(up), op = pointer(out)
-        parallelRows(gate.rowCount, width: width) { r in
-            let g = gp + r * width, u = up_ + r * width, o = op + r * width
-            var i = 0
-            let one = F16x(repeating: 1)
-            while i + 16 <= width {
-                let gv = loadF(g + i)
-                storeF(gv / (one + vexp(-gv)) * loadF(u + i), o + i)
-                i += 16
-            }
-            while i < width { o[i] = g[i] / (1 + expf(-g[i])) * u[i]; i += 1 }
-        }
+        let one = F16x(repeating: 1)
+        gated(gate, up, into: out) { g in g / (one + vexp(-g)) }
     }
 
     public func geglu(gate: Tensor, up: Tensor, into out: Tensor) {
-        let width = gate.rowLength
-        precondition(up.count == gate.count && out.count == gate.count, "geglu shapes")
-        let gp = pointer(gate), up_ = pointer(up), op = pointer(out)
-        parallelRows(gate.rowCount, width: width) { r in
-            let g = gp + r * width, u = up_ + r * width, o = op + r * width
-            var i = 0
-            while i + 16 <= width { storeF(vgelu(loadF(g + i)) * loadF(u + i), o + i); i += 16 }
-            if i < width {
-                var gv = F16x(), uv = F16x()
-                for j in 0..<(width - i) { gv[j] = g[i + j]; uv[j] = u[i + j] }
-                let res = vgelu(gv) * uv
-                for j in 0..<(width - i) { o[i + j] = res[j] }
-            }
-        }
+        gated(gate, up, into: out, vgelu)
     }
 
     public func scale(_ x: Tensor, by factor: Float, into out: Tensor) {
@@ -290,6 +265,24 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                 var t = F16x()
                 for j in 0..<(width - i) { t[j] = v[i + j] }
                 let res = f(t)
+                for j in 0..<(width - i) { o[i + j] = res[j] }
+            }
+        }
+    }
+
+    /// `out = act(gate) · up` over 16-lane groups (the tail padded with zeros), for the gated FFNs.
+    private func gated(_ gate: Tensor, _ up: Tensor, into out: Tensor, _ act: (F16x) -> F16x) {
+        let width = gate.rowLength
+        precondition(up.count == gate.count && out.count == gate.count, "gated activation shapes")
+        let gp = pointer(gate), up_ = pointer(up), op = pointer(out)
+        parallelRows(gate.rowCount, width: width) { r in
+            let g = gp + r * width, u = up_ + r * width, o = op + r * width
+            var i = 0
+            while i + 16 <= width { storeF(act(loadF(g + i)) * loadF(u + i), o + i); i += 16 }
+            if i < width {
+                var gv = F16x(), uv = F16x()
+                for j in 0..<(width - i) { gv[j] = g[i + j]; uv[j] = u[i + j] }
+                let res = act(gv) * uv
                 for j in 0..<(width - i) { o[i + j] = res[j] }
             }
         }

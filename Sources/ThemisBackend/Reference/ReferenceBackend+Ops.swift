@@ -130,33 +130,24 @@ extension ReferenceBackend {
 
     /// `out = gate · sigmoid(gate) · up`, element-wise, in `Double`.
     public func swiglu(gate: Tensor, up: Tensor, into out: Tensor) {
-        precondition(
-            up.rowCount == gate.rowCount && up.rowLength == gate.rowLength, "swiglu: gate \(gate.shape), up \(up.shape)"
-        )
-        precondition(
-            out.rowCount == gate.rowCount && out.rowLength == gate.rowLength, "swiglu: \(gate.shape) into \(out.shape)")
-        var values = load(gate)
-        let ups = load(up)
-        for i in 0..<values.count {
-            let g = Double(values[i])
-            values[i] = Float(g / (1 + exp(-g)) * Double(ups[i]))
-        }
-        store(values, into: out)
+        gated("swiglu", gate, up, into: out) { g in g / (1 + exp(-g)) }
     }
 
     /// `out = gelu(gate) · up` with GELU's tanh approximation, element-wise, in `Double`.
     public func geglu(gate: Tensor, up: Tensor, into out: Tensor) {
+        gated("geglu", gate, up, into: out) { g in
+            0.5 * g * (1 + tanh((2 / Double.pi).squareRoot() * (g + 0.044715 * g * g * g)))
+        }
+    }
+
+    private func gated(_ name: String, _ gate: Tensor, _ up: Tensor, into out: Tensor, _ act: (Double) -> Double) {
         precondition(
-            up.rowCount == gate.rowCount && up.rowLength == gate.rowLength, "geglu: gate \(gate.shape), up \(up.shape)")
+            up.rowCount == gate.rowCount && up.rowLength == gate.rowLength, "\(name): gate \(gate.shape), up \(up.shape)")
         precondition(
-            out.rowCount == gate.rowCount && out.rowLength == gate.rowLength, "geglu: \(gate.shape) into \(out.shape)")
+            out.rowCount == gate.rowCount && out.rowLength == gate.rowLength, "\(name): \(gate.shape) into \(out.shape)")
         var values = load(gate)
         let ups = load(up)
-        for i in 0..<values.count {
-            let g = Double(values[i])
-            let gelu = 0.5 * g * (1 + tanh((2 / Double.pi).squareRoot() * (g + 0.044715 * g * g * g)))
-            values[i] = Float(gelu * Double(ups[i]))
-        }
+        for i in 0..<values.count { values[i] = Float(act(Double(values[i])) * Double(ups[i])) }
         store(values, into: out)
     }
 

@@ -121,7 +121,7 @@ let package = Package(
             swiftSettings: nativeFlags),
         // Test-only helpers (child processes that die with the test, time budgets); no product ships it.
         .target(name: "ThemisTestSupport", path: "Tests/ThemisTestSupport"),
-        .testTarget(name: "ThemisBackendTests", dependencies: ["ThemisBackend", "ThemisTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ThemisBackendTests", dependencies: ["ThemisBackend", "ThemisTestSupport", "BackendConformance"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ThemisBackend", "BackendConformance"]),
         .testTarget(name: "VulkanBackendTests", dependencies: ["VulkanBackend", "ThemisBackend", "BackendConformance", "ThemisTestSupport"]),
         // Reference/: tiny models and recordings the tests read by path (scripts/make-tiny-models)

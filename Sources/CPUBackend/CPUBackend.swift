@@ -11,7 +11,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     // Used from one task at a time (the Backend contract); the pool and scratch are owned here.
     public let device: DeviceInfo
     let pool: ThreadPool
-    private var scratch: [UnsafeMutablePointer<Float>]
+    private(set) var scratch: [UnsafeMutablePointer<Float>]
     private var scratchCount = 0
     /// Keys transposed into blocks of 16 positions for batched attention (`[kvHead][block][dim][16]`).
     private var keyBlocks = UnsafeMutablePointer<Float>.allocate(capacity: 0)
@@ -42,7 +42,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     /// Makes sure every thread has `count` floats of scratch.
-    private func ensureScratch(_ count: Int) {
+    func ensureScratch(_ count: Int) {
         if count <= scratchCount { return }
         for p in scratch { p.deallocate() }
         let c = max(count, scratchCount * 2)
@@ -183,7 +183,15 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout,
                      scaling: RoPEScaling) {
+        rotate(x, headDim: headDim, ropeDim: ropeDim, startPosition: startPosition, freqBase: freqBase, layout: layout,
+               scaling: scaling, inverse: false)
+    }
+
+    /// RoPE's rotation, or its transpose (every angle negated) when `inverse`.
+    func rotate(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout,
+                scaling: RoPEScaling, inverse: Bool) {
         let width = x.rowLength
+        let sign: Float = inverse ? -1 : 1
         precondition(width % headDim == 0 && ropeDim <= headDim && ropeDim % 2 == 0, "rope shapes")
         precondition(scaling.frequencyFactors.map { $0.count == ropeDim / 2 } ?? true, "rope: frequency factors")
         let heads = width / headDim
@@ -197,9 +205,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                     let v = xp + r * width + h * headDim
                     for j in 0..<half {
                         let (i0, i1) = layout == .adjacentPairs ? (2 * j, 2 * j + 1) : (j, j + half)
-                        let a = v[i0], b = v[i1]
-                        v[i0] = a * cs[j] - b * sn[j]
-                        v[i1] = a * sn[j] + b * cs[j]
+                        let a = v[i0], b = v[i1], sine = sn[j] * sign
+                        v[i0] = a * cs[j] - b * sine
+                        v[i1] = a * sine + b * cs[j]
                     }
                 }
             }
@@ -531,7 +539,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     /// Runs `body(row)` for every row, in parallel when the work is large enough to pay for it.
-    private func parallelRows(_ rows: Int, width: Int, _ body: (Int) -> Void) {
+    func parallelRows(_ rows: Int, width: Int, _ body: (Int) -> Void) {
         if rows * width < 16_384 || rows == 1 {
             for r in 0..<rows { body(r) }
             return

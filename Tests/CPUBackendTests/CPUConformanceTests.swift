@@ -19,6 +19,22 @@ struct CPUConformanceTests {
         }
     }
 
+    @Test(arguments: TrainingConformance.cases)
+    func backwardMatchesReference(_ c: ConformanceCase) throws {
+        for backend in [Self.twoThreads, Self.oneThread] {
+            let nmse = try c.nmse(on: backend)
+            #expect(nmse <= c.tolerance, "\(c.name) on \(backend.device.computeUnits) threads: NMSE \(nmse) > \(c.tolerance)")
+        }
+    }
+
+    /// Each backward op against finite differences of the reference forward op.
+    @Test(arguments: TrainingConformance.gradientCases)
+    func gradientsMatchFiniteDifferences(_ c: GradientCase) throws {
+        let nmse = try c.nmse(on: Self.twoThreads)
+        print("[finite differences] \(c.name): NMSE \(nmse)")
+        #expect(nmse <= c.tolerance, "\(c.name): NMSE \(nmse) against finite differences")
+    }
+
     /// With f32 decode activations, a row decoded with others gets exactly the numbers it gets
     /// alone: a server's batched answers then equal a lone request's.
     @Test(arguments: StorageType.allCases)

@@ -15,32 +15,41 @@ func gemmPanel<K: BlockKernel>(_: K.Type, w: UnsafeRawPointer, rowBytes: Int, m:
         for c in 0..<cols { p[c] = tmp[c * k + kk] }
         for c in cols..<32 { p[c] = 0 }
     }
+    panelProduct(x: x, n: n, k: k, panel: panel, ldp: 32, y: y + j0, ldy: ldy, cols: cols, accumulate: false)
+}
+
+/// `y[i, 0 ..< cols] (+)= x[i] · panel[·, 0 ..< cols]` for the `n` rows of `x` (`k` long), where
+/// `panel` holds `k` rows of at least 32 floats, `ldp` apart: the register-blocked core of the
+/// GEMMs (the prefill matmul, and the input gradient through a weight).
+@inline(__always)
+func panelProduct(x: UnsafePointer<Float>, n: Int, k: Int, panel: UnsafePointer<Float>, ldp: Int,
+                  y: UnsafeMutablePointer<Float>, ldy: Int, cols: Int, accumulate: Bool) {
     var i = 0
     while i + 8 <= n {
-        kernel8x32(x: x + i * k, k: k, panel: panel, y: y + i * ldy + j0, ldy: ldy, cols: cols)
+        kernel8x32(x: x + i * k, k: k, panel: panel, ldp: ldp, y: y + i * ldy, ldy: ldy, cols: cols, accumulate: accumulate)
         i += 8
     }
     while i < n {
-        kernel1x32(x: x + i * k, k: k, panel: panel, y: y + i * ldy + j0, cols: cols)
+        kernel1x32(x: x + i * k, k: k, panel: panel, ldp: ldp, y: y + i * ldy, cols: cols, accumulate: accumulate)
         i += 1
     }
 }
 
 @inline(__always)
-private func store32(_ a: F16x, _ b: F16x, _ y: UnsafeMutablePointer<Float>, cols: Int) {
+private func store32(_ a: F16x, _ b: F16x, _ y: UnsafeMutablePointer<Float>, cols: Int, accumulate: Bool) {
     if cols == 32 {
-        storeF(a, y)
-        storeF(b, y + 16)
+        storeF(accumulate ? loadF(y) + a : a, y)
+        storeF(accumulate ? loadF(y + 16) + b : b, y + 16)
     } else {
-        for c in 0..<min(cols, 16) { y[c] = a[c] }
-        if cols > 16 { for c in 16..<cols { y[c] = b[c - 16] } }
+        for c in 0..<min(cols, 16) { y[c] = accumulate ? y[c] + a[c] : a[c] }
+        if cols > 16 { for c in 16..<cols { y[c] = accumulate ? y[c] + b[c - 16] : b[c - 16] } }
     }
 }
 
 // Written out by hand: arrays or tuples of accumulators spill to the stack.
 @inline(__always)
-private func kernel8x32(x: UnsafePointer<Float>, k: Int, panel: UnsafePointer<Float>,
-                        y: UnsafeMutablePointer<Float>, ldy: Int, cols: Int) {
+private func kernel8x32(x: UnsafePointer<Float>, k: Int, panel: UnsafePointer<Float>, ldp: Int,
+                        y: UnsafeMutablePointer<Float>, ldy: Int, cols: Int, accumulate: Bool) {
     var c00 = F16x(), c01 = F16x(), c10 = F16x(), c11 = F16x()
     var c20 = F16x(), c21 = F16x(), c30 = F16x(), c31 = F16x()
     var c40 = F16x(), c41 = F16x(), c50 = F16x(), c51 = F16x()
@@ -48,8 +57,8 @@ private func kernel8x32(x: UnsafePointer<Float>, k: Int, panel: UnsafePointer<Fl
     let x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k
     let x4 = x + 4 * k, x5 = x + 5 * k, x6 = x + 6 * k, x7 = x + 7 * k
     for kk in 0..<k {
-        let b0 = loadF(panel + kk * 32)
-        let b1 = loadF(panel + kk * 32 + 16)
+        let b0 = loadF(panel + kk * ldp)
+        let b1 = loadF(panel + kk * ldp + 16)
         var a = F16x(repeating: x0[kk])
         c00 = c00.addingProduct(a, b0); c01 = c01.addingProduct(a, b1)
         a = F16x(repeating: x1[kk])
@@ -67,24 +76,24 @@ private func kernel8x32(x: UnsafePointer<Float>, k: Int, panel: UnsafePointer<Fl
         a = F16x(repeating: x7[kk])
         c70 = c70.addingProduct(a, b0); c71 = c71.addingProduct(a, b1)
     }
-    store32(c00, c01, y, cols: cols)
-    store32(c10, c11, y + ldy, cols: cols)
-    store32(c20, c21, y + 2 * ldy, cols: cols)
-    store32(c30, c31, y + 3 * ldy, cols: cols)
-    store32(c40, c41, y + 4 * ldy, cols: cols)
-    store32(c50, c51, y + 5 * ldy, cols: cols)
-    store32(c60, c61, y + 6 * ldy, cols: cols)
-    store32(c70, c71, y + 7 * ldy, cols: cols)
+    store32(c00, c01, y, cols: cols, accumulate: accumulate)
+    store32(c10, c11, y + ldy, cols: cols, accumulate: accumulate)
+    store32(c20, c21, y + 2 * ldy, cols: cols, accumulate: accumulate)
+    store32(c30, c31, y + 3 * ldy, cols: cols, accumulate: accumulate)
+    store32(c40, c41, y + 4 * ldy, cols: cols, accumulate: accumulate)
+    store32(c50, c51, y + 5 * ldy, cols: cols, accumulate: accumulate)
+    store32(c60, c61, y + 6 * ldy, cols: cols, accumulate: accumulate)
+    store32(c70, c71, y + 7 * ldy, cols: cols, accumulate: accumulate)
 }
 
 @inline(__always)
-private func kernel1x32(x: UnsafePointer<Float>, k: Int, panel: UnsafePointer<Float>,
-                        y: UnsafeMutablePointer<Float>, cols: Int) {
+private func kernel1x32(x: UnsafePointer<Float>, k: Int, panel: UnsafePointer<Float>, ldp: Int,
+                        y: UnsafeMutablePointer<Float>, cols: Int, accumulate: Bool) {
     var c0 = F16x(), c1 = F16x()
     for kk in 0..<k {
         let a = F16x(repeating: x[kk])
-        c0 = c0.addingProduct(a, loadF(panel + kk * 32))
-        c1 = c1.addingProduct(a, loadF(panel + kk * 32 + 16))
+        c0 = c0.addingProduct(a, loadF(panel + kk * ldp))
+        c1 = c1.addingProduct(a, loadF(panel + kk * ldp + 16))
     }
-    store32(c0, c1, y, cols: cols)
+    store32(c0, c1, y, cols: cols, accumulate: accumulate)
 }

@@ -100,6 +100,14 @@ extension ReferenceBackend {
     /// rotation are computed in `Double`.
     public func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout,
                      scaling: RoPEScaling) {
+        rotate(x, headDim: headDim, ropeDim: ropeDim, startPosition: startPosition, freqBase: freqBase, layout: layout,
+               scaling: scaling, inverse: false)
+    }
+
+    /// RoPE's rotation of every pair by its angle, or by the opposite angle when `inverse` (the
+    /// transpose: RoPE's backward), times the magnitude either way.
+    func rotate(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout,
+                scaling: RoPEScaling, inverse: Bool) {
         let width = x.rowLength
         precondition(headDim > 0 && width % headDim == 0, "rope: rows of \(width) are not whole heads of \(headDim)")
         precondition(
@@ -114,7 +122,7 @@ extension ReferenceBackend {
             for j in 0..<half {
                 let theta = Double(startPosition + row) * frequencies[j]
                 let cosine = cos(theta) * magnitude
-                let sine = sin(theta) * magnitude
+                let sine = sin(theta) * magnitude * (inverse ? -1 : 1)
                 let (first, second) = layout == .adjacentPairs ? (2 * j, 2 * j + 1) : (j, j + half)
                 for head in 0..<width / headDim {
                     let base = row * width + head * headDim

@@ -1,0 +1,70 @@
+/// A backend that also runs the backward ops LoRA fine-tuning needs: gradients flow through the
+/// frozen weights to the activations, and into f32 adapter matrices.
+///
+/// The contract of `Backend` holds (recorded ops, errors at the next read). Shapes follow the
+/// forward ops they differentiate; a gradient tensor has the shape of its value. Unless an op
+/// says so, outputs must not alias inputs.
+public protocol TrainingBackend: Backend {
+    /// The input gradient of `y = x · wᵀ`: `dx = dy · w` (`dx += ...` when `accumulate`), with
+    /// `dy` `[n, m]`, `w` `[m, k]` in any type `supports` accepts (dequantised a block at a time,
+    /// never as a whole), `dx` `[n, k]`.
+    func matmulInputGradient(_ dy: Tensor, weight w: Tensor, into dx: Tensor, accumulate: Bool)
+
+    /// The weight gradient of `y = x · wᵀ` for an f32 `w` `[m, k]`: `dw = dyᵀ · x` (`dw += ...`
+    /// when `accumulate`), with `dy` `[n, m]`, `x` `[n, k]`.
+    func matmulWeightGradient(_ dy: Tensor, input x: Tensor, into dw: Tensor, accumulate: Bool)
+
+    /// The input gradient of `rmsNorm(x, weight, epsilon)` per row:
+    /// `dx = r (g - x r² mean(g x))` with `g = dy · weight`, `r = 1 / sqrt(mean(x²) + epsilon)`.
+    /// `dx` may be `dy`.
+    func rmsNormBackward(_ x: Tensor, weight: Tensor, epsilon: Float, gradient dy: Tensor, into dx: Tensor)
+
+    /// The input gradient of `rope` with the same arguments, in place on `dy`: each pair turned
+    /// back by its angle (and multiplied by `scaling.magnitude`).
+    func ropeBackward(_ dy: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float,
+                      layout: RoPELayout, scaling: RoPEScaling)
+
+    /// The gradients of `swiglu(gate, up)`: `dGate = dy · up · s (1 + gate (1 - s))` with
+    /// `s = sigmoid(gate)`, `dUp = dy · gate · s`. `gateGradient` may be `gate` and `upGradient`
+    /// may be `up` (each element is read before it is written).
+    func swigluBackward(gate: Tensor, up: Tensor, gradient dy: Tensor, gateGradient: Tensor, upGradient: Tensor)
+
+    /// The gradients of causal grouped-query attention over one sequence at positions `0 ..< n`
+    /// (no cache: `keys` and `values` are the sequence's own `[n, headCountKV * headDim]` rows),
+    /// with `attention`'s meaning of `scale` and `mask` (soft-capping is not supported here:
+    /// `mask.softcap` must be 0). Writes `dq` `[n, headCount * headDim]`, and `dk`, `dv` (the sum
+    /// over the query heads sharing each KV head).
+    func attentionBackward(q: Tensor, keys: Tensor, values: Tensor, gradient dOut: Tensor, headCount: Int,
+                           headCountKV: Int, scale: Float, mask: AttentionMask,
+                           queryGradient dq: Tensor, keyGradient dk: Tensor, valueGradient dv: Tensor)
+
+    /// Weighted cross-entropy of each row of `logits` `[n, vocab]` against `targets[i]`:
+    /// `losses[i] = weights[i] (logsumexp(row) - row[target])` into `losses` `[n, 1]`, and the
+    /// gradient `factor · weights[i] (softmax(row) - onehot(target))` into `gradient` (which may be
+    /// `logits`). Rows of weight 0 give 0 loss and 0 gradient.
+    func crossEntropy(_ logits: Tensor, targets: [Int32], weights: [Float], factor: Float, losses: Tensor,
+                      gradient: Tensor)
+
+    /// Inverted dropout: `out = x · keep / (1 - probability)` where `keep` is 1 for element `e` (its
+    /// index in the tensor, row-major) unless `dropoutDraw(seed, e) < probability`. The same seed
+    /// gives the same mask on every backend, so running it on a gradient is its backward.
+    /// `out` may be `x`.
+    func dropout(_ x: Tensor, probability: Float, seed: UInt64, into out: Tensor)
+}
+
+/// The uniform number in [0, 1) that decides whether dropout keeps element `index`: a 32-bit
+/// integer hash (lowbias32) of the index mixed with both halves of the seed, so a GPU computes it
+/// without 64-bit integers.
+@inlinable public func dropoutDraw(seed: UInt64, index: Int) -> Float {
+    @inline(__always) func mix(_ v: UInt32) -> UInt32 {
+        var x = v
+        x ^= x >> 16
+        x &*= 0x7FEB_352D
+        x ^= x >> 15
+        x &*= 0x846C_A68B
+        x ^= x >> 16
+        return x
+    }
+    let h = mix(mix(UInt32(truncatingIfNeeded: index) ^ UInt32(truncatingIfNeeded: seed)) ^ UInt32(truncatingIfNeeded: seed >> 32))
+    return Float(h >> 8) * (1 / 16_777_216)
+}

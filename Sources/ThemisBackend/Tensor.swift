@@ -36,6 +36,14 @@ public final class Tensor: @unchecked Sendable {
         return Tensor(shape: [range.count, shape[1]], type: type, storage: storage, rowOffset: rowOffset + range.lowerBound)
     }
 
+    /// The first `rows * rowLength` elements of a whole f32 tensor seen as `[rows, rowLength]`:
+    /// one scratch tensor serving several shapes.
+    public func leading(rows: Int, rowLength newLength: Int) -> Tensor {
+        precondition(type == .f32 && rowOffset == 0 && rows >= 0 && newLength > 0 && rows * newLength <= count,
+                     "cannot view \(shape) as [\(rows), \(newLength)]")
+        return Tensor(shape: [rows, newLength], type: type, storage: storage)
+    }
+
     /// The same f32 elements seen as rows of `rowLength` (which divides this row length): the
     /// heads of a `[n, heads * headDim]` tensor as `[n * heads, headDim]`, for per-head ops.
     public func reshaped(rowLength newLength: Int) -> Tensor {

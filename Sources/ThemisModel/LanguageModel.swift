@@ -13,10 +13,13 @@ public final class LanguageModel: @unchecked Sendable {
     /// The context length sessions get by default.
     public let contextLength: Int
     private let templateOverride: ChatTemplateKind?
+    /// The LoRA adapter applied on the fly, if any.
+    public let adapter: LoRAAdapter?
 
-    /// Loads `path` onto `backend`. `contextLength` defaults to min(model's, 4096).
+    /// Loads `path` onto `backend`, with the adapter `lora` applied on the fly when given.
+    /// `contextLength` defaults to min(model's, 4096).
     public init(path: String, backend: any Backend, contextLength: Int? = nil,
-                chatTemplate: ChatTemplateKind? = nil, maxBatch: Int = 512) throws {
+                chatTemplate: ChatTemplateKind? = nil, maxBatch: Int = 512, lora: LoRAOptions? = nil) throws {
         file = try GGUFFile(path: path)
         config = try ModelConfig(file: file)
         tokenizer = try Tokenizer(gguf: file)
@@ -25,7 +28,12 @@ public final class LanguageModel: @unchecked Sendable {
         try KVCache.checkFits(config: config, contextLength: ctx, device: backend.device)
         self.contextLength = ctx
         templateOverride = chatTemplate
-        transformer = try Transformer(file: file, backend: backend, contextLength: ctx, maxBatch: maxBatch)
+        let c = config
+        adapter = try lora.map {
+            try LoRAAdapter(file: LoRAAdapterFile(path: $0.path, config: c), scale: $0.scale, config: c, backend: backend)
+        }
+        transformer = try Transformer(file: file, backend: backend, contextLength: ctx, maxBatch: maxBatch,
+                                      adapter: adapter)
     }
 
     /// The backend the model runs on.

@@ -26,11 +26,13 @@ public final class Transformer: @unchecked Sendable {
     private let gate: Tensor    // [maxBatch, ffn]
     private let up: Tensor      // [maxBatch, ffn]
     private let logits: Tensor  // [maxLogitRows, vocab]
+    private let lora: LoRAScratch?
 
     /// Loads the weights of `file` onto `backend` for a context of `contextLength` tokens (which
-    /// some architectures' RoPE depends on; default: the file's training context).
+    /// some architectures' RoPE depends on; default: the file's training context), with `adapter`
+    /// applied on the fly when given.
     public init(file: GGUFFile, backend: any Backend, contextLength: Int? = nil, maxBatch: Int = 512,
-                maxLogitRows: Int = 64) throws {
+                maxLogitRows: Int = 64, adapter: LoRAAdapter? = nil) throws {
         let c = try ModelConfig(file: file)
         config = c
         self.backend = backend
@@ -48,6 +50,14 @@ public final class Transformer: @unchecked Sendable {
         gate = try backend.makeTensor(shape: [maxBatch, c.feedForwardLength])
         up = try backend.makeTensor(shape: [maxBatch, c.feedForwardLength])
         logits = try backend.makeTensor(shape: [maxLogitRows, c.vocabularySize])
+        if let adapter {
+            precondition(adapter.blocks.count == c.blockCount, "adapter of \(adapter.blocks.count) blocks")
+            let widest = [c.qWidth, c.kvWidth, c.embeddingLength, c.feedForwardLength].max()!
+            lora = LoRAScratch(adapter: adapter, mid: try backend.makeTensor(shape: [maxBatch, max(1, adapter.maxRank)]),
+                               out: try backend.makeTensor(shape: [maxBatch, widest]))
+        } else {
+            lora = nil
+        }
     }
 
     /// Runs `tokens` at positions `startPosition...` through the model, writing their keys and
@@ -135,7 +145,7 @@ public final class Transformer: @unchecked Sendable {
         let pass = ForwardPass(
             backend: backend, config: config, x: x.rows(0..<n), h: h.rows(0..<n), q: q.rows(0..<n), k: k.rows(0..<n),
             v: v.rows(0..<n), attn: attn.rows(0..<n), proj: proj.rows(0..<n), gate: gate.rows(0..<n),
-            up: up.rows(0..<n), segments: segments)
+            up: up.rows(0..<n), segments: segments, lora: lora)
         let embedding = architecture.embedding
         backend.getRows(embedding.table, ids: tokens, into: pass.x)
         if let factor = embedding.scale { backend.scale(pass.x, by: factor, into: pass.x) }

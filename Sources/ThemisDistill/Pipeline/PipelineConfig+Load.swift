@@ -167,6 +167,12 @@ extension PipelineConfig {
         for (name, g) in generators where (g.local == nil) == (g.url == nil) {
             throw DistillError.config("generators.\(name): give either local or url")
         }
+        for (name, g) in generators where g.local == nil && (g.lora != nil || g.lora_scale != nil) {
+            throw DistillError.config("generators.\(name): lora applies to a local model")
+        }
+        for (name, g) in generators {
+            if let s = g.lora_scale, !s.isFinite { throw DistillError.config("generators.\(name).lora_scale must be a number") }
+        }
         try known(synthesize.generator, "synthesize.generator")
         guard !respond.generators.isEmpty else { throw DistillError.config("respond.generators: name at least one generator") }
         for g in respond.generators { try known(g, "respond.generators") }

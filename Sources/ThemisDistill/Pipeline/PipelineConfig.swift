@@ -8,6 +8,9 @@ public struct PipelineConfig: Codable, Sendable, Equatable {
     public struct Generator: Codable, Sendable, Equatable {
         public var local: String?
         public var device: String?
+        /// A local model's LoRA adapter (llama.cpp's GGUF adapter format), applied on the fly.
+        public var lora: String?
+        public var lora_scale: Float?
         public var url: String?
         public var model: String?
         public var api_key_env: String?

@@ -169,6 +169,8 @@ public struct ForwardPass {
     public let x: Tensor, h: Tensor
     let q: Tensor, k: Tensor, v: Tensor, attn: Tensor, proj: Tensor, gate: Tensor, up: Tensor
     let segments: [(rows: Range<Int>, startPosition: Int, cache: KVCache)]
+    /// The adapter applied on the fly, with its scratch.
+    let lora: LoRAScratch?
 
     /// `out = rmsNorm(input) * weight` with the model's epsilon.
     public func norm(_ input: Tensor, _ weight: Tensor, into out: Tensor) {
@@ -183,7 +185,7 @@ public struct ForwardPass {
         if let post = w.postAttentionNorm { norm(proj, post, into: proj) }
         backend.add(x, proj, into: x)
         norm(x, w.feedForwardNorm, into: h)
-        feedForward(input: h, w.feedForward, into: proj)
+        feedForward(layer, input: h, w.feedForward, into: proj)
         if let post = w.postFeedForwardNorm { norm(proj, post, into: proj) }
         backend.add(x, proj, into: x)
     }
@@ -194,6 +196,9 @@ public struct ForwardPass {
     public func selfAttention(_ layer: Int, input: Tensor, _ w: AttentionWeights, _ a: AttentionLayout, into out: Tensor) {
         let b = backend, c = config
         b.matmul(input, weights: [w.q, w.k, w.v], into: [q, k, v])
+        adapt(layer, .q, input, q)
+        adapt(layer, .k, input, k)
+        adapt(layer, .v, input, v)
         if let bias = w.qBias { b.add(q, bias, into: q) }
         if let bias = w.kBias { b.add(k, bias, into: k) }
         if let bias = w.vBias { b.add(v, bias, into: v) }
@@ -213,19 +218,42 @@ public struct ForwardPass {
                         into: attn.rows(r))
         }
         b.matmul(attn, weight: w.output, into: out)
+        adapt(layer, .o, attn, out)
         if let bias = w.outputBias { b.add(out, bias, into: out) }
     }
 
-    /// The gated feed-forward network on `input` into `out`.
-    public func feedForward(input: Tensor, _ w: FeedForwardWeights, into out: Tensor) {
+    /// The gated feed-forward network of block `layer` on `input` into `out`.
+    public func feedForward(_ layer: Int, input: Tensor, _ w: FeedForwardWeights, into out: Tensor) {
         let b = backend
         b.matmul(input, weights: [w.gate, w.up], into: [gate, up])
+        adapt(layer, .gate, input, gate)
+        adapt(layer, .up, input, up)
         switch w.activation {
         case .silu: b.swiglu(gate: gate, up: up, into: gate)
         case .gelu: b.geglu(gate: gate, up: up, into: gate)
         }
         b.matmul(gate, weight: w.down, into: out)
+        adapt(layer, .down, gate, out)
     }
+
+    /// `output += factor · B (A input)` when the adapter adapts `target` of block `layer`.
+    func adapt(_ layer: Int, _ target: LoRATarget, _ input: Tensor, _ output: Tensor) {
+        guard let lora, let pair = lora.adapter.blocks[layer][target] else { return }
+        let n = input.rowCount
+        let mid = lora.mid.leading(rows: n, rowLength: pair.rank)
+        let delta = lora.out.leading(rows: n, rowLength: output.rowLength)
+        backend.matmul(input, weight: pair.a, into: mid)
+        backend.scale(mid, by: pair.factor, into: mid)
+        backend.matmul(mid, weight: pair.b, into: delta)
+        backend.add(output, delta, into: output)
+    }
+}
+
+/// An adapter and the scratch its on-the-fly application needs: `[maxBatch, maxRank]` and
+/// `[maxBatch, widest projection]`.
+struct LoRAScratch {
+    let adapter: LoRAAdapter
+    let mid: Tensor, out: Tensor
 }
 
 extension RoPEScaling {

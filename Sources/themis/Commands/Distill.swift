@@ -28,7 +28,8 @@ struct DistillOptions: ParsableArguments {
                     throw DistillError.config("generators.\(name).local must be a model name or a GGUF file; a server goes in url")
                 }
                 let backend = try DeviceSelection.open(g.device ?? "auto", exactDecode: false)
-                let model = try LanguageModel(path: path, backend: backend)
+                let model = try LanguageModel(path: path, backend: backend,
+                                              lora: g.lora.map { LoRAOptions(path: $0, scale: g.lora_scale ?? 1) })
                 generators[name] = try LocalModel(model: model, name: name)
             } else {
                 var o = OpenAIModelOptions(baseURL: g.url!, model: g.model ?? "default")

@@ -3,7 +3,7 @@ import Foundation
 import ThemisClient
 import ThemisModel
 
-/// `--model`, `--device`, `--ctx-size`, `--chat-template`: shared by every command that loads a model.
+/// `--model`, `--device`, `--ctx-size`, `--chat-template`, `--lora`: shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Model: a name (smollm2-135m, qwen2.5-0.5b, gemma3-270m), a GGUF file, or an OpenAI-compatible server's base URL (http://host:port/v1; commands that can use one).")
     var model: String = "smollm2-135m"
@@ -22,6 +22,15 @@ struct ModelOptions: ParsableArguments {
             help: "Chat template when the model's is not recognised: chatml, llama3, mistral, llama2, gemma, phi3, qwen3 (ChatML with thinking off). With a server URL: the served model's template (a kind, or a GGUF file to read it from), rendered here for exact label probabilities.")
     var chatTemplateSpec: String?
 
+    @Option(name: .long, help: "A LoRA adapter (llama.cpp's GGUF adapter format, as themis train writes) applied to the model on the fly.")
+    var lora: String?
+
+    @Option(name: .customLong("lora-scale"), help: "Factor on the adapter's contribution (llama.cpp's --lora-scaled).")
+    var loraScale: Float = 1
+
+    /// `--lora` and `--lora-scale`, when an adapter is given.
+    var loraOptions: LoRAOptions? { lora.map { LoRAOptions(path: $0, scale: loraScale) } }
+
     /// `--chat-template` as a template kind, when it names one.
     var chatTemplate: ChatTemplateKind? {
         get { chatTemplateSpec.flatMap(ChatTemplateKind.init(rawValue:)) }
@@ -30,6 +39,7 @@ struct ModelOptions: ParsableArguments {
 
     func validate() throws {
         if let c = contextSize, c < 1 { throw ValidationError("--ctx-size must be at least 1") }
+        if !loraScale.isFinite { throw ValidationError("--lora-scale must be a number") }
         if let t = chatTemplateSpec, chatTemplate == nil, !t.hasSuffix(".gguf") {
             throw ValidationError("--chat-template takes \(ChatTemplateKind.allCases.map(\.rawValue).joined(separator: ", ")), or a GGUF file to read the template from")
         }
@@ -55,12 +65,14 @@ struct ModelOptions: ParsableArguments {
         let path = try modelPath()
         let backend = try DeviceSelection.open(device, exactDecode: exactDecode)
         do {
-            return try LanguageModel(path: path, backend: backend, contextLength: contextSize, chatTemplate: chatTemplate)
+            return try LanguageModel(path: path, backend: backend, contextLength: contextSize, chatTemplate: chatTemplate,
+                                     lora: loraOptions)
         } catch let error where device == "auto" && backend.device.kind != .cpu && DeviceSelection.isDeviceFailure(error) {
             // the GPU `auto` chose cannot hold the model (memory, a lost device): the CPU can
             printError("themis: \(backend.device.id) cannot run the model (\(error)); running on the CPU")
             let cpu = try DeviceSelection.open("cpu", exactDecode: exactDecode)
-            return try LanguageModel(path: path, backend: cpu, contextLength: contextSize, chatTemplate: chatTemplate)
+            return try LanguageModel(path: path, backend: cpu, contextLength: contextSize, chatTemplate: chatTemplate,
+                                     lora: loraOptions)
         }
     }
 }
@@ -107,6 +119,7 @@ func makeClient(_ model: ModelOptions, _ remote: RemoteOptions, local: LocalMode
 
 /// The `OpenAIModel` of a server URL given to `--model`, with the remote options.
 func makeRemoteClient(_ base: String, _ model: ModelOptions, _ remote: RemoteOptions) async throws -> OpenAIModel {
+    if model.lora != nil { throw ValidationError("--lora applies to a model run here; a server applies its own adapters") }
     var o = OpenAIModelOptions(baseURL: base, model: remote.remoteModel ?? "")
     o.apiKeyEnv = remote.apiKeyEnv
     o.concurrency = remote.concurrency

@@ -11,7 +11,7 @@ export THEMIS_MODELS ?= $(HOME)/.cache/themis/models
 APT_PACKAGES = libvulkan-dev glslang-tools spirv-tools mesa-vulkan-drivers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps models llamacpp build test test-all run bench bench-served compare-served bench-kernels fuzz fuzz-smoke clean
+.PHONY: all deps models llamacpp build test test-all run bench bench-train bench-served compare-served bench-kernels fuzz fuzz-smoke clean
 
 all: build
 
@@ -81,6 +81,12 @@ run: models build
 # Side by side with llama.cpp (installed into .venv on first use), both default models.
 bench: models build
 	scripts/bench-vs-llamacpp
+
+# LoRA training tokens/s and peak memory beside PyTorch + PEFT (.venv: torch, transformers, peft)
+# on the same model, samples, LoRA settings and thread count.
+bench-train: models build llamacpp
+	@$(CURDIR)/.venv/bin/python -c "import peft" 2>/dev/null || $(CURDIR)/.venv/bin/pip install --quiet peft
+	scripts/bench-train
 
 # The judge on LLMBar-Natural with Qwen2.5-0.5B three ways (run here, through themis serve, through
 # llama.cpp's server): agreement of verdicts and label probabilities.

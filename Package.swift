@@ -32,6 +32,7 @@ let package = Package(
         .library(name: "JSONLines", targets: ["JSONLines"]),
         .library(name: "ThemisServer", targets: ["ThemisServer"]),
         .library(name: "ThemisDistill", targets: ["ThemisDistill"]),
+        .library(name: "ThemisTrain", targets: ["ThemisTrain"]),
         .library(name: "CPUBackend", targets: ["CPUBackend"]),
         .library(name: "VulkanBackend", targets: ["VulkanBackend"]),
     ],
@@ -103,10 +104,15 @@ let package = Package(
         .target(
             name: "ThemisDistill",
             dependencies: [
-                "ThemisJudge", "ThemisClient", "JSONLines",
+                "ThemisJudge", "ThemisClient", "ThemisModel", "JSONLines",
                 .product(name: "Yams", package: "Yams"),
             ],
             resources: [.copy("Resources/seeds.json")], swiftSettings: fuzzFlags),
+        // LoRA fine-tuning with the paper's objective, on the model layer and the Backend protocol's
+        // backward ops (TrainingBackend): data from the distillation's export, AdamW, checkpoints.
+        .target(
+            name: "ThemisTrain", dependencies: ["ThemisModel", "ThemisBackend", "ThemisDistill", "JSONLines"],
+            swiftSettings: nativeFlags),
         // Op cases with tolerances, runnable on any Backend (used by each backend's tests).
         .target(name: "BackendConformance", dependencies: ["ThemisBackend"]),
         // The CLI: the only place that names concrete backends.
@@ -114,7 +120,7 @@ let package = Package(
             name: "themis",
             dependencies: [
                 "ThemisBackend", "ThemisModel", "ThemisClient", "ThemisJudge", "JSONLines", "ThemisBench", "ThemisServer", "ThemisDistill", "BackendConformance",
-                "CPUBackend",
+                "ThemisTrain", "CPUBackend",
                 "VulkanBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -136,6 +142,9 @@ let package = Package(
             ]),
         .testTarget(name: "ThemisJudgeTests", dependencies: ["ThemisJudge", "ThemisClient", "JSONLines"], resources: [.copy("Golden")]),
         .testTarget(name: "JSONLinesTests", dependencies: ["JSONLines"]),
+        .testTarget(
+            name: "ThemisTrainTests",
+            dependencies: ["ThemisTrain", "ThemisModel", "ThemisBackend", "ThemisDistill", "CPUBackend", "VulkanBackend"]),
         .testTarget(name: "ThemisBenchTests", dependencies: ["ThemisBench", "ThemisJudge"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "ThemisDistillTests",

@@ -318,7 +318,7 @@ public enum TrainingConformance {
                 return try b.read(g)
             })
         }
-        for (n, heads, kvHeads, d, window) in [(1, 2, 1, 64, 0), (37, 9, 3, 64, 0), (70, 14, 2, 64, 0), (20, 4, 4, 32, 7)] {
+        for (n, heads, kvHeads, d, window) in [(1, 2, 1, 64, 0), (37, 9, 3, 64, 0), (70, 14, 2, 64, 0), (20, 4, 4, 32, 7), (50, 4, 2, 16, 5)] {
             cases.append(ConformanceCase(name: "attention backward n=\(n) heads=\(heads)/\(kvHeads) d=\(d) window=\(window)",
                                          tolerance: 1e-9) { backend in
                 let b = try training(backend)

@@ -9,8 +9,7 @@ import Glibc
 extension CPUBackend: TrainingBackend {
     public func matmulInputGradient(_ dy: Tensor, weight w: Tensor, into dx: Tensor, accumulate: Bool) {
         let n = dy.rowCount, m = w.rowCount, k = w.rowLength
-        precondition(dy.rowLength == m && dx.rowCount == n && dx.rowLength == k,
-                     "matmulInputGradient: dy \(dy.shape) · w \(w.shape) into dx \(dx.shape)")
+        TrainingShapes.matmulInputGradient(dy, w, dx)
         guard n > 0, k > 0 else { return }
         // a task takes `chunk` columns of w (whole blocks, whole 32-column panels), dequantises
         // them for all m rows into a tile, and runs every row of dy against its panels
@@ -25,8 +24,7 @@ extension CPUBackend: TrainingBackend {
 
     public func matmulWeightGradient(_ dy: Tensor, input x: Tensor, into dw: Tensor, accumulate: Bool) {
         let n = dy.rowCount, m = dy.rowLength, k = x.rowLength
-        precondition(x.rowCount == n && dw.rowCount == m && dw.rowLength == k && dw.type == .f32,
-                     "matmulWeightGradient: dy \(dy.shape)ᵀ · x \(x.shape) into dw \(dw.shape)")
+        TrainingShapes.matmulWeightGradient(dy, x, dw)
         let gp = pointer(dy), xp = pointer(x), wp = pointer(dw)
         parallelRows(m, width: n * k) { j in
             let row = wp + j * k
@@ -37,7 +35,7 @@ extension CPUBackend: TrainingBackend {
 
     public func rmsNormBackward(_ x: Tensor, weight: Tensor, epsilon: Float, gradient dy: Tensor, into dx: Tensor) {
         let width = x.rowLength
-        precondition(dy.count == x.count && dx.count == x.count && weight.count == width, "rmsNormBackward shapes")
+        TrainingShapes.elementwise("rmsNormBackward", x, [dy, dx], rowVector: weight)
         let xp = pointer(x), wp = pointer(weight), gp = pointer(dy), op = pointer(dx)
         parallelRows(x.rowCount, width: width * 2) { r in
             let v = xp + r * width, g = gp + r * width, o = op + r * width
@@ -61,8 +59,7 @@ extension CPUBackend: TrainingBackend {
 
     public func swigluBackward(gate: Tensor, up: Tensor, gradient dy: Tensor, gateGradient: Tensor, upGradient: Tensor) {
         let width = gate.rowLength
-        precondition(up.count == gate.count && dy.count == gate.count && gateGradient.count == gate.count
-                     && upGradient.count == gate.count, "swigluBackward shapes")
+        TrainingShapes.elementwise("swigluBackward", gate, [up, dy, gateGradient, upGradient])
         let gp = pointer(gate), upp = pointer(up), dp = pointer(dy), dgp = pointer(gateGradient), dup = pointer(upGradient)
         let one = F16x(repeating: 1)
         parallelRows(gate.rowCount, width: width) { r in
@@ -89,71 +86,149 @@ extension CPUBackend: TrainingBackend {
                                   headCountKV: Int, scale: Float, mask: AttentionMask,
                                   queryGradient dq: Tensor, keyGradient dk: Tensor, valueGradient dv: Tensor) {
         let n = q.rowCount, width = q.rowLength
-        precondition(headCount > 0 && headCountKV > 0 && headCount % headCountKV == 0 && width % headCount == 0,
-                     "attentionBackward: \(headCount) heads over \(headCountKV) KV heads, rows of \(width)")
-        let d = width / headCount, kvWidth = headCountKV * d
-        precondition(keys.rowCount == n && values.rowCount == n && keys.rowLength == kvWidth && values.rowLength == kvWidth
-                     && dOut.count == q.count && dq.count == q.count && dk.count == keys.count && dv.count == keys.count,
-                     "attentionBackward shapes")
-        precondition(mask.softcap == 0, "attentionBackward: soft-capped scores are not supported")
+        let d = TrainingShapes.attentionBackward(q: q, keys: keys, values: values, dOut: dOut, headCount: headCount,
+                                                 headCountKV: headCountKV, mask: mask, dq: dq, dk: dk, dv: dv)
+        let kvWidth = headCountKV * d
         guard n > 0 else { return }
         let qp = pointer(q), kp = pointer(keys), vp = pointer(values), gp = pointer(dOut)
         let dqp = pointer(dq), dkp = pointer(dk), dvp = pointer(dv)
         let group = headCount / headCountKV
-        // pass 1, per (head, query row): the row's softmax p, dp = dOut·v, D = Σ p·dp, and
-        // dq = scale Σ p (dp - D) k; the log-sum-exp and D are kept for pass 2
-        ensureScratch(2 * n + 64)
-        let stats = UnsafeMutablePointer<Float>.allocate(capacity: 2 * headCount * n)
-        defer { stats.deallocate() }
+        // One KV head at a time, its keys and values transposed into blocks of 16 positions
+        // (`[block][dim][16]`), so scores and dOut·v come 16 positions per SIMD step; then each of
+        // its query heads: pass 1 per query row writes the row's softmax P and score gradient
+        // dS = P (dP - D) · scale (rows padded to whole blocks) and dq; pass 2 per block of 16
+        // keys sums dk = Σ dS·q and dv = Σ P·dOut down the columns.
+        let blocks = (n + 15) / 16, padded = blocks * 16
+        let kt = UnsafeMutablePointer<Float>.allocate(capacity: padded * d)
+        let vt = UnsafeMutablePointer<Float>.allocate(capacity: padded * d)
+        let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: n * padded)
+        let scoreGradients = UnsafeMutablePointer<Float>.allocate(capacity: n * padded)
+        defer { kt.deallocate(); vt.deallocate(); probabilities.deallocate(); scoreGradients.deallocate() }
+        ensureScratch(32 * d + 64)
         let scratch = self.scratch
-        pool.run(tasks: headCount * n) { t, thread in
-            let h = t / n, i = t % n
-            let qo = h * d, kvo = (h / group) * d
-            let p = scratch[thread], dp = p + n
-            let first = mask.firstVisible(from: i)
-            let qi = qp + i * width + qo, gi = gp + i * width + qo
-            var top = -Float.infinity
-            for j in first...i {
-                p[j] = scale * dot(qi, kp + j * kvWidth + kvo, d)
-                top = max(top, p[j])
-            }
-            var total: Float = 0
-            for j in first...i {
-                p[j] = expf(p[j] - top)
-                total += p[j]
-            }
-            let inv = 1 / total
-            var dd: Float = 0
-            for j in first...i {
-                p[j] *= inv
-                dp[j] = dot(gi, vp + j * kvWidth + kvo, d)
-                dd += p[j] * dp[j]
-            }
-            stats[t * 2] = top + logf(total)
-            stats[t * 2 + 1] = dd
-            let out = dqp + i * width + qo
-            out.update(repeating: 0, count: d)
-            for j in first...i { axpy(p[j] * (dp[j] - dd) * scale, kp + j * kvWidth + kvo, out, d) }
-        }
-        // pass 2, per (KV head, key row): dk and dv from every query row that sees the key
-        pool.run(tasks: headCountKV * n) { t, _ in
-            let g = t / n, j = t % n
+        let window = mask.window
+        for g in 0..<headCountKV {
             let kvo = g * d
-            let kj = kp + j * kvWidth + kvo, vj = vp + j * kvWidth + kvo
-            let dkj = dkp + j * kvWidth + kvo, dvj = dvp + j * kvWidth + kvo
-            dkj.update(repeating: 0, count: d)
-            dvj.update(repeating: 0, count: d)
+            pool.run(tasks: blocks) { blk, _ in
+                for t in 0..<d {
+                    for lane in 0..<16 {
+                        let j = blk * 16 + lane
+                        kt[(blk * d + t) * 16 + lane] = j < n ? kp[j * kvWidth + kvo + t] : 0
+                        vt[(blk * d + t) * 16 + lane] = j < n ? vp[j * kvWidth + kvo + t] : 0
+                    }
+                }
+            }
             for h in g * group..<(g + 1) * group {
                 let qo = h * d
-                var i = j
-                while i < n && mask.firstVisible(from: i) <= j {
+                pool.run(tasks: n) { i, _ in
+                    let first = mask.firstVisible(from: i)
+                    let b0 = first / 16, b1 = i / 16
                     let qi = qp + i * width + qo, gi = gp + i * width + qo
-                    let st = (h * n + i) * 2
-                    let p = expf(scale * dot(qi, kj, d) - stats[st])
-                    let ds = p * (dot(gi, vj, d) - stats[st + 1]) * scale
-                    axpy(ds, qi, dkj, d)
-                    axpy(p, gi, dvj, d)
-                    i += 1
+                    let pRow = probabilities + i * padded, sRow = scoreGradients + i * padded
+                    let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+                    var top = -Float.infinity
+                    for blk in b0...b1 {
+                        var acc = F16x()
+                        let base = kt + blk * 16 * d
+                        for t in 0..<d { acc = acc.addingProduct(F16x(repeating: qi[t]), loadF(base + t * 16)) }
+                        let j = lanes &+ Int32(blk * 16)
+                        let visible = (j .>= Int32(first)) .& (j .<= Int32(i))
+                        acc = (acc * scale).replacing(with: -.infinity, where: .!visible)
+                        storeF(acc, pRow + blk * 16)
+                        top = max(top, acc.max())
+                    }
+                    var total: Float = 0
+                    let topv = F16x(repeating: top)
+                    for blk in b0...b1 {
+                        let j = lanes &+ Int32(blk * 16)
+                        let visible = (j .>= Int32(first)) .& (j .<= Int32(i))
+                        let e = vexp(loadF(pRow + blk * 16) - topv).replacing(with: 0, where: .!visible)
+                        storeF(e, pRow + blk * 16)
+                        total += e.sum()
+                    }
+                    let inv = F16x(repeating: 1 / total)
+                    var dd: Float = 0
+                    for blk in b0...b1 {
+                        var acc = F16x()
+                        let base = vt + blk * 16 * d
+                        for t in 0..<d { acc = acc.addingProduct(F16x(repeating: gi[t]), loadF(base + t * 16)) }
+                        let pv = loadF(pRow + blk * 16) * inv
+                        storeF(pv, pRow + blk * 16)
+                        storeF(acc, sRow + blk * 16)
+                        dd += (pv * acc).sum()
+                    }
+                    let ddv = F16x(repeating: dd), sv = F16x(repeating: scale)
+                    let out = dqp + i * width + qo
+                    if d == 64 {
+                        // the common head size: dq stays in registers
+                        var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
+                        for blk in b0...b1 {
+                            let ds = loadF(pRow + blk * 16) * (loadF(sRow + blk * 16) - ddv) * sv
+                            storeF(ds, sRow + blk * 16)
+                            for lane in 0..<16 where ds[lane] != 0 {
+                                let k = kp + (blk * 16 + lane) * kvWidth + kvo, c = F16x(repeating: ds[lane])
+                                a0 = a0.addingProduct(c, loadF(k)); a1 = a1.addingProduct(c, loadF(k + 16))
+                                a2 = a2.addingProduct(c, loadF(k + 32)); a3 = a3.addingProduct(c, loadF(k + 48))
+                            }
+                        }
+                        storeF(a0, out); storeF(a1, out + 16); storeF(a2, out + 32); storeF(a3, out + 48)
+                        return
+                    }
+                    out.update(repeating: 0, count: d)
+                    for blk in b0...b1 {
+                        let ds = loadF(pRow + blk * 16) * (loadF(sRow + blk * 16) - ddv) * sv
+                        storeF(ds, sRow + blk * 16)
+                        for lane in 0..<16 where ds[lane] != 0 {
+                            axpy(ds[lane], kp + (blk * 16 + lane) * kvWidth + kvo, out, d)
+                        }
+                    }
+                }
+                let firstHead = h == g * group
+                pool.run(tasks: blocks) { jb, thread in
+                    let j0 = jb * 16
+                    let dkAcc = scratch[thread], dvAcc = dkAcc + 16 * d
+                    dkAcc.update(repeating: 0, count: 32 * d)
+                    let last = window > 0 ? min(n - 1, j0 + 15 + window - 1) : n - 1
+                    if d == 64 {
+                        // per key, dk and dv in registers down the column
+                        for lane in 0..<min(16, n - j0) {
+                            let j = j0 + lane
+                            var k0 = F16x(), k1 = F16x(), k2 = F16x(), k3 = F16x()
+                            var v0 = F16x(), v1 = F16x(), v2 = F16x(), v3 = F16x()
+                            for i in j...max(j, last) {
+                                let p = probabilities[i * padded + j]
+                                if p == 0 { continue }
+                                let c = F16x(repeating: scoreGradients[i * padded + j]), e = F16x(repeating: p)
+                                let qi = qp + i * width + qo, gi = gp + i * width + qo
+                                k0 = k0.addingProduct(c, loadF(qi)); k1 = k1.addingProduct(c, loadF(qi + 16))
+                                k2 = k2.addingProduct(c, loadF(qi + 32)); k3 = k3.addingProduct(c, loadF(qi + 48))
+                                v0 = v0.addingProduct(e, loadF(gi)); v1 = v1.addingProduct(e, loadF(gi + 16))
+                                v2 = v2.addingProduct(e, loadF(gi + 32)); v3 = v3.addingProduct(e, loadF(gi + 48))
+                            }
+                            let a = dkAcc + lane * d, b = dvAcc + lane * d
+                            storeF(k0, a); storeF(k1, a + 16); storeF(k2, a + 32); storeF(k3, a + 48)
+                            storeF(v0, b); storeF(v1, b + 16); storeF(v2, b + 32); storeF(v3, b + 48)
+                        }
+                    } else if j0 <= last {
+                        for i in j0...last {
+                            let dsv = loadF(scoreGradients + i * padded + j0), pv = loadF(probabilities + i * padded + j0)
+                            let qi = qp + i * width + qo, gi = gp + i * width + qo
+                            for lane in 0..<16 where pv[lane] != 0 {
+                                axpy(dsv[lane], qi, dkAcc + lane * d, d)
+                                axpy(pv[lane], gi, dvAcc + lane * d, d)
+                            }
+                        }
+                    }
+                    for lane in 0..<min(16, n - j0) {
+                        let dkj = dkp + (j0 + lane) * kvWidth + kvo, dvj = dvp + (j0 + lane) * kvWidth + kvo
+                        if firstHead {
+                            dkj.update(from: dkAcc + lane * d, count: d)
+                            dvj.update(from: dvAcc + lane * d, count: d)
+                        } else {
+                            axpy(1, dkAcc + lane * d, dkj, d)
+                            axpy(1, dvAcc + lane * d, dvj, d)
+                        }
+                    }
                 }
             }
         }
@@ -162,9 +237,7 @@ extension CPUBackend: TrainingBackend {
     public func crossEntropy(_ logits: Tensor, targets: [Int32], weights: [Float], factor: Float, losses: Tensor,
                              gradient: Tensor) {
         let n = logits.rowCount, vocab = logits.rowLength
-        precondition(targets.count == n && weights.count == n && losses.count == n && gradient.rowCount == n
-                     && gradient.rowLength == vocab, "crossEntropy shapes")
-        precondition(targets.allSatisfy { $0 >= 0 && Int($0) < vocab }, "crossEntropy: a target outside the vocabulary")
+        TrainingShapes.crossEntropy(logits, targets: targets, weights: weights, losses: losses, gradient: gradient)
         let xp = pointer(logits), lp = pointer(losses), gp = pointer(gradient)
         parallelRows(n, width: vocab) { r in
             let x = xp + r * vocab, g = gp + r * vocab

@@ -68,3 +68,44 @@ public protocol TrainingBackend: Backend {
     let h = mix(mix(UInt32(truncatingIfNeeded: index) ^ UInt32(truncatingIfNeeded: seed)) ^ UInt32(truncatingIfNeeded: seed >> 32))
     return Float(h >> 8) * (1 / 16_777_216)
 }
+
+/// The shape contracts of the backward ops, checked the same way by every implementation.
+public enum TrainingShapes {
+    public static func matmulInputGradient(_ dy: Tensor, _ w: Tensor, _ dx: Tensor) {
+        precondition(dy.rowLength == w.rowCount && dx.rowCount == dy.rowCount && dx.rowLength == w.rowLength,
+                     "matmulInputGradient: dy \(dy.shape) · w \(w.shape) into dx \(dx.shape)")
+    }
+
+    public static func matmulWeightGradient(_ dy: Tensor, _ x: Tensor, _ dw: Tensor) {
+        precondition(x.rowCount == dy.rowCount && dw.rowCount == dy.rowLength && dw.rowLength == x.rowLength && dw.type == .f32,
+                     "matmulWeightGradient: dy \(dy.shape)ᵀ · x \(x.shape) into dw \(dw.shape)")
+    }
+
+    /// Same element counts (and `x`'s row length for `rowVector`, a weight of one row).
+    public static func elementwise(_ op: String, _ x: Tensor, _ others: [Tensor], rowVector: Tensor? = nil) {
+        precondition(others.allSatisfy { $0.count == x.count } && (rowVector.map { $0.count == x.rowLength } ?? true),
+                     "\(op): shapes \(([x] + others).map(\.shape))")
+    }
+
+    /// Checks `attentionBackward`'s arguments; returns the head size.
+    public static func attentionBackward(q: Tensor, keys: Tensor, values: Tensor, dOut: Tensor, headCount: Int,
+                                         headCountKV: Int, mask: AttentionMask, dq: Tensor, dk: Tensor, dv: Tensor) -> Int {
+        let n = q.rowCount, width = q.rowLength
+        precondition(headCount > 0 && headCountKV > 0 && headCount % headCountKV == 0 && width % headCount == 0,
+                     "attentionBackward: \(headCount) heads over \(headCountKV) KV heads, rows of \(width)")
+        let d = width / headCount, kvWidth = headCountKV * d
+        precondition(keys.rowCount == n && values.rowCount == n && keys.rowLength == kvWidth && values.rowLength == kvWidth
+                     && dOut.rowCount == n && dOut.rowLength == width && dq.rowCount == n && dq.rowLength == width
+                     && dk.rowCount == n && dk.rowLength == kvWidth && dv.rowCount == n && dv.rowLength == kvWidth,
+                     "attentionBackward shapes")
+        precondition(mask.softcap == 0, "attentionBackward: soft-capped scores are not supported")
+        return d
+    }
+
+    public static func crossEntropy(_ logits: Tensor, targets: [Int32], weights: [Float], losses: Tensor, gradient: Tensor) {
+        let n = logits.rowCount, vocab = logits.rowLength
+        precondition(targets.count == n && weights.count == n && losses.count == n && gradient.rowCount == n
+                     && gradient.rowLength == vocab, "crossEntropy shapes")
+        precondition(targets.allSatisfy { $0 >= 0 && Int($0) < vocab }, "crossEntropy: a target outside the vocabulary")
+    }
+}

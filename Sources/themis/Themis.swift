@@ -7,7 +7,7 @@ struct Themis: AsyncParsableCommand {
         commandName: "themis",
         abstract: "Judge language-model output locally, on our own inference engine.",
         version: "0.1.0",
-        subcommands: [JudgeCommand.self, MetaEval.self, EvalJudge.self, Serve.self, Distill.self, Generate.self, Merge.self, Tokenize.self, Devices.self, Bench.self, ConformanceCommand.self])
+        subcommands: [JudgeCommand.self, MetaEval.self, EvalJudge.self, Serve.self, Distill.self, Generate.self, Merge.self, Train.self, Tokenize.self, Devices.self, Bench.self, ConformanceCommand.self])
 
     /// Parses and runs the command with the documented exit statuses: 0 all done, 1 fatal error,
     /// 2 usage error or unknown device, 3 some records failed (ArgumentParser's own usage status,

@@ -11,8 +11,7 @@
 extension ReferenceBackend: TrainingBackend {
     public func matmulInputGradient(_ dy: Tensor, weight w: Tensor, into dx: Tensor, accumulate: Bool) {
         let n = dy.rowCount, m = w.rowCount, k = w.rowLength
-        precondition(dy.rowLength == m && dx.rowCount == n && dx.rowLength == k,
-                     "matmulInputGradient: dy \(dy.shape) · w \(w.shape) into dx \(dx.shape)")
+        TrainingShapes.matmulInputGradient(dy, w, dx)
         let g = load(dy), ws = load(w)
         var out = accumulate ? load(dx).map(Double.init) : [Double](repeating: 0, count: n * k)
         for i in 0..<n {
@@ -26,8 +25,7 @@ extension ReferenceBackend: TrainingBackend {
 
     public func matmulWeightGradient(_ dy: Tensor, input x: Tensor, into dw: Tensor, accumulate: Bool) {
         let n = dy.rowCount, m = dy.rowLength, k = x.rowLength
-        precondition(x.rowCount == n && dw.rowCount == m && dw.rowLength == k && dw.type == .f32,
-                     "matmulWeightGradient: dy \(dy.shape)ᵀ · x \(x.shape) into dw \(dw.shape)")
+        TrainingShapes.matmulWeightGradient(dy, x, dw)
         let g = load(dy), xs = load(x)
         var out = accumulate ? load(dw).map(Double.init) : [Double](repeating: 0, count: m * k)
         for i in 0..<n {
@@ -41,8 +39,7 @@ extension ReferenceBackend: TrainingBackend {
 
     public func rmsNormBackward(_ x: Tensor, weight: Tensor, epsilon: Float, gradient dy: Tensor, into dx: Tensor) {
         let width = x.rowLength
-        precondition(dy.rowCount == x.rowCount && dy.rowLength == width && dx.rowCount == x.rowCount
-                     && dx.rowLength == width && weight.count == width, "rmsNormBackward shapes")
+        TrainingShapes.elementwise("rmsNormBackward", x, [dy, dx], rowVector: weight)
         let xs = load(x), g = load(dy), w = load(weight)
         var out = [Float](repeating: 0, count: xs.count)
         for row in 0..<x.rowCount {
@@ -69,8 +66,7 @@ extension ReferenceBackend: TrainingBackend {
     }
 
     public func swigluBackward(gate: Tensor, up: Tensor, gradient dy: Tensor, gateGradient: Tensor, upGradient: Tensor) {
-        precondition(up.count == gate.count && dy.count == gate.count && gateGradient.count == gate.count
-                     && upGradient.count == gate.count, "swigluBackward shapes")
+        TrainingShapes.elementwise("swigluBackward", gate, [up, dy, gateGradient, upGradient])
         let gs = load(gate), us = load(up), d = load(dy)
         var dg = [Float](repeating: 0, count: gs.count), du = dg
         for i in 0..<gs.count {
@@ -86,14 +82,9 @@ extension ReferenceBackend: TrainingBackend {
                                   headCountKV: Int, scale: Float, mask: AttentionMask,
                                   queryGradient dq: Tensor, keyGradient dk: Tensor, valueGradient dv: Tensor) {
         let n = q.rowCount, width = q.rowLength
-        precondition(headCount > 0 && headCountKV > 0 && headCount % headCountKV == 0 && width % headCount == 0,
-                     "attentionBackward: \(headCount) heads over \(headCountKV) KV heads, rows of \(width)")
-        let headDim = width / headCount, kvWidth = headCountKV * headDim
-        precondition(keys.rowCount == n && values.rowCount == n && keys.rowLength == kvWidth && values.rowLength == kvWidth
-                     && dOut.rowCount == n && dOut.rowLength == width && dq.rowCount == n && dq.rowLength == width
-                     && dk.rowCount == n && dk.rowLength == kvWidth && dv.rowCount == n && dv.rowLength == kvWidth,
-                     "attentionBackward shapes")
-        precondition(mask.softcap == 0, "attentionBackward: soft-capped scores are not supported")
+        let headDim = TrainingShapes.attentionBackward(q: q, keys: keys, values: values, dOut: dOut, headCount: headCount,
+                                                       headCountKV: headCountKV, mask: mask, dq: dq, dk: dk, dv: dv)
+        let kvWidth = headCountKV * headDim
         let qs = load(q), ks = load(keys), vs = load(values), g = load(dOut)
         var gq = [Double](repeating: 0, count: n * width)
         var gk = [Double](repeating: 0, count: n * kvWidth), gv = gk
@@ -141,9 +132,7 @@ extension ReferenceBackend: TrainingBackend {
     public func crossEntropy(_ logits: Tensor, targets: [Int32], weights: [Float], factor: Float, losses: Tensor,
                              gradient: Tensor) {
         let n = logits.rowCount, vocab = logits.rowLength
-        precondition(targets.count == n && weights.count == n && losses.count == n && gradient.rowCount == n
-                     && gradient.rowLength == vocab, "crossEntropy shapes")
-        precondition(targets.allSatisfy { $0 >= 0 && Int($0) < vocab }, "crossEntropy: a target outside the vocabulary")
+        TrainingShapes.crossEntropy(logits, targets: targets, weights: weights, losses: losses, gradient: gradient)
         let xs = load(logits)
         var loss = [Float](repeating: 0, count: n), grad = [Float](repeating: 0, count: n * vocab)
         for i in 0..<n where weights[i] != 0 {

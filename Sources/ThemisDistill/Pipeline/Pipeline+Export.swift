@@ -12,31 +12,14 @@ extension Pipeline {
         let records = input.records
         let dir = path("export")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let formats = config.export.formats
-        var openai = Data(), sharegpt: [ExportSample.ShareGPT] = [], alpaca: [ExportSample.Alpaca] = []
-        let line = JSONEncoder()
-        line.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var samples: [ExportSample.OpenAI] = []
         for r in records {
             let spans = Self.spans(r.judgement).map { ExportSample.Span(start: $0.range.lowerBound, end: $0.range.upperBound, kind: $0.kind) }
             let meta = ExportSample.Metadata(id: r.id, scenario: r.task.scenario, mode: r.task.mode.rawValue, augmentation: r.augmentation ?? "original")
-            if formats.contains("openai") {
-                let sample = ExportSample.OpenAI(messages: [.init(role: "user", content: r.prompt), .init(role: "assistant", content: r.judgement)],
-                                                 spans: spans, metadata: meta)
-                openai += try line.encode(sample) + Data("\n".utf8)
-            }
-            if formats.contains("sharegpt") {
-                sharegpt.append(.init(id: r.id, conversations: [.init(from: "human", value: r.prompt), .init(from: "gpt", value: r.judgement)],
-                                      spans: spans, metadata: meta))
-            }
-            if formats.contains("alpaca") {
-                alpaca.append(.init(instruction: r.prompt, input: "", output: r.judgement, spans: spans, metadata: meta))
-            }
+            samples.append(ExportSample.OpenAI(messages: [.init(role: "user", content: r.prompt), .init(role: "assistant", content: r.judgement)],
+                                               spans: spans, metadata: meta))
         }
-        let pretty = JSONEncoder()
-        pretty.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        if formats.contains("openai") { try AtomicFile.write(openai, to: URL(fileURLWithPath: dir + "/openai.jsonl")) }
-        if formats.contains("sharegpt") { try AtomicFile.write(try pretty.encode(sharegpt), to: URL(fileURLWithPath: dir + "/sharegpt.json")) }
-        if formats.contains("alpaca") { try AtomicFile.write(try pretty.encode(alpaca), to: URL(fileURLWithPath: dir + "/alpaca.json")) }
+        try ExportSample.write(samples, formats: config.export.formats, to: dir)
         try AtomicFile.write(Data(datasetCard(records).utf8), to: URL(fileURLWithPath: dir + "/README.md"))
         var manifest = StageManifest(stage: "export", configHash: PipelineConfig.hash(config.export), complete: true)
         manifest.counts["samples"] = records.count
@@ -118,15 +101,75 @@ extension Pipeline {
 }
 
 /// The export formats' samples: the prompt and the teacher's judgement with its tagged spans.
-enum ExportSample {
-    struct Span: Codable { var start: Int, end: Int, kind: String }
-    struct Metadata: Codable { var id: String, scenario: String, mode: String, augmentation: String }
-    struct Message: Codable { var role: String, content: String }
-    struct Turn: Codable { var from: String, value: String }
+/// `openai.jsonl` lines are what `themis train` reads.
+public enum ExportSample {
+    /// Characters `start ..< end` (UTF-16 offsets) of the answer are of `kind`: `score` or `explanation`.
+    public struct Span: Codable, Sendable, Equatable {
+        public var start: Int, end: Int, kind: String
+        public init(start: Int, end: Int, kind: String) {
+            self.start = start
+            self.end = end
+            self.kind = kind
+        }
+    }
+    public struct Metadata: Codable, Sendable, Equatable {
+        public var id: String, scenario: String, mode: String, augmentation: String
+        public init(id: String, scenario: String, mode: String, augmentation: String) {
+            self.id = id
+            self.scenario = scenario
+            self.mode = mode
+            self.augmentation = augmentation
+        }
+    }
+    public struct Message: Codable, Sendable, Equatable {
+        public var role: String, content: String
+        public init(role: String, content: String) {
+            self.role = role
+            self.content = content
+        }
+    }
+    public struct Turn: Codable, Sendable, Equatable { var from: String, value: String }
     /// One line of `openai.jsonl`.
-    struct OpenAI: Codable { var messages: [Message], spans: [Span], metadata: Metadata }
+    public struct OpenAI: Codable, Sendable, Equatable {
+        public var messages: [Message], spans: [Span], metadata: Metadata
+        public init(messages: [Message], spans: [Span], metadata: Metadata) {
+            self.messages = messages
+            self.spans = spans
+            self.metadata = metadata
+        }
+    }
     /// One item of `sharegpt.json`.
     struct ShareGPT: Codable { var id: String, conversations: [Turn], spans: [Span], metadata: Metadata }
     /// One item of `alpaca.json`.
     struct Alpaca: Codable { var instruction: String, input: String, output: String, spans: [Span], metadata: Metadata }
+
+    /// Writes `samples` (a prompt and its answer each) into `directory` in `formats`: `openai`
+    /// (`openai.jsonl`), `sharegpt` (`sharegpt.json`), `alpaca` (`alpaca.json`).
+    public static func write(_ samples: [OpenAI], formats: [String], to directory: String) throws {
+        let line = JSONEncoder()
+        line.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let pretty = JSONEncoder()
+        pretty.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        func parts(_ s: OpenAI) -> (prompt: String, answer: String) {
+            (s.messages.first { $0.role == "user" }?.content ?? "", s.messages.last?.content ?? "")
+        }
+        if formats.contains("openai") {
+            var data = Data()
+            for s in samples { data += try line.encode(s) + Data("\n".utf8) }
+            try AtomicFile.write(data, to: URL(fileURLWithPath: directory + "/openai.jsonl"))
+        }
+        if formats.contains("sharegpt") {
+            let items = samples.map { s in
+                ShareGPT(id: s.metadata.id, conversations: [.init(from: "human", value: parts(s).prompt), .init(from: "gpt", value: parts(s).answer)],
+                         spans: s.spans, metadata: s.metadata)
+            }
+            try AtomicFile.write(try pretty.encode(items), to: URL(fileURLWithPath: directory + "/sharegpt.json"))
+        }
+        if formats.contains("alpaca") {
+            let items = samples.map { s in
+                Alpaca(instruction: parts(s).prompt, input: "", output: parts(s).answer, spans: s.spans, metadata: s.metadata)
+            }
+            try AtomicFile.write(try pretty.encode(items), to: URL(fileURLWithPath: directory + "/alpaca.json"))
+        }
+    }
 }

@@ -96,12 +96,15 @@ public struct LoRAAdapterFile: @unchecked Sendable {
             alpha = 0
         }
         var halves: [String: (a: GGUFTensorInfo?, b: GGUFTensorInfo?)] = [:]
+        var order: [String] = []  // file order, so the first problem named is the file's first
         for info in file.tensors {
             if info.name.hasSuffix("_norm.weight") { continue }  // llama.cpp ignores these too
+            let base = String(info.name.dropLast(7))
+            if info.name.hasSuffix(".lora_a") || info.name.hasSuffix(".lora_b"), halves[base] == nil { order.append(base) }
             if info.name.hasSuffix(".lora_a") {
-                halves[String(info.name.dropLast(7)), default: (nil, nil)].a = info
+                halves[base, default: (nil, nil)].a = info
             } else if info.name.hasSuffix(".lora_b") {
-                halves[String(info.name.dropLast(7)), default: (nil, nil)].b = info
+                halves[base, default: (nil, nil)].b = info
             } else {
                 throw LoRAError(path, "tensor '\(info.name)' is neither a .lora_a nor a .lora_b matrix")
             }
@@ -110,7 +113,8 @@ public struct LoRAAdapterFile: @unchecked Sendable {
             LoRATarget.allCases.map { ($0.weightName(block: block), (block, $0)) }
         })
         var entries: [Entry] = []
-        for (name, pair) in halves {
+        for name in order {
+            let pair = halves[name]!
             guard let (block, target) = byName[name] else {
                 throw LoRAError(path, "tensor '\(name)' is not a projection this engine adapts (blk.N.{\(LoRATarget.allCases.map(\.stem).joined(separator: ","))}.weight of \(config.blockCount) blocks)")
             }

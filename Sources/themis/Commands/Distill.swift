@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JSONLines
 import ThemisDistill
 import ThemisJudge
 import ThemisClient
@@ -9,7 +10,7 @@ struct Distill: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Build judge training data: synthesize instructions, collect responses, grade with a teacher, select, augment, export.",
         subcommands: [DistillRun.self, DistillSynthesize.self, DistillRespond.self, DistillGrade.self, DistillSelect.self,
-                      DistillAugment.self, DistillExport.self])
+                      DistillAugment.self, DistillExport.self, DistillImport.self])
 }
 
 /// `--config` and `--output`, and the generators a configuration names.
@@ -143,4 +144,88 @@ struct DistillExport: DistillStageCommand {
     static let configuration = CommandConfiguration(
         commandName: stage, abstract: "OpenAI messages JSONL, ShareGPT and Alpaca with tagged spans, and a dataset card.")
     @OptionGroup var options: DistillOptions
+}
+
+struct DistillImport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Turn human-labelled pairs into judge training samples (both orders, the human verdict as the score span) in the export formats.",
+        discussion: """
+            Reads JSON Lines of Anthropic HH-RLHF dialogues ({chosen, rejected}), {instruction, chosen, rejected}, or \
+            {instruction, response_a, response_b, label: A|B|tie}. Writes DIR/openai.jsonl (what themis train reads), \
+            sharegpt.json, alpaca.json, README.md and skipped.jsonl. With --teacher, each answer gets the teacher's \
+            explanation after the human verdict.
+            """)
+
+    @Option(help: "Human-labelled pairs (JSON Lines; .gz is read too). Repeat for several files.") var input: [String]
+    @Option(help: "Output directory.") var output: String
+    @Option(help: "At most this many pairs (the first ones of the inputs, in order).") var limit: Int?
+    @Option(help: "Scenario id of the judge prompt (the pairs carry none): \(Self.scenarioIDs).") var scenario = "open_qa"
+    @Option(help: "A model that writes an explanation after each human verdict (a name, GGUF file or server URL).")
+    var teacher: String?
+    @Option(name: .customLong("teacher-max-tokens")) var teacherMaxTokens = 256
+    @Option(help: "Device of a local teacher.") var device = "auto"
+    @OptionGroup var remote: RemoteOptions
+    @Option(help: "Export formats: openai, sharegpt, alpaca.") var formats = "openai,sharegpt,alpaca"
+
+    static var scenarioIDs: String {
+        ((try? ScenarioCatalogue.bundled().scenarios.map(\.id)) ?? []).joined(separator: ", ")
+    }
+
+    func run() async throws {
+        do {
+            let catalogue = try ScenarioCatalogue.bundled()
+            guard let scenario = catalogue.scenarios.first(where: { $0.id == scenario }) else {
+                throw ValidationError("--scenario: '\(scenario)' is not one of \(Self.scenarioIDs)")
+            }
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            var pairs: [HumanLabels.Pair] = []
+            var skipped: [HumanLabels.Skipped] = []
+            for (i, path) in input.enumerated() {
+                let plain = try Gzip.plainFile(path, scratch: output + "/.input-\(i).jsonl")
+                defer { if plain != path { try? FileManager.default.removeItem(atPath: plain) } }
+                let name = URL(fileURLWithPath: path).lastPathComponent.components(separatedBy: ".").first ?? "input\(i)"
+                let read = try HumanLabels.read(plain, idPrefix: name)
+                pairs += read.pairs
+                skipped += read.skipped.map { HumanLabels.Skipped(line: $0.line, reason: "\(path): \($0.reason)") }
+            }
+            if let limit { pairs = Array(pairs.prefix(limit)) }
+            var explain: ((String, String) async throws -> String)?
+            var client: (any ModelClient)?
+            if let teacher {
+                var options = ModelOptions()
+                options.model = teacher
+                options.device = device
+                let c = try await makeClient(options, remote, local: LocalModelOptions())
+                client = c
+                let maxTokens = teacherMaxTokens
+                explain = { prompt, verdict in
+                    let request = ChatRequest(prompt: Prompt(messages: [.user(prompt)], assistantPrefix: verdict + "\n"),
+                                              maxTokens: maxTokens, temperature: 0)
+                    return try await c.chat(request).text
+                }
+            }
+            let progress = Progress(total: pairs.count)
+            var samples: [ExportSample.OpenAI] = []
+            for pair in pairs {
+                samples += try await HumanLabels.samples(pair, scenario: scenario, explain: explain)
+                progress.step()
+            }
+            progress.finish()
+            if let remoteClient = client as? OpenAIModel { try? await remoteClient.shutdown() }
+            try ExportSample.write(samples, formats: formats.split(separator: ",").map(String.init), to: output)
+            let writer = try JSONLWriter(path: output + "/skipped.jsonl", existing: .replace)
+            for s in skipped { try writer.append(s) }
+            var card = "# Judge training data from human labels\n\n"
+            card += "\(samples.count) samples from \(pairs.count) human-labelled pairs (both orders) of \(input.joined(separator: ", "))"
+            card += "; \(skipped.count) lines skipped (skipped.jsonl).\n\n"
+            card += "Prompt: the pairwise judge prompt of scenario `\(scenario.id)`. Answer: the human verdict"
+            card += teacher.map { " followed by an explanation from \($0)" } ?? " sentence only"
+            card += " (`\(HumanLabels.verdictSentence(.a))`), tagged as a score span.\n"
+            try AtomicFile.write(Data(card.utf8), to: URL(fileURLWithPath: output + "/README.md"))
+            print("import: \(samples.count) samples from \(pairs.count) pairs, \(skipped.count) lines skipped -> \(output)/openai.jsonl")
+        } catch {
+            exitWithError(error)
+        }
+    }
 }

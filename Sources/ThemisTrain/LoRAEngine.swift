@@ -1,0 +1,289 @@
+import ThemisBackend
+import ThemisModel
+
+/// A token sequence to train on: the rows whose next token is trained, each with its weight
+/// (the paper's objective: score tokens and explanation tokens weighted apart; the prompt is not
+/// trained).
+public struct TokenizedSample: Sendable, Codable, Equatable {
+    public struct Target: Sendable, Codable, Equatable {
+        /// Row `row` predicts `tokens[row + 1]`.
+        public var row: Int
+        public var weight: Float
+        public init(row: Int, weight: Float) {
+            self.row = row
+            self.weight = weight
+        }
+    }
+    public var id: String
+    public var tokens: [Int32]
+    public var targets: [Target]
+
+    public init(id: String, tokens: [Int32], targets: [Target]) {
+        self.id = id
+        self.tokens = tokens
+        self.targets = targets
+    }
+
+    /// The sum of the targets' weights.
+    public var totalWeight: Double { targets.reduce(0) { $0 + Double($1.weight) } }
+}
+
+/// The forward and backward passes of a decoder with a trainable LoRA adapter, written against
+/// `TrainingBackend` alone. Per sequence: the forward pass keeps only each block's input; the
+/// loss rows go through the head in chunks; then each block, last first, is run forward again
+/// from its input (recomputation bounds memory by one block's activations) and differentiated.
+/// The base weights stay frozen: gradients reach only the adapter's `A` and `B`.
+public final class LoRAEngine {
+    public let config: ModelConfig
+    public let backend: any TrainingBackend
+    public let lora: TrainableLoRA
+    /// Longest sequence a pass takes.
+    public let maxTokens: Int
+    private let decoder: Decoder
+
+    // the input of every block, and the last block's output
+    private let inputs: [Tensor]
+    private let final: Tensor
+    // one block's activations (forward) and gradients (backward)
+    private let h1, q, k, v, attn, proj, x2, h2, gate, up, act: Tensor
+    private let dx, dh, dq, dk, dv, dattn, dgate, dup, dact: Tensor
+    // the adapter's scratch
+    private let mid, dmid, delta, dropped: Tensor
+    // the head, `headRows` rows at a time
+    private static let headRows = 64
+    private let headIn, logits, dHead, losses: Tensor
+
+    /// An engine over `model`'s decoder on its backend (which must run the backward ops).
+    public init(model: LanguageModel, lora: TrainableLoRA, maxTokens: Int) throws {
+        guard let backend = model.backend as? any TrainingBackend else {
+            throw TrainError.unsupported("the \(model.backend.device.name) backend has no backward ops")
+        }
+        let c = model.config
+        let decoder = model.transformer.architecture
+        try Self.checkTrainable(decoder, config: c)
+        guard maxTokens >= 2 else { throw TrainError.settings("sequences of at least 2 tokens") }
+        self.config = c
+        self.backend = backend
+        self.lora = lora
+        self.maxTokens = maxTokens
+        self.decoder = decoder
+        let n = maxTokens, d = c.embeddingLength, f = c.feedForwardLength
+        func make(_ width: Int, rows: Int = n) throws -> Tensor { try backend.makeTensor(shape: [rows, width]) }
+        inputs = try (0..<c.blockCount).map { _ in try make(d) }
+        final = try make(d)
+        (h1, q, k, v, attn, proj) = (try make(d), try make(c.qWidth), try make(c.kvWidth), try make(c.kvWidth),
+                                     try make(c.qWidth), try make(d))
+        (x2, h2, gate, up, act) = (try make(d), try make(d), try make(f), try make(f), try make(f))
+        (dx, dh, dq, dk, dv, dattn) = (try make(d), try make(d), try make(c.qWidth), try make(c.kvWidth), try make(c.kvWidth),
+                                       try make(c.qWidth))
+        (dgate, dup, dact) = (try make(f), try make(f), try make(f))
+        let rank = lora.settings.rank, widest = max(c.qWidth, c.kvWidth, d, f)
+        (mid, dmid, delta, dropped) = (try make(rank), try make(rank), try make(widest), try make(widest))
+        let r = Self.headRows
+        (headIn, logits, dHead, losses) = (try make(d, rows: r), try make(c.vocabularySize, rows: r), try make(d, rows: r),
+                                           try make(1, rows: r))
+    }
+
+    /// Refuses the block kinds whose backward ops this version lacks (they would train wrongly).
+    static func checkTrainable(_ decoder: Decoder, config c: ModelConfig) throws {
+        let name = c.architecture
+        if decoder.embedding.scale != nil || decoder.head.softcap != nil {
+            throw TrainError.unsupported("\(name): embedding scaling and logit soft-capping have no backward ops here")
+        }
+        for (i, block) in decoder.blocks.enumerated() {
+            if block.postAttentionNorm != nil || block.postFeedForwardNorm != nil || block.attention.qNorm != nil
+                || block.feedForward.activation != .silu || decoder.layouts[i].mask.softcap != 0 {
+                throw TrainError.unsupported("\(name) block \(i): post-norms, per-head norms, GELU and soft-capping have no backward ops here (llama, mistral and qwen2 models train)")
+            }
+        }
+    }
+
+    /// Runs `sample` forward and returns its summed weighted cross-entropy; with `backward`, adds
+    /// `lossFactor` times its gradient to the adapter's gradients. `dropoutSeed` draws the
+    /// adapter's dropout masks (none without `backward`).
+    public func run(_ sample: TokenizedSample, lossFactor: Float, backward: Bool, dropoutSeed: UInt64) throws -> Double {
+        let n = sample.tokens.count
+        guard n >= 2 && n <= maxTokens else {
+            throw TrainError.data("sample \(sample.id): \(n) tokens, this engine takes 2...\(maxTokens)")
+        }
+        guard sample.targets.allSatisfy({ $0.row >= 0 && $0.row < n - 1 }) else {
+            throw TrainError.data("sample \(sample.id): a target row outside the sequence")
+        }
+        let b = backend
+        let dropout: Float = backward ? lora.settings.dropout : 0
+        b.getRows(decoder.embedding.table, ids: sample.tokens, into: inputs[0].rows(0..<n))
+        for l in 0..<config.blockCount {
+            let out = l + 1 < config.blockCount ? inputs[l + 1] : final
+            block(l, input: inputs[l].rows(0..<n), output: out.rows(0..<n), dropout: dropout, seed: dropoutSeed)
+        }
+        if backward { b.write([Float](repeating: 0, count: n * config.embeddingLength), to: dx.rows(0..<n)) }
+        let loss = try head(sample, lossFactor: lossFactor, backward: backward)
+        guard backward else { return loss }
+        for l in stride(from: config.blockCount - 1, through: 0, by: -1) {
+            blockBackward(l, input: inputs[l].rows(0..<n), dropout: dropout, seed: dropoutSeed)
+        }
+        try b.synchronize()
+        return loss
+    }
+
+    // MARK: forward
+
+    /// One block on `input` into `output`, leaving its activations in the block buffers.
+    private func block(_ l: Int, input x: Tensor, output: Tensor, dropout: Float, seed: UInt64) {
+        let b = backend, c = config, n = x.rowCount
+        let w = decoder.blocks[l], a = decoder.layouts[l]
+        let (h1, q, k, v, attn, proj) = (h1.rows(0..<n), q.rows(0..<n), k.rows(0..<n), v.rows(0..<n), attn.rows(0..<n),
+                                         proj.rows(0..<n))
+        let (x2, h2, gate, up, act) = (x2.rows(0..<n), h2.rows(0..<n), gate.rows(0..<n), up.rows(0..<n), act.rows(0..<n))
+        b.rmsNorm(x, weight: w.attentionNorm, epsilon: c.rmsEpsilon, into: h1)
+        b.matmul(h1, weights: [w.attention.q, w.attention.k, w.attention.v], into: [q, k, v])
+        adapt(l, .q, h1, q, dropout: dropout, seed: seed)
+        adapt(l, .k, h1, k, dropout: dropout, seed: seed)
+        adapt(l, .v, h1, v, dropout: dropout, seed: seed)
+        if let bias = w.attention.qBias { b.add(q, bias, into: q) }
+        if let bias = w.attention.kBias { b.add(k, bias, into: k) }
+        if let bias = w.attention.vBias { b.add(v, bias, into: v) }
+        b.rope(q, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: 0, freqBase: a.freqBase, layout: a.ropeLayout,
+               scaling: a.ropeScaling)
+        b.rope(k, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: 0, freqBase: a.freqBase, layout: a.ropeLayout,
+               scaling: a.ropeScaling)
+        b.attention(q: q, keys: k, values: v, headCount: c.headCount, headCountKV: c.headCountKV, startPosition: 0,
+                    scale: a.scale, mask: a.mask, into: attn)
+        b.matmul(attn, weight: w.attention.output, into: proj)
+        adapt(l, .o, attn, proj, dropout: dropout, seed: seed)
+        if let bias = w.attention.outputBias { b.add(proj, bias, into: proj) }
+        b.add(x, proj, into: x2)
+        b.rmsNorm(x2, weight: w.feedForwardNorm, epsilon: c.rmsEpsilon, into: h2)
+        b.matmul(h2, weights: [w.feedForward.gate, w.feedForward.up], into: [gate, up])
+        adapt(l, .gate, h2, gate, dropout: dropout, seed: seed)
+        adapt(l, .up, h2, up, dropout: dropout, seed: seed)
+        b.swiglu(gate: gate, up: up, into: act)
+        b.matmul(act, weight: w.feedForward.down, into: proj)
+        adapt(l, .down, act, proj, dropout: dropout, seed: seed)
+        b.add(x2, proj, into: output)
+    }
+
+    /// The seed of one projection's dropout mask.
+    private func maskSeed(_ seed: UInt64, _ l: Int, _ target: LoRATarget) -> UInt64 {
+        var g = SplitMix64(seed: seed ^ (UInt64(l) << 8 | UInt64(LoRATarget.allCases.firstIndex(of: target)!)))
+        return g.next()
+    }
+
+    /// The adapter's input: `x`, or `x` with dropout into scratch.
+    private func adapterInput(_ x: Tensor, _ l: Int, _ target: LoRATarget, dropout: Float, seed: UInt64) -> Tensor {
+        guard dropout > 0 else { return x }
+        let out = dropped.leading(rows: x.rowCount, rowLength: x.rowLength)
+        backend.dropout(x, probability: dropout, seed: maskSeed(seed, l, target), into: out)
+        return out
+    }
+
+    /// `y += factor · B (A drop(x))` when `target` of block `l` is adapted.
+    private func adapt(_ l: Int, _ target: LoRATarget, _ x: Tensor, _ y: Tensor, dropout: Float, seed: UInt64) {
+        guard let p = lora.parameter(l, target) else { return }
+        let n = x.rowCount
+        let t = mid.rows(0..<n), out = delta.leading(rows: n, rowLength: y.rowLength)
+        backend.matmul(adapterInput(x, l, target, dropout: dropout, seed: seed), weight: p.a, into: t)
+        backend.scale(t, by: lora.settings.factor, into: t)
+        backend.matmul(t, weight: p.b, into: out)
+        backend.add(y, out, into: y)
+    }
+
+    // MARK: head and loss
+
+    /// The weighted cross-entropy of the sample's targets, through the final norm and classifier
+    /// in chunks of rows; with `backward`, their gradient is added to `dx`'s rows.
+    private func head(_ sample: TokenizedSample, lossFactor: Float, backward: Bool) throws -> Double {
+        let b = backend, c = config, head = decoder.head
+        let targets = sample.targets.sorted { $0.row < $1.row }
+        var total = 0.0
+        var start = 0
+        while start < targets.count {
+            // a run of consecutive rows, at most `headRows` long
+            var end = start + 1
+            while end < targets.count && end - start < Self.headRows && targets[end].row == targets[end - 1].row + 1 { end += 1 }
+            let rows = targets[start].row..<targets[end - 1].row + 1
+            let m = rows.count
+            let xr = final.rows(rows), hn = headIn.rows(0..<m), z = logits.rows(0..<m), lr = losses.rows(0..<m)
+            b.rmsNorm(xr, weight: head.norm, epsilon: c.rmsEpsilon, into: hn)
+            b.matmul(hn, weight: head.weight, into: z)
+            b.crossEntropy(z, targets: rows.map { sample.tokens[$0 + 1] }, weights: targets[start..<end].map(\.weight),
+                           factor: lossFactor, losses: lr, gradient: z)
+            total += try b.read(lr).reduce(0.0) { $0 + Double($1) }
+            if backward {
+                let g = dHead.rows(0..<m)
+                b.matmulInputGradient(z, weight: head.weight, into: g, accumulate: false)
+                b.rmsNormBackward(xr, weight: head.norm, epsilon: c.rmsEpsilon, gradient: g, into: g)
+                b.add(dx.rows(rows), g, into: dx.rows(rows))
+            }
+            start = end
+        }
+        return total
+    }
+
+    // MARK: backward
+
+    /// Block `l`'s backward: its forward run again from `input`, then `dx` (the gradient of its
+    /// output) becomes the gradient of its input, and the adapter's gradients grow.
+    private func blockBackward(_ l: Int, input x: Tensor, dropout: Float, seed: UInt64) {
+        let b = backend, c = config, n = x.rowCount
+        let w = decoder.blocks[l], a = decoder.layouts[l]
+        // the output is not needed again: `proj` holds it for a moment
+        block(l, input: x, output: delta.leading(rows: n, rowLength: c.embeddingLength), dropout: dropout, seed: seed)
+        let (h1, q, k, v, attn) = (h1.rows(0..<n), q.rows(0..<n), k.rows(0..<n), v.rows(0..<n), attn.rows(0..<n))
+        let (x2, h2, gate, up, act) = (x2.rows(0..<n), h2.rows(0..<n), gate.rows(0..<n), up.rows(0..<n), act.rows(0..<n))
+        let (dx, dh, dq, dk, dv, dattn) = (dx.rows(0..<n), dh.rows(0..<n), dq.rows(0..<n), dk.rows(0..<n), dv.rows(0..<n),
+                                           dattn.rows(0..<n))
+        let (dgate, dup, dact) = (dgate.rows(0..<n), dup.rows(0..<n), dact.rows(0..<n))
+        // feed-forward: x3 = x2 + down(swiglu(gate(h2), up(h2))), h2 = norm(x2)
+        linearBackward(l, .down, w.feedForward.down, input: act, gradient: dx, into: dact, accumulate: false,
+                       dropout: dropout, seed: seed)
+        b.swigluBackward(gate: gate, up: up, gradient: dact, gateGradient: dgate, upGradient: dup)
+        linearBackward(l, .gate, w.feedForward.gate, input: h2, gradient: dgate, into: dh, accumulate: false,
+                       dropout: dropout, seed: seed)
+        linearBackward(l, .up, w.feedForward.up, input: h2, gradient: dup, into: dh, accumulate: true,
+                       dropout: dropout, seed: seed)
+        b.rmsNormBackward(x2, weight: w.feedForwardNorm, epsilon: c.rmsEpsilon, gradient: dh, into: dh)
+        b.add(dx, dh, into: dx)
+        // attention: x2 = x + o(attention(rope(q(h1)), rope(k(h1)), v(h1))), h1 = norm(x)
+        linearBackward(l, .o, w.attention.output, input: attn, gradient: dx, into: dattn, accumulate: false,
+                       dropout: dropout, seed: seed)
+        b.attentionBackward(q: q, keys: k, values: v, gradient: dattn, headCount: c.headCount, headCountKV: c.headCountKV,
+                            scale: a.scale, mask: a.mask, queryGradient: dq, keyGradient: dk, valueGradient: dv)
+        b.ropeBackward(dq, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: 0, freqBase: a.freqBase,
+                       layout: a.ropeLayout, scaling: a.ropeScaling)
+        b.ropeBackward(dk, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: 0, freqBase: a.freqBase,
+                       layout: a.ropeLayout, scaling: a.ropeScaling)
+        linearBackward(l, .q, w.attention.q, input: h1, gradient: dq, into: dh, accumulate: false, dropout: dropout, seed: seed)
+        linearBackward(l, .k, w.attention.k, input: h1, gradient: dk, into: dh, accumulate: true, dropout: dropout, seed: seed)
+        linearBackward(l, .v, w.attention.v, input: h1, gradient: dv, into: dh, accumulate: true, dropout: dropout, seed: seed)
+        b.rmsNormBackward(x, weight: w.attentionNorm, epsilon: c.rmsEpsilon, gradient: dh, into: dh)
+        b.add(dx, dh, into: dx)
+    }
+
+    /// The backward of `y = W x (+ factor · B (A drop(x)))`: the input gradient into `dxOut`
+    /// (added when `accumulate`), and the adapter's gradients `dB += factor · dyᵀ (A drop(x))`,
+    /// `dA += (factor · dy B)ᵀ drop(x)`.
+    private func linearBackward(_ l: Int, _ target: LoRATarget, _ weight: Tensor, input x: Tensor, gradient dy: Tensor,
+                                into dxOut: Tensor, accumulate: Bool, dropout: Float, seed: UInt64) {
+        let b = backend, n = x.rowCount
+        b.matmulInputGradient(dy, weight: weight, into: dxOut, accumulate: accumulate)
+        guard let p = lora.parameter(l, target) else { return }
+        let factor = lora.settings.factor
+        let xin = adapterInput(x, l, target, dropout: dropout, seed: seed)
+        let t = mid.rows(0..<n), dt = dmid.rows(0..<n)
+        b.matmul(xin, weight: p.a, into: t)
+        b.scale(t, by: factor, into: t)
+        b.matmulWeightGradient(dy, input: t, into: p.gradB, accumulate: true)
+        b.matmulInputGradient(dy, weight: p.b, into: dt, accumulate: false)
+        b.scale(dt, by: factor, into: dt)
+        b.matmulWeightGradient(dt, input: xin, into: p.gradA, accumulate: true)
+        if dropout > 0 {
+            let g = delta.leading(rows: n, rowLength: x.rowLength)
+            b.matmulInputGradient(dt, weight: p.a, into: g, accumulate: false)
+            b.dropout(g, probability: dropout, seed: maskSeed(seed, l, target), into: g)
+            b.add(dxOut, g, into: dxOut)
+        } else {
+            b.matmulInputGradient(dt, weight: p.a, into: dxOut, accumulate: true)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import CPUBackend
+import Foundation
+import Testing
+import ThemisBackend
+import ThemisModel
+import ThemisTrain
+
+enum TrainTestSupport {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static var modelStore: String {
+        ProcessInfo.processInfo.environment["THEMIS_MODELS"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? NSHomeDirectory() + "/.cache/themis/models"
+    }
+    static var smolLM2: String { modelStore + "/SmolLM2-135M-Instruct.Q4_1.gguf" }
+    static var tinyLlama: String { root.appendingPathComponent("Tests/ThemisModelTests/Reference/tiny-llama.gguf").path }
+}
+
+/// The whole model's LoRA gradient against finite differences of its loss.
+@Suite("LoRA gradients", .serialized)
+struct LoRAGradientTests {
+    /// SmolLM2 with adapters on two blocks, random A and B (B nonzero, so A's gradient is too):
+    /// the gradient of the weighted loss of a short answer equals central differences of the
+    /// loss, for the largest entries of every adapted matrix.
+    @Test func smolLM2GradientMatchesFiniteDifferences() throws {
+        let model = try LanguageModel(path: TrainTestSupport.smolLM2, backend: CPUBackend(threads: 2), contextLength: 256)
+        let settings = LoRASettings(rank: 2, alpha: 4, targets: [.q, .v, .o, .up, .down], blocks: [3, 20])
+        let lora = try TrainableLoRA(settings: settings, config: model.config, backend: model.backend)
+        var rng = SplitMix64(seed: 7)
+        var values = (0..<lora.count).map { _ in rng.uniform() * 0.05 }
+        lora.load(values)
+        let engine = try LoRAEngine(model: model, lora: lora, maxTokens: 64)
+        let tokens = model.tokenizer.encode(
+            "<|im_start|>user\nIs the sky green?<|im_end|>\n<|im_start|>assistant\nNo, on a clear day the sky is blue. [[1]]",
+            parseSpecial: true, addBOS: false)
+        let answerStart = tokens.count - 14
+        let targets = (answerStart..<tokens.count - 1).map { TokenizedSample.Target(row: $0, weight: $0 % 3 == 0 ? 0.5 : 1) }
+        let sample = TokenizedSample(id: "check", tokens: tokens, targets: targets)
+        lora.zeroGradients()
+        let loss = try engine.run(sample, lossFactor: 1, backward: true, dropoutSeed: 0)
+        let gradients = try lora.gradients()
+        // the forward pass with backward: false gives the same loss
+        #expect(try engine.run(sample, lossFactor: 1, backward: false, dropoutSeed: 0) == loss)
+        // the largest three entries of each A and B; an entry's error is measured against the
+        // largest gradient of its matrix (the differences' own noise, about 1e-4 here, would swamp
+        // a relative error of the smaller entries); steps of ±4e-2
+        var checked: [(index: Int, scale: Double)] = []
+        var at = 0
+        for p in lora.parameters {
+            for size in [settings.rank * p.inputs, p.outputs * settings.rank] {
+                let range = at..<at + size
+                let top = range.sorted { abs(gradients[$0]) > abs(gradients[$1]) }.prefix(3)
+                checked += top.map { ($0, Double(abs(gradients[top.first!]))) }
+                at += size
+            }
+        }
+        var num = 0.0, den = 0.0, worst = 0.0
+        for (i, scale) in checked {
+            let saved = values[i]
+            values[i] = saved + 4e-2
+            let up = Double(values[i])
+            lora.load(values)
+            let plus = try engine.run(sample, lossFactor: 1, backward: false, dropoutSeed: 0)
+            values[i] = saved - 4e-2
+            let down = Double(values[i])
+            lora.load(values)
+            let minus = try engine.run(sample, lossFactor: 1, backward: false, dropoutSeed: 0)
+            values[i] = saved
+            let numeric = (plus - minus) / (up - down)
+            let g = Double(gradients[i])
+            num += (g - numeric) * (g - numeric)
+            den += numeric * numeric
+            worst = max(worst, abs(g - numeric) / scale)
+        }
+        lora.load(values)
+        print("[lora gradient] \(checked.count) entries, NMSE \(num / den), worst error \(worst) of its matrix's largest gradient, loss \(loss)")
+        // measured: NMSE 7.5e-6, worst 1.6% (steps of 1e-2 gave 8.3e-6 and 5.2%: the differences' noise)
+        #expect(den > 0 && num / den < 1e-4, "NMSE \(num / den) against finite differences")
+        #expect(worst < 0.03)
+    }
+}

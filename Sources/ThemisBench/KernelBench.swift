@@ -93,7 +93,56 @@ public struct KernelBench {
                 })
             }
         }
-        return cases + smallOps()
+        return cases + smallOps() + trainingCases()
+    }
+
+    /// The backward ops' cases (backends with a `TrainingBackend`): attention over a whole
+    /// sequence forward and backward, and the input gradient through a quantised weight.
+    private func trainingCases() -> [Case] {
+        guard let training = backend as? any TrainingBackend else { return [] }
+        let n = prefillTokens
+        var cases: [Case] = []
+        for (model, heads, kvHeads) in [("smollm2", 9, 3), ("qwen2.5", 14, 2)] {
+            let qw = heads * 64, kw = kvHeads * 64
+            // causal: about n²/2 scores per head; 2 products forward, 5 backward, each 2·d flops
+            let pairs = Double(heads * n * (n + 1) / 2)
+            func make() throws -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor) {
+                var r = Inputs(seed: 7)
+                return (try tensor([n, qw], &r), try tensor([n, kw], &r), try tensor([n, kw], &r), try tensor([n, qw], &r),
+                        try backend.makeTensor(shape: [n, qw]), try backend.makeTensor(shape: [n, kw]),
+                        try backend.makeTensor(shape: [n, kw]), try backend.makeTensor(shape: [n, qw]))
+            }
+            cases.append(Case(name: "attention prefill \(model) n=\(n)") {
+                let (q, k, v, _, _, _, _, out) = try make()
+                return Prepared(op: "attention prefill", shape: "\(model) \(heads)/\(kvHeads) heads n=\(n)", type: "f32",
+                                flops: pairs * 4 * 64, bytes: Double(4 * n * (2 * qw + 2 * kw)), call: {
+                                    backend.attention(q: q, keys: k, values: v, headCount: heads, headCountKV: kvHeads,
+                                                      startPosition: 0, scale: 0.125, into: out)
+                                }, keepAlive: [])
+            })
+            cases.append(Case(name: "attention backward \(model) n=\(n)") {
+                let (q, k, v, g, dq, dk, dv, _) = try make()
+                return Prepared(op: "attention backward", shape: "\(model) \(heads)/\(kvHeads) heads n=\(n)", type: "f32",
+                                flops: pairs * 10 * 64, bytes: Double(4 * n * (4 * qw + 4 * kw)), call: {
+                                    training.attentionBackward(q: q, keys: k, values: v, gradient: g, headCount: heads,
+                                                               headCountKV: kvHeads, scale: 0.125, mask: .causal,
+                                                               queryGradient: dq, keyGradient: dk, valueGradient: dv)
+                                }, keepAlive: [])
+            })
+        }
+        for s in Self.modelShapes where s.name != "output" {
+            cases.append(Case(name: "matmul input gradient \(s.model) \(s.name) n=\(n)") {
+                var inputs = Inputs(seed: UInt64(s.m * 31 + s.k))
+                let box = ByteBox(inputs.weightBytes(s.type, rows: s.m, k: s.k))
+                let w = try backend.makeWeight(type: s.type, shape: [s.m, s.k], bytes: UnsafeRawBufferPointer(box.bytes))
+                let dy = try tensor([n, s.m], &inputs), dx = try backend.makeTensor(shape: [n, s.k])
+                return Prepared(op: "matmul input gradient", shape: "\(s.model) \(s.name) \(s.m)x\(s.k) n=\(n)",
+                                type: "\(s.type)", flops: 2 * Double(n * s.m * s.k),
+                                bytes: Double(s.type.byteCount(elements: s.m * s.k) + 4 * n * (s.k + s.m)),
+                                call: { training.matmulInputGradient(dy, weight: w, into: dx, accumulate: false) }, keepAlive: [box])
+            })
+        }
+        return cases
     }
 
     /// Every case whose name contains `filter` (all when nil), measured in order; `progress`

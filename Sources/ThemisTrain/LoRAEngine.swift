@@ -29,10 +29,11 @@ public struct TokenizedSample: Sendable, Codable, Equatable {
 }
 
 /// The forward and backward passes of a decoder with a trainable LoRA adapter, written against
-/// `TrainingBackend` alone. Per sequence: the forward pass keeps only each block's input; the
-/// loss rows go through the head in chunks; then each block, last first, is run forward again
-/// from its input (recomputation bounds memory by one block's activations) and differentiated.
-/// The base weights stay frozen: gradients reach only the adapter's `A` and `B`.
+/// `TrainingBackend` alone. Per sequence: the forward pass keeps each block's input (and, unless
+/// recomputing, its activations); the loss rows go through the head in chunks; then each block,
+/// last first, is differentiated, after running it forward again from its input when recomputing
+/// (which bounds memory by one block's activations, for a third more compute). The base weights
+/// stay frozen: gradients reach only the adapter's `A` and `B`.
 public final class LoRAEngine {
     public let config: ModelConfig
     public let backend: any TrainingBackend
@@ -44,8 +45,12 @@ public final class LoRAEngine {
     // the input of every block, and the last block's output
     private let inputs: [Tensor]
     private let final: Tensor
-    // one block's activations (forward) and gradients (backward)
-    private let h1, q, k, v, attn, proj, x2, h2, gate, up, act: Tensor
+    /// Whether blocks run forward again in the backward pass (one set of activations) rather than
+    /// keep their activations (one set per block).
+    public let recomputes: Bool
+    private let activations: [BlockActivations]
+    private let proj: Tensor
+    // one block's gradients
     private let dx, dh, dq, dk, dv, dattn, dgate, dup, dact: Tensor
     // the adapter's scratch
     private let mid, dmid, delta, dropped: Tensor
@@ -53,8 +58,38 @@ public final class LoRAEngine {
     private static let headRows = 64
     private let headIn, logits, dHead, losses: Tensor
 
-    /// An engine over `model`'s decoder on its backend (which must run the backward ops).
-    public init(model: LanguageModel, lora: TrainableLoRA, maxTokens: Int) throws {
+    /// The activations of one block that its backward pass reads.
+    struct BlockActivations {
+        let h1, q, k, v, attn, x2, h2, gate, up, act: Tensor
+
+        init(_ backend: any Backend, _ c: ModelConfig, rows n: Int) throws {
+            func make(_ width: Int) throws -> Tensor { try backend.makeTensor(shape: [n, width]) }
+            let d = c.embeddingLength, f = c.feedForwardLength
+            (h1, q, k, v, attn) = (try make(d), try make(c.qWidth), try make(c.kvWidth), try make(c.kvWidth), try make(c.qWidth))
+            (x2, h2, gate, up, act) = (try make(d), try make(d), try make(f), try make(f), try make(f))
+        }
+
+        /// Bytes of one block's activations per token.
+        static func bytesPerToken(_ c: ModelConfig) -> Int {
+            4 * (3 * c.embeddingLength + 2 * c.qWidth + 2 * c.kvWidth + 3 * c.feedForwardLength)
+        }
+
+        func rows(_ n: Int) -> BlockActivations { BlockActivations(self, rows: n) }
+
+        private init(_ a: BlockActivations, rows n: Int) {
+            (h1, q, k, v, attn) = (a.h1.rows(0..<n), a.q.rows(0..<n), a.k.rows(0..<n), a.v.rows(0..<n), a.attn.rows(0..<n))
+            (x2, h2, gate, up, act) = (a.x2.rows(0..<n), a.h2.rows(0..<n), a.gate.rows(0..<n), a.up.rows(0..<n), a.act.rows(0..<n))
+        }
+    }
+
+    /// Bytes the per-block activations of sequences of `tokens` take when kept (not recomputed).
+    public static func keptActivationBytes(config c: ModelConfig, tokens: Int) -> Int {
+        BlockActivations.bytesPerToken(c) * tokens * c.blockCount
+    }
+
+    /// An engine over `model`'s decoder on its backend (which must run the backward ops);
+    /// `recompute` trades a third more compute for one block's activations instead of all.
+    public init(model: LanguageModel, lora: TrainableLoRA, maxTokens: Int, recompute: Bool = true) throws {
         guard let backend = model.backend as? any TrainingBackend else {
             throw TrainError.unsupported("the \(model.backend.device.name) backend has no backward ops")
         }
@@ -71,9 +106,9 @@ public final class LoRAEngine {
         func make(_ width: Int, rows: Int = n) throws -> Tensor { try backend.makeTensor(shape: [rows, width]) }
         inputs = try (0..<c.blockCount).map { _ in try make(d) }
         final = try make(d)
-        (h1, q, k, v, attn, proj) = (try make(d), try make(c.qWidth), try make(c.kvWidth), try make(c.kvWidth),
-                                     try make(c.qWidth), try make(d))
-        (x2, h2, gate, up, act) = (try make(d), try make(d), try make(f), try make(f), try make(f))
+        recomputes = recompute
+        activations = try (0..<(recompute ? 1 : c.blockCount)).map { _ in try BlockActivations(backend, c, rows: n) }
+        proj = try make(d)
         (dx, dh, dq, dk, dv, dattn) = (try make(d), try make(d), try make(c.qWidth), try make(c.kvWidth), try make(c.kvWidth),
                                        try make(c.qWidth))
         (dgate, dup, dact) = (try make(f), try make(f), try make(f))
@@ -128,13 +163,16 @@ public final class LoRAEngine {
 
     // MARK: forward
 
-    /// One block on `input` into `output`, leaving its activations in the block buffers.
+    /// Block `l`'s activations (their only set when recomputing).
+    private func saved(_ l: Int, rows n: Int) -> BlockActivations { activations[recomputes ? 0 : l].rows(n) }
+
+    /// One block on `input` into `output`, leaving its activations in its set.
     private func block(_ l: Int, input x: Tensor, output: Tensor, dropout: Float, seed: UInt64) {
         let b = backend, c = config, n = x.rowCount
         let w = decoder.blocks[l], a = decoder.layouts[l]
-        let (h1, q, k, v, attn, proj) = (h1.rows(0..<n), q.rows(0..<n), k.rows(0..<n), v.rows(0..<n), attn.rows(0..<n),
-                                         proj.rows(0..<n))
-        let (x2, h2, gate, up, act) = (x2.rows(0..<n), h2.rows(0..<n), gate.rows(0..<n), up.rows(0..<n), act.rows(0..<n))
+        let s = saved(l, rows: n), proj = proj.rows(0..<n)
+        let (h1, q, k, v, attn) = (s.h1, s.q, s.k, s.v, s.attn)
+        let (x2, h2, gate, up, act) = (s.x2, s.h2, s.gate, s.up, s.act)
         b.rmsNorm(x, weight: w.attentionNorm, epsilon: c.rmsEpsilon, into: h1)
         b.matmul(h1, weights: [w.attention.q, w.attention.k, w.attention.v], into: [q, k, v])
         adapt(l, .q, h1, q, dropout: dropout, seed: seed)
@@ -222,15 +260,18 @@ public final class LoRAEngine {
 
     // MARK: backward
 
-    /// Block `l`'s backward: its forward run again from `input`, then `dx` (the gradient of its
-    /// output) becomes the gradient of its input, and the adapter's gradients grow.
+    /// Block `l`'s backward (its forward run again from `input` first when recomputing): `dx`, the
+    /// gradient of its output, becomes the gradient of its input, and the adapter's gradients grow.
     private func blockBackward(_ l: Int, input x: Tensor, dropout: Float, seed: UInt64) {
         let b = backend, c = config, n = x.rowCount
         let w = decoder.blocks[l], a = decoder.layouts[l]
-        // the output is not needed again: `proj` holds it for a moment
-        block(l, input: x, output: delta.leading(rows: n, rowLength: c.embeddingLength), dropout: dropout, seed: seed)
-        let (h1, q, k, v, attn) = (h1.rows(0..<n), q.rows(0..<n), k.rows(0..<n), v.rows(0..<n), attn.rows(0..<n))
-        let (x2, h2, gate, up, act) = (x2.rows(0..<n), h2.rows(0..<n), gate.rows(0..<n), up.rows(0..<n), act.rows(0..<n))
+        if recomputes {
+            // the output is not needed again: scratch holds it for a moment
+            block(l, input: x, output: delta.leading(rows: n, rowLength: c.embeddingLength), dropout: dropout, seed: seed)
+        }
+        let s = saved(l, rows: n)
+        let (h1, q, k, v, attn) = (s.h1, s.q, s.k, s.v, s.attn)
+        let (x2, h2, gate, up, act) = (s.x2, s.h2, s.gate, s.up, s.act)
         let (dx, dh, dq, dk, dv, dattn) = (dx.rows(0..<n), dh.rows(0..<n), dq.rows(0..<n), dk.rows(0..<n), dv.rows(0..<n),
                                            dattn.rows(0..<n))
         let (dgate, dup, dact) = (dgate.rows(0..<n), dup.rows(0..<n), dact.rows(0..<n))

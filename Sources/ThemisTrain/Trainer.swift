@@ -91,8 +91,12 @@ public final class Trainer {
     /// Called after every step.
     public var progress: ((TrainProgress) -> Void)?
 
+    /// A trainer of `model` on `train`, evaluated on `eval`, writing into `directory`. `recompute`:
+    /// whether blocks run forward again in the backward pass (nil: only when keeping every block's
+    /// activations would take more than a quarter of the device's memory or 8 GiB). It changes
+    /// no number, only memory and time.
     public init(model: LanguageModel, settings: TrainSettings, train: [TokenizedSample], eval: [TokenizedSample],
-                directory: String) throws {
+                directory: String, recompute: Bool? = nil) throws {
         guard !train.isEmpty else { throw TrainError.data("no samples to train on") }
         guard settings.batch >= 1 else { throw TrainError.settings("the batch must hold at least 1 sample") }
         if let s = settings.steps, s < 1 { throw TrainError.settings("steps must be at least 1") }
@@ -105,8 +109,10 @@ public final class Trainer {
         self.eval = eval
         self.model = model
         lora = try TrainableLoRA(settings: settings.lora, config: model.config, backend: model.backend)
-        let longest = (train + eval).map(\.tokens.count).max() ?? 2
-        engine = try LoRAEngine(model: model, lora: lora, maxTokens: max(2, longest))
+        let longest = max(2, (train + eval).map(\.tokens.count).max() ?? 2)
+        let kept = LoRAEngine.keptActivationBytes(config: model.config, tokens: longest)
+        let budget = min(Int(model.backend.device.memoryBytes / 4), 8 << 30)
+        engine = try LoRAEngine(model: model, lora: lora, maxTokens: longest, recompute: recompute ?? (kept > budget))
     }
 
     /// Optimiser steps in the whole run.
@@ -118,6 +124,8 @@ public final class Trainer {
     var checkpointPath: String { directory + "/checkpoint.bin" }
     var logPath: String { directory + "/log.jsonl" }
     public var adapterPath: String { directory + "/adapter.gguf" }
+    /// Whether the engine recomputes block activations in the backward pass.
+    public var recomputes: Bool { engine.recomputes }
 
     /// Trains from the start, or, with `resume`, from the run's last checkpoint (a run that has
     /// one is never overwritten without `resume`).

@@ -78,4 +78,25 @@ struct LoRAGradientTests {
         #expect(den > 0 && num / den < 1e-4, "NMSE \(num / den) against finite differences")
         #expect(worst < 0.03)
     }
+
+    /// Keeping every block's activations or running each block again gives the same bits.
+    @Test func keptAndRecomputedActivationsGiveTheSameGradients() throws {
+        let model = try LanguageModel(path: TrainTestSupport.smolLM2, backend: CPUBackend(threads: 2), contextLength: 64)
+        let settings = LoRASettings(rank: 4, alpha: 8, dropout: 0.1, targets: [.k, .o, .gate, .down], blocks: [0, 7, 29])
+        let lora = try TrainableLoRA(settings: settings, config: model.config, backend: model.backend)
+        var rng = SplitMix64(seed: 11)
+        lora.load((0..<lora.count).map { _ in rng.uniform() * 0.05 })
+        let tokens = model.tokenizer.encode("The judge compares two answers and names the better one: [[A]]", parseSpecial: false)
+        let sample = TokenizedSample(id: "s", tokens: tokens, targets: (4..<tokens.count - 1).map { .init(row: $0, weight: 1) })
+        var results: [(Double, [Float])] = []
+        for recompute in [true, false] {
+            let engine = try LoRAEngine(model: model, lora: lora, maxTokens: 64, recompute: recompute)
+            #expect(engine.recomputes == recompute)
+            lora.zeroGradients()
+            let loss = try engine.run(sample, lossFactor: 0.5, backward: true, dropoutSeed: 99)
+            results.append((loss, try lora.gradients()))
+        }
+        #expect(results[0].0 == results[1].0 && results[0].1 == results[1].1)
+        #expect(results[0].1.contains { $0 != 0 })
+    }
 }

@@ -40,6 +40,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "A checkpoint every N steps.") var checkpointEvery = 25
     @Option(name: .customLong("save-tokens"), help: "Also write the tokenized training samples (tokens, weighted target rows) as JSON Lines (the PyTorch side of make bench-train reads them).")
     var saveTokens: String?
+    @Option(help: "Run each block forward again in the backward pass (on), keep every block's activations (off), or keep them when they fit a quarter of the memory (auto). Changes no number.")
+    var recompute = "auto"
     @Flag(help: "Continue the run in --output from its last checkpoint.") var resume = false
 
     func validate() throws {
@@ -53,6 +55,7 @@ struct Train: ParsableCommand {
             throw ValidationError("\(name) must be a number of at least 0")
         }
         if maxTokens < 2 { throw ValidationError("--max-tokens must be at least 2") }
+        if !["auto", "on", "off"].contains(recompute) { throw ValidationError("--recompute takes auto, on or off") }
     }
 
     var settings: TrainSettings {
@@ -109,7 +112,10 @@ struct Train: ParsableCommand {
                 let writer = try JSONLWriter(path: saveTokens, existing: .replace)
                 for s in train.samples { try writer.append(s) }
             }
-            let trainer = try Trainer(model: loaded, settings: settings, train: train.samples, eval: held, directory: output)
+            let trainer = try Trainer(model: loaded, settings: settings, train: train.samples, eval: held, directory: output,
+                                      recompute: recompute == "auto" ? nil : recompute == "on")
+            printError("themis train: \(trainer.totalSteps) steps of \(settings.batch); block activations "
+                + (trainer.recomputes ? "recomputed in the backward pass" : "kept"))
             let tty = isatty(STDERR_FILENO) != 0
             trainer.progress = { p in
                 var line = String(format: "step %d/%d  loss %.4f", p.step, p.totalSteps, p.loss)

@@ -95,18 +95,21 @@ extension CPUBackend: TrainingBackend {
         let group = headCount / headCountKV
         // One KV head at a time, its keys and values transposed into blocks of 16 positions
         // (`[block][dim][16]`), so scores and dOut·v come 16 positions per SIMD step; then each of
-        // its query heads: pass 1 per query row writes the row's softmax P and score gradient
-        // dS = P (dP - D) · scale (rows padded to whole blocks) and dq; pass 2 per block of 16
-        // keys sums dk = Σ dS·q and dv = Σ P·dOut down the columns.
+        // its query heads: pass 1 per query row computes the row's softmax P, dS = P (dP - D) ·
+        // scale and dq, and stores P and dS by column block (`[block][row][16]`); pass 2 per block
+        // of 16 keys and 16 dimensions streams down those columns: dk = Σ dS·q, dv = Σ P·dOut,
+        // four keys at a time in registers.
         let blocks = (n + 15) / 16, padded = blocks * 16
         let kt = UnsafeMutablePointer<Float>.allocate(capacity: padded * d)
         let vt = UnsafeMutablePointer<Float>.allocate(capacity: padded * d)
-        let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: n * padded)
-        let scoreGradients = UnsafeMutablePointer<Float>.allocate(capacity: n * padded)
+        let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: blocks * n * 16)
+        let scoreGradients = UnsafeMutablePointer<Float>.allocate(capacity: blocks * n * 16)
         defer { kt.deallocate(); vt.deallocate(); probabilities.deallocate(); scoreGradients.deallocate() }
-        ensureScratch(32 * d + 64)
+        ensureScratch(2 * padded + 64)
         let scratch = self.scratch
         let window = mask.window
+        let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+        let tiles = d % 16 == 0 ? d / 16 : 0
         for g in 0..<headCountKV {
             let kvo = g * d
             pool.run(tasks: blocks) { blk, _ in
@@ -120,21 +123,17 @@ extension CPUBackend: TrainingBackend {
             }
             for h in g * group..<(g + 1) * group {
                 let qo = h * d
-                pool.run(tasks: n) { i, _ in
+                pool.run(tasks: n) { i, thread in
                     let first = mask.firstVisible(from: i)
                     let b0 = first / 16, b1 = i / 16
                     let qi = qp + i * width + qo, gi = gp + i * width + qo
-                    let pRow = probabilities + i * padded, sRow = scoreGradients + i * padded
-                    let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+                    let sRow = scratch[thread], dpRow = sRow + padded
                     var top = -Float.infinity
                     for blk in b0...b1 {
-                        var acc = F16x()
-                        let base = kt + blk * 16 * d
-                        for t in 0..<d { acc = acc.addingProduct(F16x(repeating: qi[t]), loadF(base + t * 16)) }
                         let j = lanes &+ Int32(blk * 16)
                         let visible = (j .>= Int32(first)) .& (j .<= Int32(i))
-                        acc = (acc * scale).replacing(with: -.infinity, where: .!visible)
-                        storeF(acc, pRow + blk * 16)
+                        let acc = (columnDot(qi, kt + blk * 16 * d, d) * scale).replacing(with: -.infinity, where: .!visible)
+                        storeF(acc, sRow + blk * 16)
                         top = max(top, acc.max())
                     }
                     var total: Float = 0
@@ -142,91 +141,92 @@ extension CPUBackend: TrainingBackend {
                     for blk in b0...b1 {
                         let j = lanes &+ Int32(blk * 16)
                         let visible = (j .>= Int32(first)) .& (j .<= Int32(i))
-                        let e = vexp(loadF(pRow + blk * 16) - topv).replacing(with: 0, where: .!visible)
-                        storeF(e, pRow + blk * 16)
+                        let e = vexp(loadF(sRow + blk * 16) - topv).replacing(with: 0, where: .!visible)
+                        storeF(e, sRow + blk * 16)
                         total += e.sum()
                     }
                     let inv = F16x(repeating: 1 / total)
                     var dd: Float = 0
                     for blk in b0...b1 {
-                        var acc = F16x()
-                        let base = vt + blk * 16 * d
-                        for t in 0..<d { acc = acc.addingProduct(F16x(repeating: gi[t]), loadF(base + t * 16)) }
-                        let pv = loadF(pRow + blk * 16) * inv
-                        storeF(pv, pRow + blk * 16)
-                        storeF(acc, sRow + blk * 16)
-                        dd += (pv * acc).sum()
+                        let dp = columnDot(gi, vt + blk * 16 * d, d)
+                        let pv = loadF(sRow + blk * 16) * inv
+                        storeF(pv, probabilities + (blk * n + i) * 16)
+                        storeF(dp, dpRow + blk * 16)
+                        dd += (pv * dp).sum()
                     }
                     let ddv = F16x(repeating: dd), sv = F16x(repeating: scale)
                     let out = dqp + i * width + qo
                     if d == 64 {
-                        // the common head size: dq stays in registers
+                        // the common head size: dq in registers, two keys at a time
                         var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
+                        var c0 = F16x(), c1 = F16x(), c2 = F16x(), c3 = F16x()
                         for blk in b0...b1 {
-                            let ds = loadF(pRow + blk * 16) * (loadF(sRow + blk * 16) - ddv) * sv
-                            storeF(ds, sRow + blk * 16)
-                            for lane in 0..<16 where ds[lane] != 0 {
-                                let k = kp + (blk * 16 + lane) * kvWidth + kvo, c = F16x(repeating: ds[lane])
-                                a0 = a0.addingProduct(c, loadF(k)); a1 = a1.addingProduct(c, loadF(k + 16))
-                                a2 = a2.addingProduct(c, loadF(k + 32)); a3 = a3.addingProduct(c, loadF(k + 48))
+                            let ds = loadF(probabilities + (blk * n + i) * 16) * (loadF(dpRow + blk * 16) - ddv) * sv
+                            storeF(ds, scoreGradients + (blk * n + i) * 16)
+                            var lane = blk == b0 ? first - blk * 16 : 0
+                            let end = blk == b1 ? i - blk * 16 + 1 : 16
+                            while lane + 1 < end {
+                                let k = kp + (blk * 16 + lane) * kvWidth + kvo, k2 = k + kvWidth
+                                let x = F16x(repeating: ds[lane]), y = F16x(repeating: ds[lane + 1])
+                                a0 = a0.addingProduct(x, loadF(k)); a1 = a1.addingProduct(x, loadF(k + 16))
+                                a2 = a2.addingProduct(x, loadF(k + 32)); a3 = a3.addingProduct(x, loadF(k + 48))
+                                c0 = c0.addingProduct(y, loadF(k2)); c1 = c1.addingProduct(y, loadF(k2 + 16))
+                                c2 = c2.addingProduct(y, loadF(k2 + 32)); c3 = c3.addingProduct(y, loadF(k2 + 48))
+                                lane += 2
+                            }
+                            if lane < end {
+                                let k = kp + (blk * 16 + lane) * kvWidth + kvo, x = F16x(repeating: ds[lane])
+                                a0 = a0.addingProduct(x, loadF(k)); a1 = a1.addingProduct(x, loadF(k + 16))
+                                a2 = a2.addingProduct(x, loadF(k + 32)); a3 = a3.addingProduct(x, loadF(k + 48))
                             }
                         }
-                        storeF(a0, out); storeF(a1, out + 16); storeF(a2, out + 32); storeF(a3, out + 48)
+                        storeF(a0 + c0, out); storeF(a1 + c1, out + 16); storeF(a2 + c2, out + 32); storeF(a3 + c3, out + 48)
                         return
                     }
                     out.update(repeating: 0, count: d)
                     for blk in b0...b1 {
-                        let ds = loadF(pRow + blk * 16) * (loadF(sRow + blk * 16) - ddv) * sv
-                        storeF(ds, sRow + blk * 16)
-                        for lane in 0..<16 where ds[lane] != 0 {
-                            axpy(ds[lane], kp + (blk * 16 + lane) * kvWidth + kvo, out, d)
-                        }
+                        let ds = loadF(probabilities + (blk * n + i) * 16) * (loadF(dpRow + blk * 16) - ddv) * sv
+                        storeF(ds, scoreGradients + (blk * n + i) * 16)
+                        let lo = blk == b0 ? first - blk * 16 : 0, hi = blk == b1 ? i - blk * 16 + 1 : 16
+                        for lane in lo..<hi { axpy(ds[lane], kp + (blk * 16 + lane) * kvWidth + kvo, out, d) }
                     }
                 }
                 let firstHead = h == g * group
-                pool.run(tasks: blocks) { jb, thread in
-                    let j0 = jb * 16
-                    let dkAcc = scratch[thread], dvAcc = dkAcc + 16 * d
-                    dkAcc.update(repeating: 0, count: 32 * d)
-                    let last = window > 0 ? min(n - 1, j0 + 15 + window - 1) : n - 1
-                    if d == 64 {
-                        // per key, dk and dv in registers down the column
-                        for lane in 0..<min(16, n - j0) {
-                            let j = j0 + lane
-                            var k0 = F16x(), k1 = F16x(), k2 = F16x(), k3 = F16x()
-                            var v0 = F16x(), v1 = F16x(), v2 = F16x(), v3 = F16x()
-                            for i in j...max(j, last) {
-                                let p = probabilities[i * padded + j]
-                                if p == 0 { continue }
-                                let c = F16x(repeating: scoreGradients[i * padded + j]), e = F16x(repeating: p)
-                                let qi = qp + i * width + qo, gi = gp + i * width + qo
-                                k0 = k0.addingProduct(c, loadF(qi)); k1 = k1.addingProduct(c, loadF(qi + 16))
-                                k2 = k2.addingProduct(c, loadF(qi + 32)); k3 = k3.addingProduct(c, loadF(qi + 48))
-                                v0 = v0.addingProduct(e, loadF(gi)); v1 = v1.addingProduct(e, loadF(gi + 16))
-                                v2 = v2.addingProduct(e, loadF(gi + 32)); v3 = v3.addingProduct(e, loadF(gi + 48))
-                            }
-                            let a = dkAcc + lane * d, b = dvAcc + lane * d
-                            storeF(k0, a); storeF(k1, a + 16); storeF(k2, a + 32); storeF(k3, a + 48)
-                            storeF(v0, b); storeF(v1, b + 16); storeF(v2, b + 32); storeF(v3, b + 48)
-                        }
-                    } else if j0 <= last {
-                        for i in j0...last {
-                            let dsv = loadF(scoreGradients + i * padded + j0), pv = loadF(probabilities + i * padded + j0)
-                            let qi = qp + i * width + qo, gi = gp + i * width + qo
-                            for lane in 0..<16 where pv[lane] != 0 {
-                                axpy(dsv[lane], qi, dkAcc + lane * d, d)
-                                axpy(pv[lane], gi, dvAcc + lane * d, d)
+                if tiles > 0 {
+                    pool.run(tasks: blocks * tiles) { task, _ in
+                        let jb = task / tiles, t0 = (task % tiles) * 16
+                        let j0 = jb * 16
+                        let last = window > 0 ? min(n - 1, j0 + 15 + window - 1) : n - 1
+                        for (columns, rows, out) in [(scoreGradients, qp, dkp), (probabilities, gp, dvp)] {
+                            let column = columns + jb * n * 16
+                            for kg in stride(from: 0, to: min(16, n - j0), by: 4) {
+                                var s0 = F16x(), s1 = F16x(), s2 = F16x(), s3 = F16x()
+                                for i in j0...last {
+                                    let x = loadF(rows + i * width + qo + t0), c = column + i * 16 + kg
+                                    s0 = s0.addingProduct(F16x(repeating: c[0]), x)
+                                    s1 = s1.addingProduct(F16x(repeating: c[1]), x)
+                                    s2 = s2.addingProduct(F16x(repeating: c[2]), x)
+                                    s3 = s3.addingProduct(F16x(repeating: c[3]), x)
+                                }
+                                for (lane, sum) in [s0, s1, s2, s3].enumerated() where j0 + kg + lane < n {
+                                    let o = out + (j0 + kg + lane) * kvWidth + kvo + t0
+                                    storeF(firstHead ? sum : loadF(o) + sum, o)
+                                }
                             }
                         }
                     }
-                    for lane in 0..<min(16, n - j0) {
-                        let dkj = dkp + (j0 + lane) * kvWidth + kvo, dvj = dvp + (j0 + lane) * kvWidth + kvo
+                } else {
+                    pool.run(tasks: n) { j, _ in
+                        let dkj = dkp + j * kvWidth + kvo, dvj = dvp + j * kvWidth + kvo
                         if firstHead {
-                            dkj.update(from: dkAcc + lane * d, count: d)
-                            dvj.update(from: dvAcc + lane * d, count: d)
-                        } else {
-                            axpy(1, dkAcc + lane * d, dkj, d)
-                            axpy(1, dvAcc + lane * d, dvj, d)
+                            dkj.update(repeating: 0, count: d)
+                            dvj.update(repeating: 0, count: d)
+                        }
+                        let last = window > 0 ? min(n - 1, j + window - 1) : n - 1
+                        let c = (j / 16) * n * 16 + j % 16
+                        for i in j...last {
+                            axpy(scoreGradients[c + i * 16], qp + i * width + qo, dkj, d)
+                            axpy(probabilities[c + i * 16], gp + i * width + qo, dvj, d)
                         }
                     }
                 }
@@ -308,4 +308,25 @@ struct InputGradientJob: KernelVisitor {
             }
         }
     }
+}
+
+/// `Σ_t x[t] · base[t·16 ..< t·16 + 16]` for `d` values of `t`: 16 dot products at once against a
+/// block of 16 positions stored dimension-major, over four independent sums (one chain of FMAs
+/// would wait on each one's latency).
+@inline(__always)
+private func columnDot(_ x: UnsafePointer<Float>, _ base: UnsafePointer<Float>, _ d: Int) -> F16x {
+    var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
+    var t = 0
+    while t + 4 <= d {
+        a0 = a0.addingProduct(F16x(repeating: x[t]), loadF(base + t * 16))
+        a1 = a1.addingProduct(F16x(repeating: x[t + 1]), loadF(base + (t + 1) * 16))
+        a2 = a2.addingProduct(F16x(repeating: x[t + 2]), loadF(base + (t + 2) * 16))
+        a3 = a3.addingProduct(F16x(repeating: x[t + 3]), loadF(base + (t + 3) * 16))
+        t += 4
+    }
+    while t < d {
+        a0 = a0.addingProduct(F16x(repeating: x[t]), loadF(base + t * 16))
+        t += 1
+    }
+    return (a0 + a1) + (a2 + a3)
 }

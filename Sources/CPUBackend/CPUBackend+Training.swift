@@ -105,7 +105,7 @@ extension CPUBackend: TrainingBackend {
         let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: blocks * n * 16)
         let scoreGradients = UnsafeMutablePointer<Float>.allocate(capacity: blocks * n * 16)
         defer { kt.deallocate(); vt.deallocate(); probabilities.deallocate(); scoreGradients.deallocate() }
-        ensureScratch(2 * padded + 64)
+        ensureScratch(4 * padded + 64)
         let scratch = self.scratch
         let window = mask.window
         let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
@@ -123,72 +123,98 @@ extension CPUBackend: TrainingBackend {
             }
             for h in g * group..<(g + 1) * group {
                 let qo = h * d
-                pool.run(tasks: n) { i, thread in
-                    let first = mask.firstVisible(from: i)
-                    let b0 = first / 16, b1 = i / 16
-                    let qi = qp + i * width + qo, gi = gp + i * width + qo
-                    let sRow = scratch[thread], dpRow = sRow + padded
-                    var top = -Float.infinity
-                    for blk in b0...b1 {
+                // two query rows per task: they share every block of keys and values they load
+                pool.run(tasks: (n + 1) / 2) { task, thread in
+                    let r0 = 2 * task, r1 = min(2 * task + 1, n - 1)
+                    let f0 = mask.firstVisible(from: r0), f1 = mask.firstVisible(from: r1)
+                    let b0 = f0 / 16, b1 = r1 / 16
+                    let q0 = qp + r0 * width + qo, q1 = qp + r1 * width + qo
+                    let g0 = gp + r0 * width + qo, g1 = gp + r1 * width + qo
+                    let s0 = scratch[thread], s1 = s0 + padded, dp0 = s1 + padded, dp1 = dp0 + padded
+                    // blocks every lane of which both rows see need no mask (Swift's masked
+                    // selects run lane by lane); only the edge blocks get one
+                    @inline(__always) func interior(_ blk: Int) -> Bool { blk * 16 >= f1 && blk * 16 + 15 <= r0 }
+                    @inline(__always) func visible(_ blk: Int) -> (SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>) {
                         let j = lanes &+ Int32(blk * 16)
-                        let visible = (j .>= Int32(first)) .& (j .<= Int32(i))
-                        let acc = (columnDot(qi, kt + blk * 16 * d, d) * scale).replacing(with: -.infinity, where: .!visible)
-                        storeF(acc, sRow + blk * 16)
-                        top = max(top, acc.max())
+                        return ((j .>= Int32(f0)) .& (j .<= Int32(r0)), (j .>= Int32(f1)) .& (j .<= Int32(r1)))
                     }
-                    var total: Float = 0
-                    let topv = F16x(repeating: top)
+                    // reductions across lanes are sequential (ordered float adds): vectors carry
+                    // the maxima and sums over blocks, and each row reduces once
+                    var top0 = F16x(repeating: -.infinity), top1 = F16x(repeating: -.infinity)
                     for blk in b0...b1 {
-                        let j = lanes &+ Int32(blk * 16)
-                        let visible = (j .>= Int32(first)) .& (j .<= Int32(i))
-                        let e = vexp(loadF(sRow + blk * 16) - topv).replacing(with: 0, where: .!visible)
-                        storeF(e, sRow + blk * 16)
-                        total += e.sum()
+                        let (x, y) = columnDot2(q0, q1, kt + blk * 16 * d, d)
+                        var a = x * scale, c = y * scale
+                        if !interior(blk) {
+                            let (v0, v1) = visible(blk)
+                            a = a.replacing(with: -.infinity, where: .!v0)
+                            c = c.replacing(with: -.infinity, where: .!v1)
+                        }
+                        storeF(a, s0 + blk * 16)
+                        storeF(c, s1 + blk * 16)
+                        top0.replace(with: a, where: a .> top0)
+                        top1.replace(with: c, where: c .> top1)
                     }
-                    let inv = F16x(repeating: 1 / total)
-                    var dd: Float = 0
+                    var total0 = F16x(), total1 = F16x()
+                    let t0v = F16x(repeating: top0.max()), t1v = F16x(repeating: top1.max())
                     for blk in b0...b1 {
-                        let dp = columnDot(gi, vt + blk * 16 * d, d)
-                        let pv = loadF(sRow + blk * 16) * inv
-                        storeF(pv, probabilities + (blk * n + i) * 16)
-                        storeF(dp, dpRow + blk * 16)
-                        dd += (pv * dp).sum()
+                        var e0 = vexp(loadF(s0 + blk * 16) - t0v), e1 = vexp(loadF(s1 + blk * 16) - t1v)
+                        if !interior(blk) {
+                            let (v0, v1) = visible(blk)
+                            e0 = e0.replacing(with: 0, where: .!v0)
+                            e1 = e1.replacing(with: 0, where: .!v1)
+                        }
+                        storeF(e0, s0 + blk * 16)
+                        storeF(e1, s1 + blk * 16)
+                        total0 += e0
+                        total1 += e1
                     }
-                    let ddv = F16x(repeating: dd), sv = F16x(repeating: scale)
-                    let out = dqp + i * width + qo
-                    if d == 64 {
-                        // the common head size: dq in registers, two keys at a time
-                        var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
-                        var c0 = F16x(), c1 = F16x(), c2 = F16x(), c3 = F16x()
-                        for blk in b0...b1 {
-                            let ds = loadF(probabilities + (blk * n + i) * 16) * (loadF(dpRow + blk * 16) - ddv) * sv
-                            storeF(ds, scoreGradients + (blk * n + i) * 16)
-                            var lane = blk == b0 ? first - blk * 16 : 0
-                            let end = blk == b1 ? i - blk * 16 + 1 : 16
-                            while lane + 1 < end {
-                                let k = kp + (blk * 16 + lane) * kvWidth + kvo, k2 = k + kvWidth
-                                let x = F16x(repeating: ds[lane]), y = F16x(repeating: ds[lane + 1])
-                                a0 = a0.addingProduct(x, loadF(k)); a1 = a1.addingProduct(x, loadF(k + 16))
-                                a2 = a2.addingProduct(x, loadF(k + 32)); a3 = a3.addingProduct(x, loadF(k + 48))
-                                c0 = c0.addingProduct(y, loadF(k2)); c1 = c1.addingProduct(y, loadF(k2 + 16))
-                                c2 = c2.addingProduct(y, loadF(k2 + 32)); c3 = c3.addingProduct(y, loadF(k2 + 48))
-                                lane += 2
-                            }
-                            if lane < end {
-                                let k = kp + (blk * 16 + lane) * kvWidth + kvo, x = F16x(repeating: ds[lane])
-                                a0 = a0.addingProduct(x, loadF(k)); a1 = a1.addingProduct(x, loadF(k + 16))
-                                a2 = a2.addingProduct(x, loadF(k + 32)); a3 = a3.addingProduct(x, loadF(k + 48))
+                    let inv0 = F16x(repeating: 1 / total0.sum()), inv1 = F16x(repeating: 1 / total1.sum())
+                    var dd0 = F16x(), dd1 = F16x()
+                    for blk in b0...b1 {
+                        let (x, y) = columnDot2(g0, g1, vt + blk * 16 * d, d)
+                        let p0 = loadF(s0 + blk * 16) * inv0, p1 = loadF(s1 + blk * 16) * inv1
+                        storeF(p0, s0 + blk * 16)
+                        storeF(p1, s1 + blk * 16)
+                        storeF(x, dp0 + blk * 16)
+                        storeF(y, dp1 + blk * 16)
+                        dd0 = dd0.addingProduct(p0, x)
+                        dd1 = dd1.addingProduct(p1, y)
+                    }
+                    let dd0v = F16x(repeating: dd0.sum()), dd1v = F16x(repeating: dd1.sum()), sv = F16x(repeating: scale)
+                    let out0 = dqp + r0 * width + qo, out1 = dqp + r1 * width + qo
+                    var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
+                    var c0 = F16x(), c1 = F16x(), c2 = F16x(), c3 = F16x()
+                    if d != 64 {
+                        out0.update(repeating: 0, count: d)
+                        out1.update(repeating: 0, count: d)
+                    }
+                    for blk in b0...b1 {
+                        let p0 = loadF(s0 + blk * 16), p1 = loadF(s1 + blk * 16)
+                        let ds0 = p0 * (loadF(dp0 + blk * 16) - dd0v) * sv, ds1 = p1 * (loadF(dp1 + blk * 16) - dd1v) * sv
+                        // row r1's stores come second: with one row (r1 == r0) they write the same
+                        storeF(p0, probabilities + (blk * n + r0) * 16)
+                        storeF(ds0, scoreGradients + (blk * n + r0) * 16)
+                        storeF(p1, probabilities + (blk * n + r1) * 16)
+                        storeF(ds1, scoreGradients + (blk * n + r1) * 16)
+                        let lo = blk == b0 ? f0 - blk * 16 : 0, hi = blk == b1 ? r1 - blk * 16 + 1 : 16
+                        for lane in lo..<hi {
+                            let k = kp + (blk * 16 + lane) * kvWidth + kvo
+                            if d == 64 {
+                                let x = F16x(repeating: ds0[lane]), y = F16x(repeating: ds1[lane])
+                                let k0 = loadF(k), k1 = loadF(k + 16), k2 = loadF(k + 32), k3 = loadF(k + 48)
+                                a0 = a0.addingProduct(x, k0); a1 = a1.addingProduct(x, k1)
+                                a2 = a2.addingProduct(x, k2); a3 = a3.addingProduct(x, k3)
+                                c0 = c0.addingProduct(y, k0); c1 = c1.addingProduct(y, k1)
+                                c2 = c2.addingProduct(y, k2); c3 = c3.addingProduct(y, k3)
+                            } else {
+                                axpy(ds0[lane], k, out0, d)
+                                if r1 != r0 { axpy(ds1[lane], k, out1, d) }
                             }
                         }
-                        storeF(a0 + c0, out); storeF(a1 + c1, out + 16); storeF(a2 + c2, out + 32); storeF(a3 + c3, out + 48)
-                        return
                     }
-                    out.update(repeating: 0, count: d)
-                    for blk in b0...b1 {
-                        let ds = loadF(probabilities + (blk * n + i) * 16) * (loadF(dpRow + blk * 16) - ddv) * sv
-                        storeF(ds, scoreGradients + (blk * n + i) * 16)
-                        let lo = blk == b0 ? first - blk * 16 : 0, hi = blk == b1 ? i - blk * 16 + 1 : 16
-                        for lane in lo..<hi { axpy(ds[lane], kp + (blk * 16 + lane) * kvWidth + kvo, out, d) }
+                    if d == 64 {
+                        storeF(a0, out0); storeF(a1, out0 + 16); storeF(a2, out0 + 32); storeF(a3, out0 + 48)
+                        storeF(c0, out1); storeF(c1, out1 + 16); storeF(c2, out1 + 32); storeF(c3, out1 + 48)
                     }
                 }
                 let firstHead = h == g * group
@@ -310,23 +336,27 @@ struct InputGradientJob: KernelVisitor {
     }
 }
 
-/// `Σ_t x[t] · base[t·16 ..< t·16 + 16]` for `d` values of `t`: 16 dot products at once against a
-/// block of 16 positions stored dimension-major, over four independent sums (one chain of FMAs
-/// would wait on each one's latency).
+/// `Σ_t x[t] · base[t·16 ..< t·16 + 16]` and the same for `y`, over `d` values of `t`: 16 dot
+/// products per row at once against a block of 16 positions stored dimension-major, two rows
+/// sharing each load, over independent sums (one chain of FMAs would wait on each latency).
 @inline(__always)
-private func columnDot(_ x: UnsafePointer<Float>, _ base: UnsafePointer<Float>, _ d: Int) -> F16x {
-    var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
+private func columnDot2(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ base: UnsafePointer<Float>, _ d: Int)
+    -> (F16x, F16x)
+{
+    var a0 = F16x(), a1 = F16x(), c0 = F16x(), c1 = F16x()
     var t = 0
-    while t + 4 <= d {
-        a0 = a0.addingProduct(F16x(repeating: x[t]), loadF(base + t * 16))
-        a1 = a1.addingProduct(F16x(repeating: x[t + 1]), loadF(base + (t + 1) * 16))
-        a2 = a2.addingProduct(F16x(repeating: x[t + 2]), loadF(base + (t + 2) * 16))
-        a3 = a3.addingProduct(F16x(repeating: x[t + 3]), loadF(base + (t + 3) * 16))
-        t += 4
+    while t + 2 <= d {
+        let k0 = loadF(base + t * 16), k1 = loadF(base + (t + 1) * 16)
+        a0 = a0.addingProduct(F16x(repeating: x[t]), k0)
+        c0 = c0.addingProduct(F16x(repeating: y[t]), k0)
+        a1 = a1.addingProduct(F16x(repeating: x[t + 1]), k1)
+        c1 = c1.addingProduct(F16x(repeating: y[t + 1]), k1)
+        t += 2
     }
-    while t < d {
-        a0 = a0.addingProduct(F16x(repeating: x[t]), loadF(base + t * 16))
-        t += 1
+    if t < d {
+        let k0 = loadF(base + t * 16)
+        a0 = a0.addingProduct(F16x(repeating: x[t]), k0)
+        c0 = c0.addingProduct(F16x(repeating: y[t]), k0)
     }
-    return (a0 + a1) + (a2 + a3)
+    return (a0 + a1, c0 + c1)
 }

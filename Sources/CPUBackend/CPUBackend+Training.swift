@@ -26,10 +26,63 @@ extension CPUBackend: TrainingBackend {
         let n = dy.rowCount, m = dy.rowLength, k = x.rowLength
         TrainingShapes.matmulWeightGradient(dy, x, dw)
         let gp = pointer(dy), xp = pointer(x), wp = pointer(dw)
-        parallelRows(m, width: n * k) { j in
-            let row = wp + j * k
-            if !accumulate { row.update(repeating: 0, count: k) }
-            for i in 0..<n { axpy(gp[i * m + j], xp + i * k, row, k) }
+        guard m > 0, k > 0 else { return }
+        ensureScratch(16 * min(max(m, k), 16) + 64)
+        let scratch = self.scratch
+        if m <= 16 {
+            // few rows (a LoRA A): per block of 16 columns, every row's sum in a register
+            let blocks = (k + 15) / 16
+            pool.run(tasks: blocks) { c, thread in
+                let c0 = c * 16, width = min(16, k - c0)
+                let acc = scratch[thread]
+                acc.update(repeating: 0, count: 16 * m)
+                var padded = F16x()
+                for i in 0..<n {
+                    let xv: F16x
+                    if width == 16 {
+                        xv = loadF(xp + i * k + c0)
+                    } else {
+                        for t in 0..<width { padded[t] = xp[i * k + c0 + t] }
+                        xv = padded
+                    }
+                    for j in 0..<m {
+                        storeF(loadF(acc + j * 16).addingProduct(F16x(repeating: gp[i * m + j]), xv), acc + j * 16)
+                    }
+                }
+                for j in 0..<m {
+                    for t in 0..<width { wp[j * k + c0 + t] = (accumulate ? wp[j * k + c0 + t] : 0) + acc[j * 16 + t] }
+                }
+            }
+        } else if k <= 16 {
+            // few columns (a LoRA B): per block of 16 rows, the rows' sums for each column
+            let blocks = (m + 15) / 16
+            pool.run(tasks: blocks) { b, thread in
+                let j0 = b * 16, rows = min(16, m - j0)
+                let acc = scratch[thread]
+                acc.update(repeating: 0, count: 16 * k)
+                var padded = F16x()
+                for i in 0..<n {
+                    let gv: F16x
+                    if rows == 16 {
+                        gv = loadF(gp + i * m + j0)
+                    } else {
+                        for t in 0..<rows { padded[t] = gp[i * m + j0 + t] }
+                        gv = padded
+                    }
+                    for c in 0..<k {
+                        storeF(loadF(acc + c * 16).addingProduct(gv, F16x(repeating: xp[i * k + c])), acc + c * 16)
+                    }
+                }
+                for t in 0..<rows {
+                    for c in 0..<k { wp[(j0 + t) * k + c] = (accumulate ? wp[(j0 + t) * k + c] : 0) + acc[c * 16 + t] }
+                }
+            }
+        } else {
+            parallelRows(m, width: n * k) { j in
+                let row = wp + j * k
+                if !accumulate { row.update(repeating: 0, count: k) }
+                for i in 0..<n { axpy(gp[i * m + j], xp + i * k, row, k) }
+            }
         }
     }
 
@@ -100,11 +153,9 @@ extension CPUBackend: TrainingBackend {
         // of 16 keys and 16 dimensions streams down those columns: dk = Σ dS·q, dv = Σ P·dOut,
         // four keys at a time in registers.
         let blocks = (n + 15) / 16, padded = blocks * 16
-        let kt = UnsafeMutablePointer<Float>.allocate(capacity: padded * d)
-        let vt = UnsafeMutablePointer<Float>.allocate(capacity: padded * d)
-        let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: blocks * n * 16)
-        let scoreGradients = UnsafeMutablePointer<Float>.allocate(capacity: blocks * n * 16)
-        defer { kt.deallocate(); vt.deallocate(); probabilities.deallocate(); scoreGradients.deallocate() }
+        let work = attentionWorkspace(2 * padded * d + 2 * blocks * n * 16)
+        let kt = work, vt = kt + padded * d
+        let probabilities = vt + padded * d, scoreGradients = probabilities + blocks * n * 16
         ensureScratch(4 * padded + 64)
         let scratch = self.scratch
         let window = mask.window

@@ -16,6 +16,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// Keys transposed into blocks of 16 positions for batched attention (`[kvHead][block][dim][16]`).
     private var keyBlocks = UnsafeMutablePointer<Float>.allocate(capacity: 0)
     private var keyBlocksCount = 0
+    /// The attention backward pass's transposed keys and values and its stored P and dS, kept
+    /// between calls (a fresh allocation per call costs page faults on every layer).
+    private var attentionWork = UnsafeMutablePointer<Float>.allocate(capacity: 0)
+    private var attentionWorkCount = 0
 
     /// A backend using `threads` threads (default: every core).
     /// Matmuls of up to this many rows are decode steps: on quantised weights the one-token 8-bit
@@ -39,6 +43,17 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     deinit {
         for p in scratch { p.deallocate() }
         keyBlocks.deallocate()
+        attentionWork.deallocate()
+    }
+
+    /// At least `count` floats of the attention backward pass's work space.
+    func attentionWorkspace(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > attentionWorkCount {
+            attentionWork.deallocate()
+            attentionWorkCount = max(count, attentionWorkCount * 2)
+            attentionWork = .allocate(capacity: attentionWorkCount)
+        }
+        return attentionWork
     }
 
     /// Makes sure every thread has `count` floats of scratch.

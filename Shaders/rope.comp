@@ -1,5 +1,6 @@
 #version 450
-// Rotary position embedding in place: one invocation per (row, head, rotated pair).
+// Rotary position embedding in place (or its transpose, for the backward pass): one invocation
+// per (row, head, rotated pair).
 // The host supplies cos and sin of every (row, pair) angle, computed in double: positions reach
 // tens of thousands of radians, where a float angle would lose the digits the sine depends on.
 layout(local_size_x_id = 0) in;
@@ -9,6 +10,7 @@ layout(push_constant) uniform Parameters {
     uint rows, width, headDim, ropeDim;
     uint offset, anglesOffset;   // floats, vec2s
     uint halfSplit;              // 0: pairs (2j, 2j+1); 1: pairs (j, j + ropeDim/2)
+    uint inverse;                // 1: turn by the opposite angles (RoPE's backward)
 } p;
 
 void main() {
@@ -20,6 +22,7 @@ void main() {
     uint head = (idx / half_) % heads;
     uint row = idx / (half_ * heads);
     vec2 cs = cosSin[p.anglesOffset + row * half_ + j];
+    if (p.inverse != 0u) cs.y = -cs.y;
     uint base = p.offset + row * p.width + head * p.headDim;
     uint first = p.halfSplit != 0u ? j : 2u * j;
     uint second = p.halfSplit != 0u ? j + half_ : 2u * j + 1u;

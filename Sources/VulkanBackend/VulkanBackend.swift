@@ -13,16 +13,18 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     public let device: DeviceInfo
     let vk: VulkanDevice
     private let pool: MemoryPool
-    private let pipelines: PipelineCache
-    private let stream: CommandStream
+    let pipelines: PipelineCache
+    let stream: CommandStream
     /// Whether the decode matrix-vector kernel reduces with subgroup arithmetic.
     public let usesSubgroups: Bool
-    private let reduceWorkgroup: Int
+    let reduceWorkgroup: Int
     private let matvecWorkgroup: Int
     private let matvecRowsPerGroup: Int
-    private let matmulTile: [UInt32]
+    let matmulTile: [UInt32]
     private var ropeTable: (key: [Double], scaling: RoPEScaling, generation: Int, offset: Int)?
     private var roundingScratch: Tensor?
+    /// The attention backward pass's P and dS, kept between calls.
+    var attentionScratch: (p: Tensor, ds: Tensor)?
     /// The first device failure while recording or running ops; set once, thrown by `read` and
     /// `synchronize` from then on.
     private var failure: String?
@@ -86,7 +88,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     // MARK: - Tensors
 
-    private func storage(_ t: Tensor) -> VulkanStorage {
+    func storage(_ t: Tensor) -> VulkanStorage {
         guard let s = t.storage as? VulkanStorage else {
             preconditionFailure("tensor \(t.shape) was not made by a VulkanBackend")
         }
@@ -95,7 +97,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     /// Runs a recording step. A failure here is a lost device or exhausted driver memory: it is
     /// kept, later steps are skipped, and the next `read` or `synchronize` throws it.
-    private func perform(_ what: String, _ body: () throws -> Void) {
+    func perform(_ what: String, _ body: () throws -> Void) {
         guard failure == nil else { return }
         do { try body() } catch { failure = "Vulkan \(what) failed on \(device.id): \(error)" }
     }
@@ -186,17 +188,17 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     }
 
     /// First float of a view within its storage.
-    private func offset(_ t: Tensor) -> UInt32 { UInt32(t.rowOffset * t.rowLength) }
+    func offset(_ t: Tensor) -> UInt32 { UInt32(t.rowOffset * t.rowLength) }
 
     /// Workgroup counts for `count` invocations in groups of `size`, wrapped into y past the
     /// x limit: (x, y, groups along x).
-    private func grid(_ count: Int, _ size: Int) -> (Int, Int, UInt32) {
+    func grid(_ count: Int, _ size: Int) -> (Int, Int, UInt32) {
         let groups = (count + size - 1) / size
         let x = max(1, min(groups, vk.maxGroupCount.x))
         return (x, (groups + x - 1) / x, UInt32(x))
     }
 
-    private func typeName(_ type: StorageType) -> String { type.description.lowercased() }
+    func typeName(_ type: StorageType) -> String { type.description.lowercased() }
 
     // MARK: - Ops
 
@@ -294,7 +296,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     }
 
     /// Element-wise kernel over `count` floats.
-    private func elementwise(_ name: String, _ inputs: [Tensor], _ out: Tensor, push: [UInt32]) {
+    func elementwise(_ name: String, _ inputs: [Tensor], _ out: Tensor, push: [UInt32]) {
         let ins = inputs.map(storage), o = storage(out)
         perform(name) {
             let kernel = try pipelines.kernel(name, bindings: inputs.count + 1, constants: [UInt32(reduceWorkgroup)])
@@ -343,7 +345,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     /// One workgroup per row; `rowOffsets` are the indices in `push` of the offsets that move with
     /// the rows.
-    private func rowwise(_ name: String, _ inputs: [Tensor], _ out: Tensor, push: [UInt32], rowOffsets: [Int]) {
+    func rowwise(_ name: String, _ inputs: [Tensor], _ out: Tensor, push: [UInt32], rowOffsets: [Int]) {
         let ins = inputs.map(storage), o = storage(out)
         perform(name) {
             let kernel = try pipelines.kernel(name, bindings: inputs.count + 1, constants: [UInt32(reduceWorkgroup)])
@@ -384,6 +386,13 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     public func rope(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout,
                      scaling: RoPEScaling) {
+        rotate(x, headDim: headDim, ropeDim: ropeDim, startPosition: startPosition, freqBase: freqBase, layout: layout,
+               scaling: scaling, inverse: false)
+    }
+
+    /// RoPE's rotation, or its transpose (every angle negated) when `inverse`.
+    func rotate(_ x: Tensor, headDim: Int, ropeDim: Int, startPosition: Int, freqBase: Float, layout: RoPELayout,
+                scaling: RoPEScaling, inverse: Bool) {
         let width = x.rowLength
         precondition(headDim > 0 && width % headDim == 0, "rope: rows of \(width) are not whole heads of \(headDim)")
         precondition(ropeDim >= 0 && ropeDim % 2 == 0 && ropeDim <= headDim, "rope: ropeDim \(ropeDim) for heads of \(headDim)")
@@ -416,7 +425,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             let count = n * (width / headDim) * half
             let push: [UInt32] = [
                 UInt32(n), UInt32(width), UInt32(headDim), UInt32(ropeDim), offset(x), UInt32(at / 8),
-                layout == .halfSplit ? 1 : 0,
+                layout == .halfSplit ? 1 : 0, inverse ? 1 : 0,
             ]
             precondition((count + reduceWorkgroup - 1) / reduceWorkgroup <= vk.maxGroupCount.x, "rope: \(x.shape) too large")
             try stream.dispatch(

@@ -4,6 +4,7 @@ import Testing
 import ThemisBackend
 import ThemisModel
 import ThemisTrain
+import VulkanBackend
 
 enum TrainTestSupport {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -14,26 +15,31 @@ enum TrainTestSupport {
     }
     static var smolLM2: String { modelStore + "/SmolLM2-135M-Instruct.Q4_1.gguf" }
     static var tinyLlama: String { root.appendingPathComponent("Tests/ThemisModelTests/Reference/tiny-llama.gguf").path }
+
+    /// The CPU backend, or the first Vulkan device (nil when there is none).
+    static func backend(_ device: String) throws -> (any Backend)? {
+        if device == "cpu" { return CPUBackend(threads: 2) }
+        let provider = VulkanProvider()
+        guard let d = provider.devices().devices.first else { return nil }
+        return try provider.makeBackend(on: d)
+    }
 }
 
 /// The whole model's LoRA gradient against finite differences of its loss.
 @Suite("LoRA gradients", .serialized)
 struct LoRAGradientTests {
-    /// SmolLM2 with adapters on two blocks, random A and B (B nonzero, so A's gradient is too):
-    /// the gradient of the weighted loss of a short answer equals central differences of the
-    /// loss, for the largest entries of every adapted matrix.
-    @Test func smolLM2GradientMatchesFiniteDifferences() throws {
-        let model = try LanguageModel(path: TrainTestSupport.smolLM2, backend: CPUBackend(threads: 2), contextLength: 256)
-        let settings = LoRASettings(rank: 2, alpha: 4, targets: [.q, .v, .o, .up, .down], blocks: [3, 20])
+    /// The adapter's gradient for `sample` after `values` are loaded, and central differences of
+    /// the loss for the `perMatrix` largest entries of every A and B. Returns (NMSE, the worst
+    /// error as a share of its matrix's largest gradient, the loss, the gradients).
+    static func check(_ model: LanguageModel, settings: LoRASettings, seed: UInt64, text: String, answerTokens: Int,
+                      perMatrix: Int, step: Float) throws -> (nmse: Double, worst: Double, loss: Double, gradients: [Float]) {
         let lora = try TrainableLoRA(settings: settings, config: model.config, backend: model.backend)
-        var rng = SplitMix64(seed: 7)
+        var rng = SplitMix64(seed: seed)
         var values = (0..<lora.count).map { _ in rng.uniform() * 0.05 }
         lora.load(values)
         let engine = try LoRAEngine(model: model, lora: lora, maxTokens: 64)
-        let tokens = model.tokenizer.encode(
-            "<|im_start|>user\nIs the sky green?<|im_end|>\n<|im_start|>assistant\nNo, on a clear day the sky is blue. [[1]]",
-            parseSpecial: true, addBOS: false)
-        let answerStart = tokens.count - 14
+        let tokens = model.tokenizer.encode(text, parseSpecial: true, addBOS: false)
+        let answerStart = tokens.count - answerTokens
         let targets = (answerStart..<tokens.count - 1).map { TokenizedSample.Target(row: $0, weight: $0 % 3 == 0 ? 0.5 : 1) }
         let sample = TokenizedSample(id: "check", tokens: tokens, targets: targets)
         lora.zeroGradients()
@@ -41,15 +47,14 @@ struct LoRAGradientTests {
         let gradients = try lora.gradients()
         // the forward pass with backward: false gives the same loss
         #expect(try engine.run(sample, lossFactor: 1, backward: false, dropoutSeed: 0) == loss)
-        // the largest three entries of each A and B; an entry's error is measured against the
-        // largest gradient of its matrix (the differences' own noise, about 1e-4 here, would swamp
-        // a relative error of the smaller entries); steps of ±4e-2
+        // an entry's error is measured against the largest gradient of its matrix (the
+        // differences' own noise would swamp a relative error of the smaller entries)
         var checked: [(index: Int, scale: Double)] = []
         var at = 0
         for p in lora.parameters {
             for size in [settings.rank * p.inputs, p.outputs * settings.rank] {
                 let range = at..<at + size
-                let top = range.sorted { abs(gradients[$0]) > abs(gradients[$1]) }.prefix(3)
+                let top = range.sorted { abs(gradients[$0]) > abs(gradients[$1]) }.prefix(perMatrix)
                 checked += top.map { ($0, Double(abs(gradients[top.first!]))) }
                 at += size
             }
@@ -57,11 +62,11 @@ struct LoRAGradientTests {
         var num = 0.0, den = 0.0, worst = 0.0
         for (i, scale) in checked {
             let saved = values[i]
-            values[i] = saved + 4e-2
+            values[i] = saved + step
             let up = Double(values[i])
             lora.load(values)
             let plus = try engine.run(sample, lossFactor: 1, backward: false, dropoutSeed: 0)
-            values[i] = saved - 4e-2
+            values[i] = saved - step
             let down = Double(values[i])
             lora.load(values)
             let minus = try engine.run(sample, lossFactor: 1, backward: false, dropoutSeed: 0)
@@ -73,10 +78,51 @@ struct LoRAGradientTests {
             worst = max(worst, abs(g - numeric) / scale)
         }
         lora.load(values)
-        print("[lora gradient] \(checked.count) entries, NMSE \(num / den), worst error \(worst) of its matrix's largest gradient, loss \(loss)")
+        return (den > 0 ? num / den : .infinity, worst, loss, gradients)
+    }
+
+    static let smolText = "<|im_start|>user\nIs the sky green?<|im_end|>\n<|im_start|>assistant\nNo, on a clear day the sky is blue. [[1]]"
+    static let smolSettings = LoRASettings(rank: 2, alpha: 4, targets: [.q, .v, .o, .up, .down], blocks: [3, 20])
+
+    /// SmolLM2 with adapters on two blocks, random A and B (B nonzero, so A's gradient is too):
+    /// the gradient of the weighted loss of a short answer equals central differences of the
+    /// loss (steps of ±4e-2), for the three largest entries of every adapted matrix.
+    @Test func smolLM2GradientMatchesFiniteDifferences() throws {
+        let model = try LanguageModel(path: TrainTestSupport.smolLM2, backend: CPUBackend(threads: 2), contextLength: 256)
+        let r = try Self.check(model, settings: Self.smolSettings, seed: 7, text: Self.smolText, answerTokens: 14,
+                               perMatrix: 3, step: 4e-2)
+        print("[lora gradient, SmolLM2, cpu] NMSE \(r.nmse), worst error \(r.worst) of its matrix's largest gradient, loss \(r.loss)")
         // measured: NMSE 7.5e-6, worst 1.6% (steps of 1e-2 gave 8.3e-6 and 5.2%: the differences' noise)
-        #expect(den > 0 && num / den < 1e-4, "NMSE \(num / den) against finite differences")
-        #expect(worst < 0.03)
+        #expect(r.nmse < 1e-4, "NMSE \(r.nmse) against finite differences")
+        #expect(r.worst < 0.03)
+    }
+
+    /// The Vulkan backend's whole-model gradient: SmolLM2's equals the CPU's (lavapipe runs a
+    /// forward pass of SmolLM2 in seconds, too slowly for finite differences of every matrix), and
+    /// the tiny llama's equals finite differences, as on the CPU.
+    @Test func vulkanGradientsMatchTheCPUAndFiniteDifferences() throws {
+        guard let vulkan = try TrainTestSupport.backend("vulkan") else { return }
+        func gradient(_ backend: any Backend) throws -> [Float] {
+            let model = try LanguageModel(path: TrainTestSupport.smolLM2, backend: backend, contextLength: 256)
+            return try Self.check(model, settings: Self.smolSettings, seed: 7, text: Self.smolText, answerTokens: 14,
+                                  perMatrix: 0, step: 4e-2).gradients
+        }
+        let cpu = try gradient(CPUBackend(threads: 2)), gpu = try gradient(vulkan)
+        var num = 0.0, den = 0.0
+        for (a, b) in zip(gpu, cpu) {
+            num += (Double(a) - Double(b)) * (Double(a) - Double(b))
+            den += Double(b) * Double(b)
+        }
+        print("[lora gradient, SmolLM2] Vulkan vs CPU: NMSE \(num / den)")
+        #expect(num / den < 1e-6, "Vulkan's gradient differs from the CPU's: NMSE \(num / den)")
+        for (name, backend) in [("cpu", CPUBackend(threads: 2) as any Backend), ("vulkan", vulkan)] {
+            let model = try LanguageModel(path: TrainTestSupport.tinyLlama, backend: backend, contextLength: 64)
+            let r = try Self.check(model, settings: LoRASettings(rank: 3, alpha: 6, blocks: [0, 2]), seed: 5,
+                                   text: "Once upon a time, in a small village, there lived a judge.", answerTokens: 8,
+                                   perMatrix: 2, step: 1e-2)
+            print("[lora gradient, tiny llama, \(name)] NMSE \(r.nmse), worst error \(r.worst)")
+            #expect(r.nmse < 1e-4 && r.worst < 0.03, "\(name): NMSE \(r.nmse), worst \(r.worst)")
+        }
     }
 
     /// Keeping every block's activations or running each block again gives the same bits.

@@ -35,3 +35,24 @@ struct VulkanConformanceTests {
         }
     }
 }
+
+/// The backward ops on every Vulkan backend: against the reference at the tiled shapes, and
+/// against finite differences of the reference forward ops.
+@Suite("Vulkan backward ops", .serialized, .enabled(if: !VulkanDevices.all.isEmpty, "no Vulkan device"))
+struct VulkanTrainingConformanceTests {
+    @Test(arguments: TrainingConformance.cases)
+    func backwardMatchesReference(_ c: ConformanceCase) throws {
+        for backend in VulkanDevices.backends {
+            let nmse = try c.nmse(on: backend)
+            #expect(nmse <= c.tolerance, "\(c.name) on \(backend.device.id), pieces of \(backend.pieceLimit) B: NMSE \(nmse) > \(c.tolerance)")
+        }
+    }
+
+    @Test(arguments: TrainingConformance.gradientCases)
+    func gradientsMatchFiniteDifferences(_ c: GradientCase) throws {
+        for backend in VulkanDevices.backends {
+            let nmse = try c.nmse(on: backend)
+            #expect(nmse <= c.tolerance, "\(c.name) on \(backend.device.id): NMSE \(nmse) against finite differences")
+        }
+    }
+}

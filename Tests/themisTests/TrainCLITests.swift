@@ -78,6 +78,37 @@ struct TrainCLITests {
         }
     }
 
+    /// A classifier picks each pair's scenario; a teacher writes an explanation after the verdict.
+    @Test func importClassifiesScenariosAndAddsATeachersExplanation() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = [
+            #"{"instruction": "Write a haiku about rain.", "chosen": "Soft rain on the roof", "rejected": "no"}"#,
+            #"{"instruction": "What is 17 times 3?", "response_a": "51", "response_b": "41", "label": "A"}"#,
+        ].joined(separator: "\n") + "\n"
+        try input.write(toFile: dir + "/pairs.jsonl", atomically: true, encoding: .utf8)
+        let run = try CLI.run(["distill", "import", "--input", dir + "/pairs.jsonl", "--output", dir + "/out",
+                               "--classify-with", CLI.smollm, "--teacher", CLI.smollm, "--teacher-max-tokens", "6",
+                               "--device", "cpu", "--formats", "openai"], measured: 10)
+        #expect(run.status == 0, "\(run.stderr)")
+        let samples = try Self.lines(dir + "/out/openai.jsonl")
+        #expect(samples.count == 4)
+        let catalogue = try Data(contentsOf: CLI.root.appendingPathComponent("Sources/ThemisJudge/Resources/scenarios.json"))
+        let scenarios = (try JSONSerialization.jsonObject(with: catalogue) as? [String: Any])?["scenarios"] as? [[String: Any]] ?? []
+        let ids = Set(scenarios.compactMap { $0["id"] as? String })
+        #expect(ids.count == 10)
+        for s in samples {
+            let meta = s["metadata"] as? [String: String] ?? [:]
+            #expect(ids.contains(meta["scenario"] ?? ""), "\(meta)")
+            let answer = (s["messages"] as? [[String: String]])?.last?["content"] ?? ""
+            #expect(answer.hasPrefix("After comparing the two responses, my verdict is [[") && answer.contains("]]\n"), "\(answer)")
+            let kinds = (s["spans"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }
+            #expect(kinds.first == "score" && kinds.contains("explanation"), "\(kinds)")
+        }
+        let card = try String(contentsOfFile: dir + "/out/README.md", encoding: .utf8)
+        #expect(card.contains("classified each instruction") && card.contains("explanation from"), "\(card)")
+    }
+
     /// A run killed (SIGKILL) after some steps and resumed ends with the adapter of a run never
     /// stopped, byte for byte; the log has every step once.
     @Test func killedRunResumesToTheUninterruptedAdapter() throws {

@@ -161,6 +161,9 @@ struct DistillImport: AsyncParsableCommand {
     @Option(help: "Output directory.") var output: String
     @Option(help: "At most this many pairs (the first ones of the inputs, in order).") var limit: Int?
     @Option(help: "Scenario id of the judge prompt (the pairs carry none): \(Self.scenarioIDs).") var scenario = "open_qa"
+    @Option(name: .customLong("classify-with"),
+            help: "A model that picks each pair's scenario as the judge does when a record has none (a name, GGUF file or server URL); instead of --scenario for every pair.")
+    var classifier: String?
     @Option(help: "A model that writes an explanation after each human verdict (a name, GGUF file or server URL).")
     var teacher: String?
     @Option(name: .customLong("teacher-max-tokens")) var teacherMaxTokens = 256
@@ -193,9 +196,7 @@ struct DistillImport: AsyncParsableCommand {
             var explain: ((String, String) async throws -> String)?
             var client: (any ModelClient)?
             if let teacher {
-                var options = ModelOptions()
-                options.model = teacher
-                options.device = device
+                let options = try ModelOptions.parse(["--model", teacher, "--device", device])
                 let c = try await makeClient(options, remote, local: LocalModelOptions())
                 client = c
                 let maxTokens = teacherMaxTokens
@@ -205,12 +206,22 @@ struct DistillImport: AsyncParsableCommand {
                     return try await c.chat(request).text
                 }
             }
+            var judge: Judge?
+            if let classifier {
+                let options = try ModelOptions.parse(["--model", classifier, "--device", device])
+                judge = Judge(client: try await makeClient(options, remote, local: LocalModelOptions()), catalogue: catalogue,
+                              options: JudgeOptions())
+            }
             let progress = Progress(total: pairs.count)
             var samples: [ExportSample.OpenAI] = []
+            var scenarios: [String: Int] = [:]
             for pair in pairs {
-                samples += try await HumanLabels.samples(pair, scenario: scenario, explain: explain)
+                let chosen = try await judge?.classify(pair.instruction).0 ?? scenario
+                scenarios[chosen.id, default: 0] += 1
+                samples += try await HumanLabels.samples(pair, scenario: chosen, explain: explain)
                 progress.step()
             }
+            if let remoteJudge = judge?.client as? OpenAIModel { try? await remoteJudge.shutdown() }
             progress.finish()
             if let remoteClient = client as? OpenAIModel { try? await remoteClient.shutdown() }
             try ExportSample.write(samples, formats: formats.split(separator: ",").map(String.init), to: output)
@@ -219,7 +230,9 @@ struct DistillImport: AsyncParsableCommand {
             var card = "# Judge training data from human labels\n\n"
             card += "\(samples.count) samples from \(pairs.count) human-labelled pairs (both orders) of \(input.joined(separator: ", "))"
             card += "; \(skipped.count) lines skipped (skipped.jsonl).\n\n"
-            card += "Prompt: the pairwise judge prompt of scenario `\(scenario.id)`. Answer: the human verdict"
+            card += "Prompt: the pairwise judge prompt of "
+                + (classifier.map { "the scenario \($0) classified each instruction into (" } ?? "scenario (")
+                + scenarios.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + " pairs). Answer: the human verdict"
             card += teacher.map { " followed by an explanation from \($0)" } ?? " sentence only"
             card += " (`\(HumanLabels.verdictSentence(.a))`), tagged as a score span.\n"
             try AtomicFile.write(Data(card.utf8), to: URL(fileURLWithPath: output + "/README.md"))

@@ -31,51 +31,18 @@ extension CPUBackend: TrainingBackend {
         let scratch = self.scratch
         if m <= 16 {
             // few rows (a LoRA A): per block of 16 columns, every row's sum in a register
-            let blocks = (k + 15) / 16
-            pool.run(tasks: blocks) { c, thread in
-                let c0 = c * 16, width = min(16, k - c0)
-                let acc = scratch[thread]
-                acc.update(repeating: 0, count: 16 * m)
-                var padded = F16x()
-                for i in 0..<n {
-                    let xv: F16x
-                    if width == 16 {
-                        xv = loadF(xp + i * k + c0)
-                    } else {
-                        for t in 0..<width { padded[t] = xp[i * k + c0 + t] }
-                        xv = padded
-                    }
-                    for j in 0..<m {
-                        storeF(loadF(acc + j * 16).addingProduct(F16x(repeating: gp[i * m + j]), xv), acc + j * 16)
-                    }
-                }
-                for j in 0..<m {
-                    for t in 0..<width { wp[j * k + c0 + t] = (accumulate ? wp[j * k + c0 + t] : 0) + acc[j * 16 + t] }
-                }
+            pool.run(tasks: (k + 15) / 16) { c, thread in
+                let c0 = c * 16
+                skinnySums(n: n, wide: xp + c0, wideStride: k, width: min(16, k - c0), narrow: gp, narrowStride: m,
+                           narrowCount: m, acc: scratch[thread], out: wp + c0, outNarrow: k, outWide: 1, accumulate: accumulate)
             }
         } else if k <= 16 {
             // few columns (a LoRA B): per block of 16 rows, the rows' sums for each column
-            let blocks = (m + 15) / 16
-            pool.run(tasks: blocks) { b, thread in
-                let j0 = b * 16, rows = min(16, m - j0)
-                let acc = scratch[thread]
-                acc.update(repeating: 0, count: 16 * k)
-                var padded = F16x()
-                for i in 0..<n {
-                    let gv: F16x
-                    if rows == 16 {
-                        gv = loadF(gp + i * m + j0)
-                    } else {
-                        for t in 0..<rows { padded[t] = gp[i * m + j0 + t] }
-                        gv = padded
-                    }
-                    for c in 0..<k {
-                        storeF(loadF(acc + c * 16).addingProduct(gv, F16x(repeating: xp[i * k + c])), acc + c * 16)
-                    }
-                }
-                for t in 0..<rows {
-                    for c in 0..<k { wp[(j0 + t) * k + c] = (accumulate ? wp[(j0 + t) * k + c] : 0) + acc[c * 16 + t] }
-                }
+            pool.run(tasks: (m + 15) / 16) { b, thread in
+                let j0 = b * 16
+                skinnySums(n: n, wide: gp + j0, wideStride: m, width: min(16, m - j0), narrow: xp, narrowStride: k,
+                           narrowCount: k, acc: scratch[thread], out: wp + j0 * k, outNarrow: 1, outWide: k,
+                           accumulate: accumulate)
             }
         } else {
             parallelRows(m, width: n * k) { j in
@@ -410,4 +377,34 @@ private func columnDot2(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ 
         c0 = c0.addingProduct(F16x(repeating: y[t]), k0)
     }
     return (a0 + a1, c0 + c1)
+}
+
+/// The weight gradient's skinny case, one block: `Σ_i narrow[i, a] · wide[i, 0 ..< width]` for
+/// every `a < narrowCount` (at most 16), each sum a 16-lane vector in `acc`, added to (or, without
+/// `accumulate`, written over) `out[a · outNarrow + w · outWide]`. `wide` and `narrow` are rows
+/// `wideStride` and `narrowStride` floats apart; `width` is at most 16.
+@inline(__always)
+private func skinnySums(n: Int, wide: UnsafePointer<Float>, wideStride: Int, width: Int, narrow: UnsafePointer<Float>,
+                        narrowStride: Int, narrowCount: Int, acc: UnsafeMutablePointer<Float>,
+                        out: UnsafeMutablePointer<Float>, outNarrow: Int, outWide: Int, accumulate: Bool) {
+    acc.update(repeating: 0, count: 16 * narrowCount)
+    var padded = F16x()
+    for i in 0..<n {
+        let v: F16x
+        if width == 16 {
+            v = loadF(wide + i * wideStride)
+        } else {
+            for t in 0..<width { padded[t] = wide[i * wideStride + t] }
+            v = padded
+        }
+        for a in 0..<narrowCount {
+            storeF(loadF(acc + a * 16).addingProduct(F16x(repeating: narrow[i * narrowStride + a]), v), acc + a * 16)
+        }
+    }
+    for a in 0..<narrowCount {
+        for w in 0..<width {
+            let o = out + a * outNarrow + w * outWide
+            o.pointee = (accumulate ? o.pointee : 0) + acc[a * 16 + w]
+        }
+    }
 }

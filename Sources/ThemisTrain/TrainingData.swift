@@ -136,8 +136,7 @@ public enum HeldAside {
         var train: [TokenizedSample] = [], held: [TokenizedSample] = []
         for s in samples {
             let group = s.id.split(separator: "#", maxSplits: 1).first.map(String.init) ?? s.id
-            var h: UInt64 = 0xCBF2_9CE4_8422_2325
-            for byte in group.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01B3 }
+            let h = Checkpoint.fnv1a(Data(group.utf8))
             if Double(h % 10_000) < fraction * 10_000 { held.append(s) } else { train.append(s) }
         }
         return (train, held)

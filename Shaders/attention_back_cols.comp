@@ -1,7 +1,7 @@
 #version 450
-// Attention backward, pass 2: one workgroup per (KV head, key position j): dk_j = Σ dS[h][i][j] q_i
-// and dv_j = Σ P[h][i][j] dOut_i over the query heads h sharing the KV head and the rows i that see
-// position j, from pass 1's P and dS.
+// Attention backward, pass 2: one workgroup per (KV head, key position j of start + n):
+// dk_j = Σ dS[h][i][j] q_i and dv_j = Σ P[h][i][j] dOut_i over the query heads h sharing the KV
+// head and the query rows i (at positions start + i) that see position j, from pass 1's P and dS.
 layout(local_size_x_id = 0) in;
 
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
@@ -14,7 +14,7 @@ layout(std430, binding = 5) writeonly buffer DV { float dv[]; };
 layout(push_constant) uniform Parameters {
     uint headDim, headCount, headCountKV, n;
     uint qOffset, gOffset, pOffset, dkOffset, dvOffset;
-    uint window;
+    uint window, start;
 } p;
 
 void main() {
@@ -23,12 +23,16 @@ void main() {
     uint tid = gl_LocalInvocationID.x;
     uint qWidth = p.headCount * p.headDim, kvWidth = p.headCountKV * p.headDim;
     uint group = p.headCount / p.headCountKV;
-    uint last = p.window > 0u ? min(p.n - 1u, j + p.window - 1u) : p.n - 1u;
+    uint keyCount = p.start + p.n;
+    // positions of the rows that see j: max(j, start) ... last (none when last < that)
+    uint last = p.window > 0u ? min(keyCount - 1u, j + p.window - 1u) : keyCount - 1u;
+    uint from = max(j, p.start);
     for (uint d = tid; d < p.headDim; d += gl_WorkGroupSize.x) {
         float sk = 0.0, sv = 0.0;
         for (uint h = g * group; h < (g + 1u) * group; h++) {
-            for (uint i = j; i <= last; i++) {
-                uint at = p.pOffset + (h * p.n + i) * p.n + j;
+            for (uint position = from; position <= last; position++) {
+                uint i = position - p.start;
+                uint at = p.pOffset + (h * p.n + i) * keyCount + j;
                 uint x = i * qWidth + h * p.headDim + d;
                 sk += scoreGrads[at] * q[p.qOffset + x];
                 sv += probs[at] * dOut[p.gOffset + x];

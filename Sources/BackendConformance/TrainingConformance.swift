@@ -218,30 +218,35 @@ public enum TrainingConformance {
         }
     }
 
+    /// Attention over its own rows, and (`start` > 0) query rows after a prefix of keys: the
+    /// prefix's keys and values get their gradient too.
     static var attentionGradientCases: [GradientCase] {
-        [(4, 2, 0), (3, 3, 0), (4, 1, 3)].map { heads, kvHeads, window in
-            let n = 6, d = 4
-            var r = Inputs(seed: 67 &+ UInt64(heads * 10 + window))
+        [(4, 2, 0, 0), (3, 3, 0, 0), (4, 1, 3, 0), (4, 2, 0, 3), (2, 1, 3, 4)].map { heads, kvHeads, window, start in
+            let n = 6 - start / 2, d = 4, keyCount = start + n
+            var r = Inputs(seed: 67 &+ UInt64(heads * 10 + window + 100 * start))
             let mask = AttentionMask(window: window)
             let qw = heads * d, kw = kvHeads * d
             return GradientCase(
-                name: "attention backward heads=\(heads) kv=\(kvHeads) window=\(window)", tolerance: 1e-6,
-                inputs: [r.floats(n * qw, scale: 2), r.floats(n * kw, scale: 2), r.floats(n * kw)], differentiated: [0, 1, 2],
-                upstream: r.floats(n * qw),
+                name: "attention backward heads=\(heads) kv=\(kvHeads) window=\(window) start=\(start)", tolerance: 1e-6,
+                inputs: [r.floats(n * qw, scale: 2), r.floats(keyCount * kw, scale: 2), r.floats(keyCount * kw)],
+                differentiated: [0, 1, 2], upstream: r.floats(n * qw),
                 forward: { b, v in
-                    let q = try tensor(b, [n, qw], v[0]), k = try tensor(b, [n, kw], v[1]), vv = try tensor(b, [n, kw], v[2])
+                    let q = try tensor(b, [n, qw], v[0]), k = try tensor(b, [keyCount, kw], v[1])
+                    let vv = try tensor(b, [keyCount, kw], v[2])
                     let out = try b.makeTensor(shape: [n, qw])
-                    b.attention(q: q, keys: k, values: vv, headCount: heads, headCountKV: kvHeads, startPosition: 0,
+                    b.attention(q: q, keys: k, values: vv, headCount: heads, headCountKV: kvHeads, startPosition: start,
                                 scale: 0.5, mask: mask, into: out)
                     return try b.read(out)
                 },
                 backward: { b, v, dy in
-                    let q = try tensor(b, [n, qw], v[0]), k = try tensor(b, [n, kw], v[1]), vv = try tensor(b, [n, kw], v[2])
+                    let q = try tensor(b, [n, qw], v[0]), k = try tensor(b, [keyCount, kw], v[1])
+                    let vv = try tensor(b, [keyCount, kw], v[2])
                     let g = try tensor(b, [n, qw], dy)
-                    let dq = try b.makeTensor(shape: [n, qw]), dk = try b.makeTensor(shape: [n, kw])
-                    let dv = try b.makeTensor(shape: [n, kw])
+                    let dq = try b.makeTensor(shape: [n, qw]), dk = try b.makeTensor(shape: [keyCount, kw])
+                    let dv = try b.makeTensor(shape: [keyCount, kw])
                     b.attentionBackward(q: q, keys: k, values: vv, gradient: g, headCount: heads, headCountKV: kvHeads,
-                                        scale: 0.5, mask: mask, queryGradient: dq, keyGradient: dk, valueGradient: dv)
+                                        startPosition: start, scale: 0.5, mask: mask, queryGradient: dq, keyGradient: dk,
+                                        valueGradient: dv)
                     return try b.read(dq) + b.read(dk) + b.read(dv)
                 })
         }
@@ -318,17 +323,24 @@ public enum TrainingConformance {
                 return try b.read(g)
             })
         }
-        for (n, heads, kvHeads, d, window) in [(1, 2, 1, 64, 0), (37, 9, 3, 64, 0), (70, 14, 2, 64, 0), (20, 4, 4, 32, 7), (50, 4, 2, 16, 5)] {
-            cases.append(ConformanceCase(name: "attention backward n=\(n) heads=\(heads)/\(kvHeads) d=\(d) window=\(window)",
-                                         tolerance: 1e-9) { backend in
+        // start > 0: rows after a shared prefix (a window that ends before some rows' keys, rows
+        // of one key block, prefix longer than the rows)
+        for (n, heads, kvHeads, d, window, start) in [
+            (1, 2, 1, 64, 0, 0), (37, 9, 3, 64, 0, 0), (70, 14, 2, 64, 0, 0), (20, 4, 4, 32, 7, 0), (50, 4, 2, 16, 5, 0),
+            (1, 2, 1, 64, 0, 40), (29, 9, 3, 64, 0, 51), (20, 4, 4, 32, 7, 45), (33, 4, 2, 16, 5, 17), (5, 6, 2, 64, 0, 3),
+        ] {
+            cases.append(ConformanceCase(
+                name: "attention backward n=\(n) heads=\(heads)/\(kvHeads) d=\(d) window=\(window) start=\(start)",
+                tolerance: 1e-9) { backend in
                 let b = try training(backend)
-                var r = Inputs(seed: UInt64(94 + n))
-                let qw = heads * d, kw = kvHeads * d
-                let q = try tensor(b, [n, qw], r.floats(n * qw)), k = try tensor(b, [n, kw], r.floats(n * kw))
-                let v = try tensor(b, [n, kw], r.floats(n * kw)), g = try tensor(b, [n, qw], r.floats(n * qw))
-                let dq = try b.makeTensor(shape: [n, qw]), dk = try b.makeTensor(shape: [n, kw]), dv = try b.makeTensor(shape: [n, kw])
+                var r = Inputs(seed: UInt64(94 + n + start))
+                let qw = heads * d, kw = kvHeads * d, keyCount = start + n
+                let q = try tensor(b, [n, qw], r.floats(n * qw)), k = try tensor(b, [keyCount, kw], r.floats(keyCount * kw))
+                let v = try tensor(b, [keyCount, kw], r.floats(keyCount * kw)), g = try tensor(b, [n, qw], r.floats(n * qw))
+                let dq = try b.makeTensor(shape: [n, qw]), dk = try b.makeTensor(shape: [keyCount, kw])
+                let dv = try b.makeTensor(shape: [keyCount, kw])
                 b.attentionBackward(q: q, keys: k, values: v, gradient: g, headCount: heads, headCountKV: kvHeads,
-                                    scale: 1 / Float(d).squareRoot(), mask: AttentionMask(window: window),
+                                    startPosition: start, scale: 1 / Float(d).squareRoot(), mask: AttentionMask(window: window),
                                     queryGradient: dq, keyGradient: dk, valueGradient: dv)
                 return try b.read(dq) + b.read(dk) + b.read(dv)
             })

@@ -103,15 +103,21 @@ extension CPUBackend: TrainingBackend {
     }
 
     public func attentionBackward(q: Tensor, keys: Tensor, values: Tensor, gradient dOut: Tensor, headCount: Int,
-                                  headCountKV: Int, scale: Float, mask: AttentionMask,
+                                  headCountKV: Int, startPosition start: Int, scale: Float, mask: AttentionMask,
                                   queryGradient dq: Tensor, keyGradient dk: Tensor, valueGradient dv: Tensor) {
-        let n = q.rowCount, width = q.rowLength
+        // n query rows at positions start ..< start + n over nk keys
+        let n = q.rowCount, width = q.rowLength, nk = start + n
         let d = TrainingShapes.attentionBackward(q: q, keys: keys, values: values, dOut: dOut, headCount: headCount,
-                                                 headCountKV: headCountKV, mask: mask, dq: dq, dk: dk, dv: dv)
+                                                 headCountKV: headCountKV, startPosition: start, mask: mask,
+                                                 dq: dq, dk: dk, dv: dv)
         let kvWidth = headCountKV * d
-        guard n > 0 else { return }
         let qp = pointer(q), kp = pointer(keys), vp = pointer(values), gp = pointer(dOut)
         let dqp = pointer(dq), dkp = pointer(dk), dvp = pointer(dv)
+        guard n > 0 else {
+            dkp.update(repeating: 0, count: nk * kvWidth)
+            dvp.update(repeating: 0, count: nk * kvWidth)
+            return
+        }
         let group = headCount / headCountKV
         // One KV head at a time, its keys and values transposed into blocks of 16 positions
         // (`[block][dim][16]`), so scores and dOut·v come 16 positions per SIMD step; then each of
@@ -119,7 +125,7 @@ extension CPUBackend: TrainingBackend {
         // scale and dq, and stores P and dS by column block (`[block][row][16]`); pass 2 per block
         // of 16 keys and 16 dimensions streams down those columns: dk = Σ dS·q, dv = Σ P·dOut,
         // four keys at a time in registers.
-        let blocks = (n + 15) / 16, padded = blocks * 16
+        let blocks = (nk + 15) / 16, padded = blocks * 16
         let work = attentionWorkspace(2 * padded * d + 2 * blocks * n * 16)
         let kt = work, vt = kt + padded * d
         let probabilities = vt + padded * d, scoreGradients = probabilities + blocks * n * 16
@@ -134,8 +140,8 @@ extension CPUBackend: TrainingBackend {
                 for t in 0..<d {
                     for lane in 0..<16 {
                         let j = blk * 16 + lane
-                        kt[(blk * d + t) * 16 + lane] = j < n ? kp[j * kvWidth + kvo + t] : 0
-                        vt[(blk * d + t) * 16 + lane] = j < n ? vp[j * kvWidth + kvo + t] : 0
+                        kt[(blk * d + t) * 16 + lane] = j < nk ? kp[j * kvWidth + kvo + t] : 0
+                        vt[(blk * d + t) * 16 + lane] = j < nk ? vp[j * kvWidth + kvo + t] : 0
                     }
                 }
             }
@@ -143,18 +149,19 @@ extension CPUBackend: TrainingBackend {
                 let qo = h * d
                 // two query rows per task: they share every block of keys and values they load
                 pool.run(tasks: (n + 1) / 2) { task, thread in
-                    let r0 = 2 * task, r1 = min(2 * task + 1, n - 1)
-                    let f0 = mask.firstVisible(from: r0), f1 = mask.firstVisible(from: r1)
-                    let b0 = f0 / 16, b1 = r1 / 16
+                    // local rows r0, r1 at positions at0, at1
+                    let r0 = 2 * task, r1 = min(2 * task + 1, n - 1), at0 = start + r0, at1 = start + r1
+                    let f0 = mask.firstVisible(from: at0), f1 = mask.firstVisible(from: at1)
+                    let b0 = f0 / 16, b1 = at1 / 16
                     let q0 = qp + r0 * width + qo, q1 = qp + r1 * width + qo
                     let g0 = gp + r0 * width + qo, g1 = gp + r1 * width + qo
                     let s0 = scratch[thread], s1 = s0 + padded, dp0 = s1 + padded, dp1 = dp0 + padded
                     // blocks every lane of which both rows see need no mask (Swift's masked
                     // selects run lane by lane); only the edge blocks get one
-                    @inline(__always) func interior(_ blk: Int) -> Bool { blk * 16 >= f1 && blk * 16 + 15 <= r0 }
+                    @inline(__always) func interior(_ blk: Int) -> Bool { blk * 16 >= f1 && blk * 16 + 15 <= at0 }
                     @inline(__always) func visible(_ blk: Int) -> (SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>) {
                         let j = lanes &+ Int32(blk * 16)
-                        return ((j .>= Int32(f0)) .& (j .<= Int32(r0)), (j .>= Int32(f1)) .& (j .<= Int32(r1)))
+                        return ((j .>= Int32(f0)) .& (j .<= Int32(at0)), (j .>= Int32(f1)) .& (j .<= Int32(at1)))
                     }
                     // reductions across lanes are sequential (ordered float adds): vectors carry
                     // the maxima and sums over blocks, and each row reduces once
@@ -214,7 +221,7 @@ extension CPUBackend: TrainingBackend {
                         storeF(ds0, scoreGradients + (blk * n + r0) * 16)
                         storeF(p1, probabilities + (blk * n + r1) * 16)
                         storeF(ds1, scoreGradients + (blk * n + r1) * 16)
-                        let lo = blk == b0 ? f0 - blk * 16 : 0, hi = blk == b1 ? r1 - blk * 16 + 1 : 16
+                        let lo = blk == b0 ? f0 - blk * 16 : 0, hi = blk == b1 ? at1 - blk * 16 + 1 : 16
                         for lane in lo..<hi {
                             let k = kp + (blk * 16 + lane) * kvWidth + kvo
                             if d == 64 {
@@ -240,19 +247,22 @@ extension CPUBackend: TrainingBackend {
                     pool.run(tasks: blocks * tiles) { task, _ in
                         let jb = task / tiles, t0 = (task % tiles) * 16
                         let j0 = jb * 16
-                        let last = window > 0 ? min(n - 1, j0 + 15 + window - 1) : n - 1
+                        // the local rows that see some key of the block (none when a window
+                        // ends before the first row)
+                        let first = max(j0, start) - start
+                        let last = (window > 0 ? min(nk - 1, j0 + 15 + window - 1) : nk - 1) - start
                         for (columns, rows, out) in [(scoreGradients, qp, dkp), (probabilities, gp, dvp)] {
                             let column = columns + jb * n * 16
-                            for kg in stride(from: 0, to: min(16, n - j0), by: 4) {
+                            for kg in stride(from: 0, to: min(16, nk - j0), by: 4) {
                                 var s0 = F16x(), s1 = F16x(), s2 = F16x(), s3 = F16x()
-                                for i in j0...last {
+                                for i in stride(from: first, through: last, by: 1) {
                                     let x = loadF(rows + i * width + qo + t0), c = column + i * 16 + kg
                                     s0 = s0.addingProduct(F16x(repeating: c[0]), x)
                                     s1 = s1.addingProduct(F16x(repeating: c[1]), x)
                                     s2 = s2.addingProduct(F16x(repeating: c[2]), x)
                                     s3 = s3.addingProduct(F16x(repeating: c[3]), x)
                                 }
-                                for (lane, sum) in [s0, s1, s2, s3].enumerated() where j0 + kg + lane < n {
+                                for (lane, sum) in [s0, s1, s2, s3].enumerated() where j0 + kg + lane < nk {
                                     let o = out + (j0 + kg + lane) * kvWidth + kvo + t0
                                     storeF(firstHead ? sum : loadF(o) + sum, o)
                                 }
@@ -260,15 +270,16 @@ extension CPUBackend: TrainingBackend {
                         }
                     }
                 } else {
-                    pool.run(tasks: n) { j, _ in
+                    pool.run(tasks: nk) { j, _ in
                         let dkj = dkp + j * kvWidth + kvo, dvj = dvp + j * kvWidth + kvo
                         if firstHead {
                             dkj.update(repeating: 0, count: d)
                             dvj.update(repeating: 0, count: d)
                         }
-                        let last = window > 0 ? min(n - 1, j + window - 1) : n - 1
+                        let first = max(j, start) - start
+                        let last = (window > 0 ? min(nk - 1, j + window - 1) : nk - 1) - start
                         let c = (j / 16) * n * 16 + j % 16
-                        for i in j...last {
+                        for i in stride(from: first, through: last, by: 1) {
                             axpy(scoreGradients[c + i * 16], qp + i * width + qo, dkj, d)
                             axpy(probabilities[c + i * 16], gp + i * width + qo, dvj, d)
                         }

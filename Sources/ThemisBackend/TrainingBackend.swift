@@ -29,13 +29,15 @@ public protocol TrainingBackend: Backend {
     /// may be `up` (each element is read before it is written).
     func swigluBackward(gate: Tensor, up: Tensor, gradient dy: Tensor, gateGradient: Tensor, upGradient: Tensor)
 
-    /// The gradients of causal grouped-query attention over one sequence at positions `0 ..< n`
-    /// (no cache: `keys` and `values` are the sequence's own `[n, headCountKV * headDim]` rows),
-    /// with `attention`'s meaning of `scale` and `mask` (soft-capping is not supported here:
-    /// `mask.softcap` must be 0). Writes `dq` `[n, headCount * headDim]`, and `dk`, `dv` (the sum
-    /// over the query heads sharing each KV head).
+    /// The gradients of causal grouped-query attention, `attention`'s meaning of every argument:
+    /// `q` `[n, headCount * headDim]` holds positions `startPosition ..< startPosition + n`, and
+    /// `keys`, `values` exactly the `startPosition + n` rows they attend over (a shared prefix's
+    /// rows, then the sequence's own). Soft-capping is not supported here (`mask.softcap` must
+    /// be 0). Writes `dq` `[n, headCount * headDim]`, and `dk`, `dv` `[startPosition + n, ...]`
+    /// (the sum over the query rows and the query heads sharing each KV head; 0 where no row
+    /// sees a position).
     func attentionBackward(q: Tensor, keys: Tensor, values: Tensor, gradient dOut: Tensor, headCount: Int,
-                           headCountKV: Int, scale: Float, mask: AttentionMask,
+                           headCountKV: Int, startPosition: Int, scale: Float, mask: AttentionMask,
                            queryGradient dq: Tensor, keyGradient dk: Tensor, valueGradient dv: Tensor)
 
     /// Weighted cross-entropy of each row of `logits` `[n, vocab]` against `targets[i]`:
@@ -89,14 +91,17 @@ public enum TrainingShapes {
 
     /// Checks `attentionBackward`'s arguments; returns the head size.
     public static func attentionBackward(q: Tensor, keys: Tensor, values: Tensor, dOut: Tensor, headCount: Int,
-                                         headCountKV: Int, mask: AttentionMask, dq: Tensor, dk: Tensor, dv: Tensor) -> Int {
-        let n = q.rowCount, width = q.rowLength
+                                         headCountKV: Int, startPosition: Int, mask: AttentionMask, dq: Tensor, dk: Tensor,
+                                         dv: Tensor) -> Int {
+        let n = q.rowCount, width = q.rowLength, keyCount = startPosition + n
+        precondition(startPosition >= 0, "attentionBackward: start position \(startPosition)")
         precondition(headCount > 0 && headCountKV > 0 && headCount % headCountKV == 0 && width % headCount == 0,
                      "attentionBackward: \(headCount) heads over \(headCountKV) KV heads, rows of \(width)")
         let d = width / headCount, kvWidth = headCountKV * d
-        precondition(keys.rowCount == n && values.rowCount == n && keys.rowLength == kvWidth && values.rowLength == kvWidth
-                     && dOut.rowCount == n && dOut.rowLength == width && dq.rowCount == n && dq.rowLength == width
-                     && dk.rowCount == n && dk.rowLength == kvWidth && dv.rowCount == n && dv.rowLength == kvWidth,
+        precondition(keys.rowCount == keyCount && values.rowCount == keyCount && keys.rowLength == kvWidth
+                     && values.rowLength == kvWidth && dOut.rowCount == n && dOut.rowLength == width && dq.rowCount == n
+                     && dq.rowLength == width && dk.rowCount == keyCount && dk.rowLength == kvWidth
+                     && dv.rowCount == keyCount && dv.rowLength == kvWidth,
                      "attentionBackward shapes")
         precondition(mask.softcap == 0, "attentionBackward: soft-capped scores are not supported")
         return d

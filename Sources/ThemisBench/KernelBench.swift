@@ -125,7 +125,8 @@ public struct KernelBench {
                 return Prepared(op: "attention backward", shape: "\(model) \(heads)/\(kvHeads) heads n=\(n)", type: "f32",
                                 flops: pairs * 10 * 64, bytes: Double(4 * n * (4 * qw + 4 * kw)), call: {
                                     training.attentionBackward(q: q, keys: k, values: v, gradient: g, headCount: heads,
-                                                               headCountKV: kvHeads, scale: 0.125, mask: .causal,
+                                                               headCountKV: kvHeads, startPosition: 0, scale: 0.125,
+                                                               mask: .causal,
                                                                queryGradient: dq, keyGradient: dk, valueGradient: dv)
                                 }, keepAlive: [])
             })

@@ -34,6 +34,12 @@ public struct TokenizedSample: Sendable, Codable, Equatable {
 /// last first, is differentiated, after running it forward again from its input when recomputing
 /// (which bounds memory by one block's activations, for a third more compute). The base weights
 /// stay frozen: gradients reach only the adapter's `A` and `B`.
+///
+/// Sequences that begin with the same tokens (judge prompts share their long instructions) run
+/// as a group: the shared prefix runs forward once, each sequence's own rows after it attend to
+/// the prefix's keys and values, the gradients the sequences send to those keys and values are
+/// summed per block, and the prefix runs backward once with them. The gradient is the one of
+/// running every sequence whole (up to the order of float additions).
 public final class LoRAEngine {
     public let config: ModelConfig
     public let backend: any TrainingBackend
@@ -45,6 +51,11 @@ public final class LoRAEngine {
     // the input of every block, and the last block's output
     private let inputs: [Tensor]
     private let final: Tensor
+    // every block's keys (after RoPE) and values, kept in both modes: a prefix's are read by
+    // each sequence of its group
+    private let keys, values: [Tensor]
+    // the gradients a group's sequences send to the prefix's keys and values, per block
+    private let prefixKeyGradients, prefixValueGradients: [Tensor]
     /// Whether blocks run forward again in the backward pass (one set of activations) rather than
     /// keep their activations (one set per block).
     public let recomputes: Bool
@@ -58,27 +69,27 @@ public final class LoRAEngine {
     private static let headRows = 64
     private let headIn, logits, dHead, losses: Tensor
 
-    /// The activations of one block that its backward pass reads.
+    /// The activations of one block that its backward pass reads (besides keys and values).
     struct BlockActivations {
-        let h1, q, k, v, attn, x2, h2, gate, up, act: Tensor
+        let h1, q, attn, x2, h2, gate, up, act: Tensor
 
         init(_ backend: any Backend, _ c: ModelConfig, rows n: Int) throws {
             func make(_ width: Int) throws -> Tensor { try backend.makeTensor(shape: [n, width]) }
             let d = c.embeddingLength, f = c.feedForwardLength
-            (h1, q, k, v, attn) = (try make(d), try make(c.qWidth), try make(c.kvWidth), try make(c.kvWidth), try make(c.qWidth))
+            (h1, q, attn) = (try make(d), try make(c.qWidth), try make(c.qWidth))
             (x2, h2, gate, up, act) = (try make(d), try make(d), try make(f), try make(f), try make(f))
         }
 
-        /// Bytes of one block's activations per token.
+        /// Bytes of one block's activations per token, keys and values included.
         static func bytesPerToken(_ c: ModelConfig) -> Int {
             4 * (3 * c.embeddingLength + 2 * c.qWidth + 2 * c.kvWidth + 3 * c.feedForwardLength)
         }
 
-        func rows(_ n: Int) -> BlockActivations { BlockActivations(self, rows: n) }
+        func rows(_ r: Range<Int>) -> BlockActivations { BlockActivations(self, rows: r) }
 
-        private init(_ a: BlockActivations, rows n: Int) {
-            (h1, q, k, v, attn) = (a.h1.rows(0..<n), a.q.rows(0..<n), a.k.rows(0..<n), a.v.rows(0..<n), a.attn.rows(0..<n))
-            (x2, h2, gate, up, act) = (a.x2.rows(0..<n), a.h2.rows(0..<n), a.gate.rows(0..<n), a.up.rows(0..<n), a.act.rows(0..<n))
+        private init(_ a: BlockActivations, rows r: Range<Int>) {
+            (h1, q, attn) = (a.h1.rows(r), a.q.rows(r), a.attn.rows(r))
+            (x2, h2, gate, up, act) = (a.x2.rows(r), a.h2.rows(r), a.gate.rows(r), a.up.rows(r), a.act.rows(r))
         }
     }
 
@@ -104,8 +115,11 @@ public final class LoRAEngine {
         self.decoder = decoder
         let n = maxTokens, d = c.embeddingLength, f = c.feedForwardLength
         func make(_ width: Int, rows: Int = n) throws -> Tensor { try backend.makeTensor(shape: [rows, width]) }
-        inputs = try (0..<c.blockCount).map { _ in try make(d) }
+        func perBlock(_ width: Int) throws -> [Tensor] { try (0..<c.blockCount).map { _ in try make(width) } }
+        inputs = try perBlock(d)
         final = try make(d)
+        (keys, values) = (try perBlock(c.kvWidth), try perBlock(c.kvWidth))
+        (prefixKeyGradients, prefixValueGradients) = (try perBlock(c.kvWidth), try perBlock(c.kvWidth))
         recomputes = recompute
         activations = try (0..<(recompute ? 1 : c.blockCount)).map { _ in try BlockActivations(backend, c, rows: n) }
         proj = try make(d)
@@ -137,41 +151,82 @@ public final class LoRAEngine {
     /// `lossFactor` times its gradient to the adapter's gradients. `dropoutSeed` draws the
     /// adapter's dropout masks (none without `backward`).
     public func run(_ sample: TokenizedSample, lossFactor: Float, backward: Bool, dropoutSeed: UInt64) throws -> Double {
-        let n = sample.tokens.count
-        guard n >= 2 && n <= maxTokens else {
-            throw TrainError.data("sample \(sample.id): \(n) tokens, this engine takes 2...\(maxTokens)")
+        try run([sample], sharedPrefix: 0, lossFactor: lossFactor, backward: backward, dropoutSeeds: [dropoutSeed])[0]
+    }
+
+    /// Runs `samples`, whose first `prefix` tokens are the same and whose trained rows all come at
+    /// or after `prefix`, as one group (the prefix once; see the type's note), and returns each
+    /// one's summed weighted cross-entropy; with `backward`, adds `lossFactor` times their
+    /// gradient to the adapter's. `dropoutSeeds[i]` draws the masks of sample `i`'s own rows; the
+    /// prefix's come from the first seed.
+    public func run(_ samples: [TokenizedSample], sharedPrefix prefix: Int, lossFactor: Float, backward: Bool,
+                    dropoutSeeds: [UInt64]) throws -> [Double] {
+        guard dropoutSeeds.count == samples.count, !samples.isEmpty else {
+            throw TrainError.settings("a group of \(samples.count) samples with \(dropoutSeeds.count) dropout seeds")
         }
-        guard sample.targets.allSatisfy({ $0.row >= 0 && $0.row < n - 1 }) else {
-            throw TrainError.data("sample \(sample.id): a target row outside the sequence")
+        for sample in samples {
+            let n = sample.tokens.count
+            guard n >= 2 && n <= maxTokens else {
+                throw TrainError.data("sample \(sample.id): \(n) tokens, this engine takes 2...\(maxTokens)")
+            }
+            guard sample.targets.allSatisfy({ $0.row >= prefix && $0.row < n - 1 }) else {
+                throw TrainError.data("sample \(sample.id): a target row outside the sequence or inside the shared prefix of \(prefix)")
+            }
+            guard prefix == 0 || sample.tokens[..<prefix] == samples[0].tokens[..<prefix] else {
+                throw TrainError.data("sample \(sample.id) does not begin with the group's \(prefix) shared tokens")
+            }
         }
         let b = backend
         let dropout: Float = backward ? lora.settings.dropout : 0
-        b.getRows(decoder.embedding.table, ids: sample.tokens, into: inputs[0].rows(0..<n))
-        for l in 0..<config.blockCount {
-            let out = l + 1 < config.blockCount ? inputs[l + 1] : final
-            block(l, input: inputs[l].rows(0..<n), output: out.rows(0..<n), dropout: dropout, seed: dropoutSeed)
+        let shared = 0..<prefix, prefixSeed = dropoutSeeds[0] ^ 0x9E37_79B9_7F4A_7C15
+        if prefix > 0 { forward(samples[0].tokens, rows: shared, dropout: dropout, seed: prefixSeed) }
+        var result: [Double] = []
+        for (i, sample) in samples.enumerated() {
+            let own = prefix..<sample.tokens.count
+            forward(sample.tokens, rows: own, dropout: dropout, seed: dropoutSeeds[i])
+            if backward { zero(dx.rows(own)) }
+            result.append(try head(sample, lossFactor: lossFactor, backward: backward))
+            guard backward else { continue }
+            let role: Role = prefix == 0 ? .whole : .afterPrefix(first: i == 0)
+            for l in stride(from: config.blockCount - 1, through: 0, by: -1) {
+                blockBackward(l, rows: own, role: role, dropout: dropout, seed: dropoutSeeds[i])
+            }
         }
-        if backward { b.write([Float](repeating: 0, count: n * config.embeddingLength), to: dx.rows(0..<n)) }
-        let loss = try head(sample, lossFactor: lossFactor, backward: backward)
-        guard backward else { return loss }
-        for l in stride(from: config.blockCount - 1, through: 0, by: -1) {
-            blockBackward(l, input: inputs[l].rows(0..<n), dropout: dropout, seed: dropoutSeed)
+        if backward && prefix > 0 {
+            // no loss on the prefix's rows: only the sequences' key and value gradients reach it
+            zero(dx.rows(shared))
+            for l in stride(from: config.blockCount - 1, through: 0, by: -1) {
+                blockBackward(l, rows: shared, role: .prefix, dropout: dropout, seed: prefixSeed)
+            }
         }
         try b.synchronize()
-        return loss
+        return result
     }
+
+    private func zero(_ t: Tensor) { backend.write([Float](repeating: 0, count: t.count), to: t) }
 
     // MARK: forward
 
-    /// Block `l`'s activations (their only set when recomputing).
-    private func saved(_ l: Int, rows n: Int) -> BlockActivations { activations[recomputes ? 0 : l].rows(n) }
+    /// Rows `rows` of `tokens` through every block (rows before them already ran: their keys and
+    /// values are in place).
+    private func forward(_ tokens: [Int32], rows: Range<Int>, dropout: Float, seed: UInt64) {
+        backend.getRows(decoder.embedding.table, ids: Array(tokens[rows]), into: inputs[0].rows(rows))
+        for l in 0..<config.blockCount {
+            let out = l + 1 < config.blockCount ? inputs[l + 1] : final
+            block(l, rows: rows, output: out.rows(rows), dropout: dropout, seed: seed)
+        }
+    }
 
-    /// One block on `input` into `output`, leaving its activations in its set.
-    private func block(_ l: Int, input x: Tensor, output: Tensor, dropout: Float, seed: UInt64) {
-        let b = backend, c = config, n = x.rowCount
+    /// Block `l`'s activations of rows `rows` (of their only set when recomputing).
+    private func saved(_ l: Int, rows: Range<Int>) -> BlockActivations { activations[recomputes ? 0 : l].rows(rows) }
+
+    /// Block `l` on rows `rows` of its input into `output`, leaving its activations in its set;
+    /// the rows attend to every row before them.
+    private func block(_ l: Int, rows: Range<Int>, output: Tensor, dropout: Float, seed: UInt64) {
+        let b = backend, c = config, n = rows.count, start = rows.lowerBound
         let w = decoder.blocks[l], a = decoder.layouts[l]
-        let s = saved(l, rows: n), proj = proj.rows(0..<n)
-        let (h1, q, k, v, attn) = (s.h1, s.q, s.k, s.v, s.attn)
+        let x = inputs[l].rows(rows), s = saved(l, rows: rows), proj = proj.rows(0..<n)
+        let (h1, q, k, v, attn) = (s.h1, s.q, keys[l].rows(rows), values[l].rows(rows), s.attn)
         let (x2, h2, gate, up, act) = (s.x2, s.h2, s.gate, s.up, s.act)
         b.rmsNorm(x, weight: w.attentionNorm, epsilon: c.rmsEpsilon, into: h1)
         b.matmul(h1, weights: [w.attention.q, w.attention.k, w.attention.v], into: [q, k, v])
@@ -181,12 +236,13 @@ public final class LoRAEngine {
         if let bias = w.attention.qBias { b.add(q, bias, into: q) }
         if let bias = w.attention.kBias { b.add(k, bias, into: k) }
         if let bias = w.attention.vBias { b.add(v, bias, into: v) }
-        b.rope(q, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: 0, freqBase: a.freqBase, layout: a.ropeLayout,
+        b.rope(q, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: start, freqBase: a.freqBase, layout: a.ropeLayout,
                scaling: a.ropeScaling)
-        b.rope(k, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: 0, freqBase: a.freqBase, layout: a.ropeLayout,
+        b.rope(k, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: start, freqBase: a.freqBase, layout: a.ropeLayout,
                scaling: a.ropeScaling)
-        b.attention(q: q, keys: k, values: v, headCount: c.headCount, headCountKV: c.headCountKV, startPosition: 0,
-                    scale: a.scale, mask: a.mask, into: attn)
+        b.attention(q: q, keys: keys[l].rows(0..<rows.upperBound), values: values[l].rows(0..<rows.upperBound),
+                    headCount: c.headCount, headCountKV: c.headCountKV, startPosition: start, scale: a.scale, mask: a.mask,
+                    into: attn)
         b.matmul(attn, weight: w.attention.output, into: proj)
         adapt(l, .o, attn, proj, dropout: dropout, seed: seed)
         if let bias = w.attention.outputBias { b.add(proj, bias, into: proj) }
@@ -260,20 +316,32 @@ public final class LoRAEngine {
 
     // MARK: backward
 
-    /// Block `l`'s backward (its forward run again from `input` first when recomputing): `dx`, the
-    /// gradient of its output, becomes the gradient of its input, and the adapter's gradients grow.
-    private func blockBackward(_ l: Int, input x: Tensor, dropout: Float, seed: UInt64) {
-        let b = backend, c = config, n = x.rowCount
+    /// Which rows a block's backward pass runs on.
+    private enum Role {
+        /// A sequence on its own.
+        case whole
+        /// A sequence's rows after its group's prefix: the gradients of the prefix's keys and
+        /// values are set (the group's first sequence) or added to.
+        case afterPrefix(first: Bool)
+        /// The prefix, once every sequence of its group has run: its keys and values get the
+        /// gradients the sequences sent them.
+        case prefix
+    }
+
+    /// Block `l`'s backward on rows `rows` (its forward run again first when recomputing): `dx`,
+    /// the gradient of its output rows, becomes the gradient of its input rows, and the adapter's
+    /// gradients grow.
+    private func blockBackward(_ l: Int, rows: Range<Int>, role: Role, dropout: Float, seed: UInt64) {
+        let b = backend, c = config, n = rows.count, start = rows.lowerBound, seen = 0..<rows.upperBound
         let w = decoder.blocks[l], a = decoder.layouts[l]
         if recomputes {
             // the output is not needed again: scratch holds it for a moment
-            block(l, input: x, output: delta.leading(rows: n, rowLength: c.embeddingLength), dropout: dropout, seed: seed)
+            block(l, rows: rows, output: delta.leading(rows: n, rowLength: c.embeddingLength), dropout: dropout, seed: seed)
         }
-        let s = saved(l, rows: n)
-        let (h1, q, k, v, attn) = (s.h1, s.q, s.k, s.v, s.attn)
+        let x = inputs[l].rows(rows), s = saved(l, rows: rows)
+        let (h1, q, attn) = (s.h1, s.q, s.attn)
         let (x2, h2, gate, up, act) = (s.x2, s.h2, s.gate, s.up, s.act)
-        let (dx, dh, dq, dk, dv, dattn) = (dx.rows(0..<n), dh.rows(0..<n), dq.rows(0..<n), dk.rows(0..<n), dv.rows(0..<n),
-                                           dattn.rows(0..<n))
+        let (dx, dh, dq, dattn) = (dx.rows(rows), dh.rows(0..<n), dq.rows(0..<n), dattn.rows(0..<n))
         let (dgate, dup, dact) = (dgate.rows(0..<n), dup.rows(0..<n), dact.rows(0..<n))
         // feed-forward: x3 = x2 + down(swiglu(gate(h2), up(h2))), h2 = norm(x2)
         linearBackward(l, .down, w.feedForward.down, input: act, gradient: dx, into: dact, accumulate: false,
@@ -285,14 +353,29 @@ public final class LoRAEngine {
                        dropout: dropout, seed: seed)
         b.rmsNormBackward(x2, weight: w.feedForwardNorm, epsilon: c.rmsEpsilon, gradient: dh, into: dh)
         b.add(dx, dh, into: dx)
-        // attention: x2 = x + o(attention(rope(q(h1)), rope(k(h1)), v(h1))), h1 = norm(x)
+        // attention: x2 = x + o(attention(rope(q(h1)), rope(k(h1)), v(h1))), h1 = norm(x), over
+        // the keys and values of every row up to these
         linearBackward(l, .o, w.attention.output, input: attn, gradient: dx, into: dattn, accumulate: false,
                        dropout: dropout, seed: seed)
-        b.attentionBackward(q: q, keys: k, values: v, gradient: dattn, headCount: c.headCount, headCountKV: c.headCountKV,
-                            scale: a.scale, mask: a.mask, queryGradient: dq, keyGradient: dk, valueGradient: dv)
-        b.ropeBackward(dq, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: 0, freqBase: a.freqBase,
+        b.attentionBackward(q: q, keys: keys[l].rows(seen), values: values[l].rows(seen), gradient: dattn,
+                            headCount: c.headCount, headCountKV: c.headCountKV, startPosition: start, scale: a.scale,
+                            mask: a.mask, queryGradient: dq, keyGradient: self.dk.rows(seen),
+                            valueGradient: self.dv.rows(seen))
+        let shared = 0..<start, dk = self.dk.rows(rows), dv = self.dv.rows(rows)
+        switch role {
+        case .whole: break
+        case .afterPrefix(let first):
+            for (gradient, sum) in [(self.dk, prefixKeyGradients[l]), (self.dv, prefixValueGradients[l])] {
+                if first { b.scale(gradient.rows(shared), by: 1, into: sum.rows(shared)) }
+                else { b.add(sum.rows(shared), gradient.rows(shared), into: sum.rows(shared)) }
+            }
+        case .prefix:
+            b.add(dk, prefixKeyGradients[l].rows(rows), into: dk)
+            b.add(dv, prefixValueGradients[l].rows(rows), into: dv)
+        }
+        b.ropeBackward(dq, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: start, freqBase: a.freqBase,
                        layout: a.ropeLayout, scaling: a.ropeScaling)
-        b.ropeBackward(dk, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: 0, freqBase: a.freqBase,
+        b.ropeBackward(dk, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: start, freqBase: a.freqBase,
                        layout: a.ropeLayout, scaling: a.ropeScaling)
         linearBackward(l, .q, w.attention.q, input: h1, gradient: dq, into: dh, accumulate: false, dropout: dropout, seed: seed)
         linearBackward(l, .k, w.attention.k, input: h1, gradient: dk, into: dh, accumulate: true, dropout: dropout, seed: seed)

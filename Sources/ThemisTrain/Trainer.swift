@@ -20,8 +20,29 @@ public struct TrainSettings: Codable, Sendable, Equatable {
     public var evalEvery = 50
     /// A checkpoint every this many steps (and after the last).
     public var checkpointEvery = 25
+    /// Whether the samples of a step (and the held-aside ones) that begin with the same tokens
+    /// run those tokens once (`SharedPrefix`): the same gradient up to the order of float sums.
+    public var sharePrefixes = true
 
     public init() {}
+}
+
+extension TrainSettings {
+    /// Reads settings, those of runs from before prefix sharing included (they ran without it).
+    public init(from decoder: any Swift.Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        lora = try c.decode(LoRASettings.self, forKey: .lora)
+        optimizer = try c.decode(OptimizerSettings.self, forKey: .optimizer)
+        objective = try c.decode(ObjectiveWeights.self, forKey: .objective)
+        batch = try c.decode(Int.self, forKey: .batch)
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps)
+        epochs = try c.decode(Double.self, forKey: .epochs)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        maxTokens = try c.decode(Int.self, forKey: .maxTokens)
+        evalEvery = try c.decode(Int.self, forKey: .evalEvery)
+        checkpointEvery = try c.decode(Int.self, forKey: .checkpointEvery)
+        sharePrefixes = try c.decodeIfPresent(Bool.self, forKey: .sharePrefixes) ?? false
+    }
 }
 
 /// One optimiser step, as a line of `RUN/log.jsonl`.
@@ -32,7 +53,7 @@ public struct StepRecord: Codable, Sendable, Equatable {
     public var learningRate: Double
     /// The gradients' global norm before clipping.
     public var gradNorm: Double
-    /// Tokens run through the model in this step.
+    /// Tokens of the step's samples (a shared prefix counted in each sample: the data's tokens).
     public var tokens: Int
     /// Seconds since the run (or its resumption) started.
     public var elapsedSeconds: Double
@@ -143,7 +164,7 @@ public final class Trainer {
             }
             let saved = try JSONDecoder().decode(TrainSettings.self, from: Data(contentsOf: URL(fileURLWithPath: settingsPath)))
             guard saved == settings else {
-                throw TrainError.checkpoint("the run in \(directory) was started with other settings; resume it with those")
+                throw TrainError.checkpoint("the run in \(directory) was started with other settings (its settings.json); resume it with those")
             }
             var values: [Float] = []
             (start, values, adam) = try Checkpoint.read(checkpointPath, count: lora.count, settings: settings.optimizer)
@@ -164,12 +185,14 @@ public final class Trainer {
             let batch = samples(forStep: step)
             let weight = batch.reduce(0.0) { $0 + $1.sample.totalWeight }
             lora.zeroGradients()
-            var loss = 0.0, tokens = 0
-            for (position, sample) in batch {
-                loss += try engine.run(sample, lossFactor: Float(1 / weight), backward: true,
-                                       dropoutSeed: dropoutSeed(position))
-                tokens += sample.tokens.count
+            var loss = 0.0
+            for group in SharedPrefix.groups(batch.map(\.sample), enabled: settings.sharePrefixes) {
+                let members = group.members.map { batch[$0] }
+                loss += try engine.run(members.map(\.sample), sharedPrefix: group.prefix, lossFactor: Float(1 / weight),
+                                       backward: true, dropoutSeeds: members.map { dropoutSeed($0.position) })
+                    .reduce(0, +)
             }
+            let tokens = batch.reduce(0) { $0 + $1.sample.tokens.count }
             var values = try lora.values()
             let rate = settings.optimizer.learningRate(step: step, total: total)
             let norm = adam.update(&values, gradients: try lora.gradients(), rate: rate)
@@ -209,12 +232,12 @@ public final class Trainer {
 
     /// The mean weighted cross-entropy of the held-aside samples (no dropout, no gradients).
     public func evaluate() throws -> Double {
-        var loss = 0.0, weight = 0.0
-        for sample in eval {
-            loss += try engine.run(sample, lossFactor: 0, backward: false, dropoutSeed: 0)
-            weight += sample.totalWeight
+        var loss = 0.0
+        for group in SharedPrefix.groups(eval, enabled: settings.sharePrefixes) {
+            loss += try engine.run(group.members.map { eval[$0] }, sharedPrefix: group.prefix, lossFactor: 0, backward: false,
+                                   dropoutSeeds: group.members.map { _ in 0 }).reduce(0, +)
         }
-        return loss / max(weight, 1e-12)
+        return loss / max(eval.reduce(0.0) { $0 + $1.totalWeight }, 1e-12)
     }
 
     /// The samples of step `step` with their positions in the run's stream: epoch after epoch,

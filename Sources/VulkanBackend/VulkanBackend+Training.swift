@@ -70,16 +70,22 @@ extension VulkanBackend: TrainingBackend {
     }
 
     public func attentionBackward(q: Tensor, keys: Tensor, values: Tensor, gradient dOut: Tensor, headCount: Int,
-                                  headCountKV: Int, scale: Float, mask: AttentionMask,
+                                  headCountKV: Int, startPosition start: Int, scale: Float, mask: AttentionMask,
                                   queryGradient dq: Tensor, keyGradient dk: Tensor, valueGradient dv: Tensor) {
         let d = TrainingShapes.attentionBackward(q: q, keys: keys, values: values, dOut: dOut, headCount: headCount,
-                                                 headCountKV: headCountKV, mask: mask, dq: dq, dk: dk, dv: dv)
+                                                 headCountKV: headCountKV, startPosition: start, mask: mask,
+                                                 dq: dq, dk: dk, dv: dv)
         precondition(d <= 256, "attentionBackward: heads of \(d) (the kernel takes up to 256)")
-        let n = q.rowCount
-        guard n > 0 else { return }
-        precondition(n <= vk.maxGroupCount.y, "attentionBackward: \(n) positions in one dispatch")
-        // P and dS of every (head, row, position): headCount · n² floats each, kept between calls
-        let needed = headCount * n * n
+        let n = q.rowCount, keyCount = start + n
+        guard n > 0 else {
+            write([Float](repeating: 0, count: dk.count), to: dk)
+            write([Float](repeating: 0, count: dv.count), to: dv)
+            return
+        }
+        precondition(keyCount <= vk.maxGroupCount.y, "attentionBackward: \(keyCount) positions in one dispatch")
+        // P and dS of every (head, row, position): headCount · n · (start + n) floats each, kept
+        // between calls
+        let needed = headCount * n * keyCount
         if attentionScratch.map({ $0.p.count < needed }) ?? true {
             attentionScratch = nil
             perform("allocation") { attentionScratch = (try makeTensor(shape: [1, needed]), try makeTensor(shape: [1, needed])) }
@@ -94,15 +100,15 @@ extension VulkanBackend: TrainingBackend {
                 rows, bindings: [qs.whole, ks.whole, vs.whole, gs.whole, ps.whole, dss.whole, dqs.whole],
                 reads: [qs.whole, ks.whole, vs.whole, gs.whole], writes: [ps.whole, dss.whole, dqs.whole],
                 push: [UInt32(d), UInt32(headCount), UInt32(headCountKV), UInt32(n), offset(q), offset(keys), offset(values),
-                       offset(dOut), 0, offset(dq), scale.bitPattern, window],
+                       offset(dOut), 0, offset(dq), scale.bitPattern, window, UInt32(start)],
                 groups: (headCount, n, 1), retain: [qs, ks, vs, gs, ps, dss, dqs])
             let columns = try pipelines.kernel("attention_back_cols", bindings: 6, constants: [64])
             try stream.dispatch(
                 columns, bindings: [qs.whole, gs.whole, ps.whole, dss.whole, dks.whole, dvs.whole],
                 reads: [qs.whole, gs.whole, ps.whole, dss.whole], writes: [dks.whole, dvs.whole],
                 push: [UInt32(d), UInt32(headCount), UInt32(headCountKV), UInt32(n), offset(q), offset(dOut), 0,
-                       offset(dk), offset(dv), window],
-                groups: (headCountKV, n, 1), retain: [qs, gs, ps, dss, dks, dvs])
+                       offset(dk), offset(dv), window, UInt32(start)],
+                groups: (headCountKV, keyCount, 1), retain: [qs, gs, ps, dss, dks, dvs])
         }
     }
 

@@ -145,4 +145,84 @@ struct LoRAGradientTests {
         #expect(results[0].0 == results[1].0 && results[0].1 == results[1].1)
         #expect(results[0].1.contains { $0 != 0 })
     }
+
+    /// Samples that begin alike run as one group (the shared tokens once) and give the gradient
+    /// and losses of running each whole; kept and recomputed activations give the same bits in
+    /// a group too. SmolLM2 on the CPU; the tiny llama on Vulkan against its CPU.
+    @Test func samplesSharingAPrefixGiveTheGradientOfRunningEachWhole() throws {
+        let judge = "<|im_start|>user\nCompare the two responses to the instruction and answer [[A]] or [[B]].\n"
+        let texts = ["Instruction: name a prime. A: 4 B: 7<|im_end|>\n<|im_start|>assistant\nB is prime. [[B]]",
+                     "Instruction: name a prime. A: 7 B: 4<|im_end|>\n<|im_start|>assistant\nA is prime. [[A]]",
+                     "Instruction: say hello. A: hello B: bye<|im_end|>\n<|im_start|>assistant\nA greets. [[A]]"]
+        let smol = try LanguageModel(path: TrainTestSupport.smolLM2, backend: CPUBackend(threads: 2), contextLength: 64)
+        let samples = texts.enumerated().map { i, text in
+            let tokens = smol.tokenizer.encode(judge + text, parseSpecial: true, addBOS: false)
+            return TokenizedSample(id: "s\(i)", tokens: tokens,
+                                   targets: (tokens.count - 7..<tokens.count - 1).map { .init(row: $0, weight: $0 % 2 == 0 ? 1 : 0.5) })
+        }
+        let groups = SharedPrefix.groups(samples)
+        #expect(groups.count == 1 && groups[0].members.count == 3, "\(groups)")
+        let prefix = groups[0].prefix
+        #expect(prefix >= SharedPrefix.minimumPrefix && prefix <= samples.map { $0.targets[0].row }.min()!)
+        let settings = LoRASettings(rank: 3, alpha: 6, blocks: [0, 11, 29])
+        let grouped = try Self.groupedAgainstWhole(smol, settings: settings, samples: samples, prefix: prefix)
+        print("[shared prefix, SmolLM2, cpu] prefix \(prefix) of \(samples.map(\.tokens.count)) tokens: gradient NMSE \(grouped.nmse), loss difference \(grouped.lossDifference)")
+        #expect(grouped.nmse < 1e-9 && grouped.lossDifference < 1e-5)
+        var kept: [[Float]] = []
+        for recompute in [true, false] {
+            let lora = try TrainableLoRA(settings: settings, config: smol.config, backend: smol.backend)
+            var rng = SplitMix64(seed: 3)
+            lora.load((0..<lora.count).map { _ in rng.uniform() * 0.05 })
+            let engine = try LoRAEngine(model: smol, lora: lora, maxTokens: 64, recompute: recompute)
+            _ = try engine.run(samples, sharedPrefix: prefix, lossFactor: 1, backward: true, dropoutSeeds: [1, 2, 3])
+            kept.append(try lora.gradients())
+        }
+        #expect(kept[0] == kept[1])
+        // the tiny llama: its own vocabulary, token ids drawn at random after a shared beginning
+        var rng = SplitMix64(seed: 21)
+        let tiny = try LanguageModel(path: TrainTestSupport.tinyLlama, backend: CPUBackend(threads: 2), contextLength: 64)
+        let head = (0..<20).map { _ in Int32(rng.below(tiny.config.vocabularySize)) }
+        let tinySamples = [9, 14, 5].enumerated().map { i, tail in
+            let tokens = head + (0..<tail).map { _ in Int32(rng.below(tiny.config.vocabularySize)) }
+            return TokenizedSample(id: "t\(i)", tokens: tokens, targets: (20..<tokens.count - 1).map { .init(row: $0, weight: 1) })
+        }
+        let tinySettings = LoRASettings(rank: 2, alpha: 4, blocks: [0, 1, 2])
+        var results = [try Self.groupedAgainstWhole(tiny, settings: tinySettings, samples: tinySamples, prefix: 20)]
+        if let vulkan = try TrainTestSupport.backend("vulkan") {
+            let model = try LanguageModel(path: TrainTestSupport.tinyLlama, backend: vulkan, contextLength: 64)
+            results.append(try Self.groupedAgainstWhole(model, settings: tinySettings, samples: tinySamples, prefix: 20))
+        }
+        for (backend, r) in zip(["cpu", "vulkan"], results) {
+            print("[shared prefix, tiny llama, \(backend)] gradient NMSE \(r.nmse), loss difference \(r.lossDifference)")
+            #expect(r.nmse < 1e-9 && r.lossDifference < 1e-5, "\(backend)")
+        }
+    }
+
+    /// The gradient NMSE and the largest relative loss difference between running `samples` as a
+    /// group over `prefix` tokens and running each whole (random adapter values, no dropout).
+    static func groupedAgainstWhole(_ model: LanguageModel, settings: LoRASettings, samples: [TokenizedSample],
+                                    prefix: Int) throws -> (nmse: Double, lossDifference: Double) {
+        let lora = try TrainableLoRA(settings: settings, config: model.config, backend: model.backend)
+        var rng = SplitMix64(seed: 3)
+        lora.load((0..<lora.count).map { _ in rng.uniform() * 0.05 })
+        let engine = try LoRAEngine(model: model, lora: lora, maxTokens: 64, recompute: false)
+        lora.zeroGradients()
+        let grouped = try engine.run(samples, sharedPrefix: prefix, lossFactor: 0.5, backward: true,
+                                     dropoutSeeds: samples.map { _ in 0 })
+        let g1 = try lora.gradients()
+        lora.zeroGradients()
+        let whole = try samples.map { try engine.run($0, lossFactor: 0.5, backward: true, dropoutSeed: 0) }
+        let g2 = try lora.gradients()
+        // evaluation (no backward) of the group gives the losses of the training pass
+        #expect(try engine.run(samples, sharedPrefix: prefix, lossFactor: 0, backward: false,
+                               dropoutSeeds: samples.map { _ in 0 }) == grouped)
+        var num = 0.0, den = 0.0
+        for (a, b) in zip(g1, g2) {
+            num += (Double(a) - Double(b)) * (Double(a) - Double(b))
+            den += Double(b) * Double(b)
+        }
+        #expect(den > 0)
+        let loss = zip(grouped, whole).map { abs($0 - $1) / max(abs($1), 1e-12) }.max()!
+        return (num / den, loss)
+    }
 }

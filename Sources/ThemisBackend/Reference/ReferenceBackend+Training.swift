@@ -79,42 +79,43 @@ extension ReferenceBackend: TrainingBackend {
     }
 
     public func attentionBackward(q: Tensor, keys: Tensor, values: Tensor, gradient dOut: Tensor, headCount: Int,
-                                  headCountKV: Int, scale: Float, mask: AttentionMask,
+                                  headCountKV: Int, startPosition: Int, scale: Float, mask: AttentionMask,
                                   queryGradient dq: Tensor, keyGradient dk: Tensor, valueGradient dv: Tensor) {
-        let n = q.rowCount, width = q.rowLength
+        let n = q.rowCount, width = q.rowLength, keyCount = startPosition + n
         let headDim = TrainingShapes.attentionBackward(q: q, keys: keys, values: values, dOut: dOut, headCount: headCount,
-                                                       headCountKV: headCountKV, mask: mask, dq: dq, dk: dk, dv: dv)
+                                                       headCountKV: headCountKV, startPosition: startPosition, mask: mask,
+                                                       dq: dq, dk: dk, dv: dv)
         let kvWidth = headCountKV * headDim
         let qs = load(q), ks = load(keys), vs = load(values), g = load(dOut)
         var gq = [Double](repeating: 0, count: n * width)
-        var gk = [Double](repeating: 0, count: n * kvWidth), gv = gk
+        var gk = [Double](repeating: 0, count: keyCount * kvWidth), gv = gk
         let group = headCount / headCountKV
-        var p = [Double](repeating: 0, count: n), dp = p
+        var p = [Double](repeating: 0, count: keyCount), dp = p
         for h in 0..<headCount {
             let qo = h * headDim, kvo = (h / group) * headDim
             for i in 0..<n {
-                let first = mask.firstVisible(from: i)
+                let position = startPosition + i, first = mask.firstVisible(from: position)
                 var top = -Double.infinity
-                for j in first...i {
+                for j in first...position {
                     var dot = 0.0
                     for t in 0..<headDim { dot += Double(qs[i * width + qo + t]) * Double(ks[j * kvWidth + kvo + t]) }
                     p[j] = Double(scale) * dot
                     top = max(top, p[j])
                 }
                 var total = 0.0
-                for j in first...i {
+                for j in first...position {
                     p[j] = exp(p[j] - top)
                     total += p[j]
                 }
                 var d = 0.0
-                for j in first...i {
+                for j in first...position {
                     p[j] /= total
                     var dot = 0.0
                     for t in 0..<headDim { dot += Double(g[i * width + qo + t]) * Double(vs[j * kvWidth + kvo + t]) }
                     dp[j] = dot
                     d += p[j] * dot
                 }
-                for j in first...i {
+                for j in first...position {
                     let ds = p[j] * (dp[j] - d) * Double(scale)
                     for t in 0..<headDim {
                         gq[i * width + qo + t] += ds * Double(ks[j * kvWidth + kvo + t])

@@ -42,6 +42,8 @@ struct Train: ParsableCommand {
     var saveTokens: String?
     @Option(help: "Run each block forward again in the backward pass (on), keep every block's activations (off), or keep them when they fit a quarter of the memory (auto). Changes no number.")
     var recompute = "auto"
+    @Flag(inversion: .prefixedNo, help: "Run the tokens that samples of a step begin with alike (the judge prompt's instructions) once for all of them: the same gradient, less work.")
+    var sharePrefix = true
     @Flag(help: "Continue the run in --output from its last checkpoint.") var resume = false
 
     func validate() throws {
@@ -74,6 +76,7 @@ struct Train: ParsableCommand {
         s.maxTokens = maxTokens
         s.evalEvery = evalEvery
         s.checkpointEvery = checkpointEvery
+        s.sharePrefixes = sharePrefix
         return s
     }
 

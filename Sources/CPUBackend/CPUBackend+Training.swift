@@ -137,13 +137,8 @@ extension CPUBackend: TrainingBackend {
         for g in 0..<headCountKV {
             let kvo = g * d
             pool.run(tasks: blocks) { blk, _ in
-                for t in 0..<d {
-                    for lane in 0..<16 {
-                        let j = blk * 16 + lane
-                        kt[(blk * d + t) * 16 + lane] = j < nk ? kp[j * kvWidth + kvo + t] : 0
-                        vt[(blk * d + t) * 16 + lane] = j < nk ? vp[j * kvWidth + kvo + t] : 0
-                    }
-                }
+                transposeBlock(kp, stride: kvWidth, offset: kvo, headDim: d, length: nk, block: blk, into: kt + blk * d * 16)
+                transposeBlock(vp, stride: kvWidth, offset: kvo, headDim: d, length: nk, block: blk, into: vt + blk * d * 16)
             }
             for h in g * group..<(g + 1) * group {
                 let qo = h * d
@@ -167,7 +162,7 @@ extension CPUBackend: TrainingBackend {
                     // the maxima and sums over blocks, and each row reduces once
                     var top0 = F16x(repeating: -.infinity), top1 = F16x(repeating: -.infinity)
                     for blk in b0...b1 {
-                        let (x, y) = columnDot2(q0, q1, kt + blk * 16 * d, d)
+                        let (x, y) = blockDot2(q0, q1, kt + blk * 16 * d, d)
                         var a = x * scale, c = y * scale
                         if !interior(blk) {
                             let (v0, v1) = visible(blk)
@@ -196,7 +191,7 @@ extension CPUBackend: TrainingBackend {
                     let inv0 = F16x(repeating: 1 / total0.sum()), inv1 = F16x(repeating: 1 / total1.sum())
                     var dd0 = F16x(), dd1 = F16x()
                     for blk in b0...b1 {
-                        let (x, y) = columnDot2(g0, g1, vt + blk * 16 * d, d)
+                        let (x, y) = blockDot2(g0, g1, vt + blk * 16 * d, d)
                         let p0 = loadF(s0 + blk * 16) * inv0, p1 = loadF(s1 + blk * 16) * inv1
                         storeF(p0, s0 + blk * 16)
                         storeF(p1, s1 + blk * 16)
@@ -363,31 +358,6 @@ struct InputGradientJob: KernelVisitor {
             }
         }
     }
-}
-
-/// `Σ_t x[t] · base[t·16 ..< t·16 + 16]` and the same for `y`, over `d` values of `t`: 16 dot
-/// products per row at once against a block of 16 positions stored dimension-major, two rows
-/// sharing each load, over independent sums (one chain of FMAs would wait on each latency).
-@inline(__always)
-private func columnDot2(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ base: UnsafePointer<Float>, _ d: Int)
-    -> (F16x, F16x)
-{
-    var a0 = F16x(), a1 = F16x(), c0 = F16x(), c1 = F16x()
-    var t = 0
-    while t + 2 <= d {
-        let k0 = loadF(base + t * 16), k1 = loadF(base + (t + 1) * 16)
-        a0 = a0.addingProduct(F16x(repeating: x[t]), k0)
-        c0 = c0.addingProduct(F16x(repeating: y[t]), k0)
-        a1 = a1.addingProduct(F16x(repeating: x[t + 1]), k1)
-        c1 = c1.addingProduct(F16x(repeating: y[t + 1]), k1)
-        t += 2
-    }
-    if t < d {
-        let k0 = loadF(base + t * 16)
-        a0 = a0.addingProduct(F16x(repeating: x[t]), k0)
-        c0 = c0.addingProduct(F16x(repeating: y[t]), k0)
-    }
-    return (a0 + a1, c0 + c1)
 }
 
 /// The weight gradient's skinny case, one block: `Σ_i narrow[i, a] · wide[i, 0 ..< width]` for

@@ -345,16 +345,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             let kt = keyBlocks
             pool.run(tasks: headCountKV * blocks) { task, _ in
                 let g = task / blocks, b = task % blocks
-                let dst = kt + (g * blocks + b) * headDim * 16
-                for j in 0..<16 {
-                    let p = b * 16 + j
-                    if p < length {
-                        let src = kp + p * kvWidth + g * headDim
-                        for d in 0..<headDim { dst[d * 16 + j] = src[d] }
-                    } else {
-                        for d in 0..<headDim { dst[d * 16 + j] = 0 }
-                    }
-                }
+                transposeBlock(kp, stride: kvWidth, offset: g * headDim, headDim: headDim, length: length, block: b,
+                               into: kt + (g * blocks + b) * headDim * 16)
             }
         }
         let kt = keyBlocks
@@ -383,21 +375,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                 let base = kt + kvh * blocks * headDim * 16
                 let scaleV = F16x(repeating: scale)
                 for b in (first / 16)..<((length + 15) / 16) {
-                    let block = base + b * headDim * 16
-                    var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
-                    var d = 0
-                    while d + 4 <= headDim {
-                        a0 = a0.addingProduct(F16x(repeating: qv[d]), loadF(block + d * 16))
-                        a1 = a1.addingProduct(F16x(repeating: qv[d + 1]), loadF(block + (d + 1) * 16))
-                        a2 = a2.addingProduct(F16x(repeating: qv[d + 2]), loadF(block + (d + 2) * 16))
-                        a3 = a3.addingProduct(F16x(repeating: qv[d + 3]), loadF(block + (d + 3) * 16))
-                        d += 4
-                    }
-                    while d < headDim {
-                        a0 = a0.addingProduct(F16x(repeating: qv[d]), loadF(block + d * 16))
-                        d += 1
-                    }
-                    storeF(((a0 + a1) + (a2 + a3)) * scaleV, scores + b * 16)
+                    storeF(blockDot(qv, base + b * headDim * 16, headDim) * scaleV, scores + b * 16)
                 }
             } else {
                 for p in first..<length {
@@ -455,31 +433,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             let qb = pair ? qa + headDim : qa
             let sa = scores + g0 * stride, sb = sa + stride
             for b in (first / 16)..<((length + 15) / 16) {
-                let block = base + b * headDim * 16
-                var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
-                var c0 = F16x(), c1 = F16x(), c2 = F16x(), c3 = F16x()
-                var d = 0
-                while d + 4 <= headDim {
-                    let k0 = loadF(block + d * 16), k1 = loadF(block + (d + 1) * 16)
-                    let k2 = loadF(block + (d + 2) * 16), k3 = loadF(block + (d + 3) * 16)
-                    a0 = a0.addingProduct(F16x(repeating: qa[d]), k0)
-                    a1 = a1.addingProduct(F16x(repeating: qa[d + 1]), k1)
-                    a2 = a2.addingProduct(F16x(repeating: qa[d + 2]), k2)
-                    a3 = a3.addingProduct(F16x(repeating: qa[d + 3]), k3)
-                    c0 = c0.addingProduct(F16x(repeating: qb[d]), k0)
-                    c1 = c1.addingProduct(F16x(repeating: qb[d + 1]), k1)
-                    c2 = c2.addingProduct(F16x(repeating: qb[d + 2]), k2)
-                    c3 = c3.addingProduct(F16x(repeating: qb[d + 3]), k3)
-                    d += 4
-                }
-                while d < headDim {
-                    let k = loadF(block + d * 16)
-                    a0 = a0.addingProduct(F16x(repeating: qa[d]), k)
-                    c0 = c0.addingProduct(F16x(repeating: qb[d]), k)
-                    d += 1
-                }
-                storeF(((a0 + a1) + (a2 + a3)) * scaleV, sa + b * 16)
-                if pair { storeF(((c0 + c1) + (c2 + c3)) * scaleV, sb + b * 16) }
+                let (a, c) = blockDot2(qa, qb, base + b * headDim * 16, headDim)
+                storeF(a * scaleV, sa + b * 16)
+                if pair { storeF(c * scaleV, sb + b * 16) }
             }
             g0 += 2
         }

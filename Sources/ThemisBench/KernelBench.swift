@@ -134,8 +134,7 @@ public struct KernelBench {
         for s in Self.modelShapes where s.name != "output" {
             cases.append(Case(name: "matmul input gradient \(s.model) \(s.name) n=\(n)") {
                 var inputs = Inputs(seed: UInt64(s.m * 31 + s.k))
-                let box = ByteBox(inputs.weightBytes(s.type, rows: s.m, k: s.k))
-                let w = try backend.makeWeight(type: s.type, shape: [s.m, s.k], bytes: UnsafeRawBufferPointer(box.bytes))
+                let (w, box) = try weight(s.type, rows: s.m, k: s.k, &inputs)
                 let dy = try tensor([n, s.m], &inputs), dx = try backend.makeTensor(shape: [n, s.k])
                 return Prepared(op: "matmul input gradient", shape: "\(s.model) \(s.name) \(s.m)x\(s.k) n=\(n)",
                                 type: "\(s.type)", flops: 2 * Double(n * s.m * s.k),
@@ -187,10 +186,15 @@ public struct KernelBench {
         return t
     }
 
+    /// A seeded weight of `type` and the bytes it was made from (kept alive while it is used).
+    private func weight(_ type: StorageType, rows: Int, k: Int, _ inputs: inout Inputs) throws -> (Tensor, ByteBox) {
+        let box = ByteBox(inputs.weightBytes(type, rows: rows, k: k))
+        return (try backend.makeWeight(type: type, shape: [rows, k], bytes: UnsafeRawBufferPointer(box.bytes)), box)
+    }
+
     public func matmul(_ type: StorageType, m: Int, k: Int, n: Int, label: String) throws -> Prepared {
         var inputs = Inputs(seed: UInt64(m * 31 + k))
-        let box = ByteBox(inputs.weightBytes(type, rows: m, k: k))
-        let w = try backend.makeWeight(type: type, shape: [m, k], bytes: UnsafeRawBufferPointer(box.bytes))
+        let (w, box) = try weight(type, rows: m, k: k, &inputs)
         let x = try tensor([n, k], &inputs)
         let y = try backend.makeTensor(shape: [n, m])
         return Prepared(op: "matmul", shape: "\(label) \(m)x\(k) n=\(n)", type: "\(type)",
@@ -256,8 +260,7 @@ public struct KernelBench {
             Case(name: "getRows") {
                 var r = Inputs(seed: 6)
                 let rows = 4096
-                let box = ByteBox(r.weightBytes(.q5_0, rows: rows, k: dim))
-                let table = try backend.makeWeight(type: .q5_0, shape: [rows, dim], bytes: UnsafeRawBufferPointer(box.bytes))
+                let (table, box) = try weight(.q5_0, rows: rows, k: dim, &r)
                 let ids = (0..<n).map { Int32(($0 * 7919) % rows) }
                 let out = try backend.makeTensor(shape: [n, dim])
                 return prepared("getRows", "\(n) of \(rows)x\(dim) q5_0", n * dim,

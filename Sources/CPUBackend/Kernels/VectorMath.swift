@@ -109,3 +109,74 @@
     let inner = x * 0.797_884_56 * (x * x * 0.044_715 + 1)
     return x * 0.5 * (vtanh(inner) + 1)
 }
+
+// MARK: attention over keys in blocks of 16 positions (forward and backward)
+
+/// Block `block` of one head's keys (or values): positions `block·16 ..< block·16 + 16` of rows
+/// `stride` floats apart, `headDim` values from `offset`, stored dimension-major
+/// (`dst[d·16 + lane]`) so one 16-lane FMA gives 16 positions' products; zero past `length`.
+@inline(__always)
+func transposeBlock(_ src: UnsafePointer<Float>, stride: Int, offset: Int, headDim: Int, length: Int, block: Int,
+                    into dst: UnsafeMutablePointer<Float>) {
+    for j in 0..<16 {
+        let p = block * 16 + j
+        if p < length {
+            let row = src + p * stride + offset
+            for d in 0..<headDim { dst[d * 16 + j] = row[d] }
+        } else {
+            for d in 0..<headDim { dst[d * 16 + j] = 0 }
+        }
+    }
+}
+
+/// `Σ_d q[d] · block[d·16 ..< d·16 + 16]` over `headDim` dimensions: one row's dot products with
+/// the 16 positions of a transposed block, over four independent sums (one chain of FMAs would
+/// wait on each latency) joined pairwise.
+@inline(__always)
+func blockDot(_ q: UnsafePointer<Float>, _ block: UnsafePointer<Float>, _ headDim: Int) -> F16x {
+    var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
+    var d = 0
+    while d + 4 <= headDim {
+        a0 = a0.addingProduct(F16x(repeating: q[d]), loadF(block + d * 16))
+        a1 = a1.addingProduct(F16x(repeating: q[d + 1]), loadF(block + (d + 1) * 16))
+        a2 = a2.addingProduct(F16x(repeating: q[d + 2]), loadF(block + (d + 2) * 16))
+        a3 = a3.addingProduct(F16x(repeating: q[d + 3]), loadF(block + (d + 3) * 16))
+        d += 4
+    }
+    while d < headDim {
+        a0 = a0.addingProduct(F16x(repeating: q[d]), loadF(block + d * 16))
+        d += 1
+    }
+    return (a0 + a1) + (a2 + a3)
+}
+
+/// `blockDot` for two rows at once, sharing every load of the block; each row's sum in the same
+/// order as `blockDot`'s, so the numbers are the same.
+@inline(__always)
+func blockDot2(_ qa: UnsafePointer<Float>, _ qb: UnsafePointer<Float>, _ block: UnsafePointer<Float>, _ headDim: Int)
+    -> (F16x, F16x)
+{
+    var a0 = F16x(), a1 = F16x(), a2 = F16x(), a3 = F16x()
+    var c0 = F16x(), c1 = F16x(), c2 = F16x(), c3 = F16x()
+    var d = 0
+    while d + 4 <= headDim {
+        let k0 = loadF(block + d * 16), k1 = loadF(block + (d + 1) * 16)
+        let k2 = loadF(block + (d + 2) * 16), k3 = loadF(block + (d + 3) * 16)
+        a0 = a0.addingProduct(F16x(repeating: qa[d]), k0)
+        a1 = a1.addingProduct(F16x(repeating: qa[d + 1]), k1)
+        a2 = a2.addingProduct(F16x(repeating: qa[d + 2]), k2)
+        a3 = a3.addingProduct(F16x(repeating: qa[d + 3]), k3)
+        c0 = c0.addingProduct(F16x(repeating: qb[d]), k0)
+        c1 = c1.addingProduct(F16x(repeating: qb[d + 1]), k1)
+        c2 = c2.addingProduct(F16x(repeating: qb[d + 2]), k2)
+        c3 = c3.addingProduct(F16x(repeating: qb[d + 3]), k3)
+        d += 4
+    }
+    while d < headDim {
+        let k = loadF(block + d * 16)
+        a0 = a0.addingProduct(F16x(repeating: qa[d]), k)
+        c0 = c0.addingProduct(F16x(repeating: qb[d]), k)
+        d += 1
+    }
+    return ((a0 + a1) + (a2 + a3), (c0 + c1) + (c2 + c3))
+}

@@ -48,14 +48,8 @@ struct DistillOptions: ParsableArguments {
         }
         let pipeline = Pipeline(config: config, directory: output, generators: generators,
                                 ifdModel: config.select.ifd_model.flatMap { generators[$0] }, catalogue: try ScenarioCatalogue.bundled())
-        if isatty(STDERR_FILENO) != 0 {
-            let start = Date()
-            pipeline.progress = { stage, done, total in
-                let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-3)
-                FileHandle.standardError.write(Data(String(format: "\u{1B}[2K\r%@ %d/%d  %.2f/s", stage, done, total, rate).utf8))
-                if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
-            }
-        }
+        let progress = Progress(total: 0)
+        pipeline.progress = { stage, done, total in progress.update(done: done, total: total, label: stage) }
         return pipeline
     }
 

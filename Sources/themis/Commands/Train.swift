@@ -119,24 +119,18 @@ struct Train: ParsableCommand {
                                       recompute: recompute == "auto" ? nil : recompute == "on")
             printError("themis train: \(trainer.totalSteps) steps of \(settings.batch); block activations "
                 + (trainer.recomputes ? "recomputed in the backward pass" : "kept"))
-            let tty = isatty(STDERR_FILENO) != 0
+            let progress = Progress(total: trainer.totalSteps, label: "step", unit: "tokens")
             trainer.progress = { p in
-                var line = String(format: "step %d/%d  loss %.4f", p.step, p.totalSteps, p.loss)
-                if let e = p.evalLoss { line += String(format: "  eval %.4f", e) }
-                line += String(format: "  %.0f tokens/s  ETA %@", p.tokensPerSecond, Self.duration(p.etaSeconds))
-                FileHandle.standardError.write(Data(((tty ? "\u{1B}[2K\r" : "") + line + (tty && p.step < p.totalSteps ? "" : "\n")).utf8))
+                var detail = String(format: "loss %.4f", p.loss)
+                if let e = p.evalLoss { detail += String(format: "  eval %.4f", e) }
+                progress.update(done: p.step, detail: detail, rate: p.tokensPerSecond, eta: p.etaSeconds)
             }
             let summary = try trainer.run(resume: resume)
-            printError("themis train: \(summary.steps) steps in \(Self.duration(summary.seconds)), "
+            progress.finish()
+            printError("themis train: \(summary.steps) steps in \(Progress.duration(summary.seconds)), "
                 + String(format: "%.0f tokens/s", summary.tokensPerSecond)
                 + (summary.finalEvalLoss.map { String(format: ", eval loss %.4f", $0) } ?? "")
                 + "; adapter \(summary.adapter ?? "not written (stopped early)")")
         }
-    }
-
-    static func duration(_ seconds: Double) -> String {
-        guard seconds.isFinite else { return "?" }
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? "\(s / 3600) h \(s % 3600 / 60) min" : s >= 60 ? "\(s / 60) min \(s % 60) s" : "\(s) s"
     }
 }

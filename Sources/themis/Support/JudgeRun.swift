@@ -73,29 +73,6 @@ struct JudgeOutput {
     }
 }
 
-/// done/total, items/s and ETA on stderr, when stderr is a terminal.
-final class Progress {
-    let total: Int
-    private var done = 0
-    private let start = DispatchTime.now().uptimeNanoseconds
-    private let enabled = isatty(STDERR_FILENO) != 0
-
-    init(total: Int) { self.total = total }
-
-    func step() {
-        done += 1
-        guard enabled else { return }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let rate = Double(done) / max(seconds, 1e-9)
-        let eta = Double(total - done) / max(rate, 1e-9)
-        FileHandle.standardError.write(Data(String(format: "\u{1B}[2K\r%d/%d  %.2f items/s  ETA %.0f s", done, total, rate, eta).utf8))
-    }
-
-    func finish() {
-        if enabled && done > 0 { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-}
-
 /// `--shard K/N`: this process judges the K-th of N deterministic parts of the input.
 struct ShardOption: ParsableArguments {
     @Option(help: "Judge only part K of N (K from 0: a Kubernetes completion index or a Slurm array task id), chosen by a hash of each record's id; every shard writes its own --output, and meta-eval reads them together.",

@@ -154,7 +154,8 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "themisTests",
-            dependencies: ["themis", "ThemisJudge", "JSONLines", "ThemisTestSupport", .product(name: "Yams", package: "Yams")],
+            dependencies: ["themis", "ThemisJudge", "ThemisModel", "JSONLines", "ThemisTestSupport",
+                           .product(name: "Yams", package: "Yams")],
             exclude: ["Python"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import JSONLines
+import ThemisBackend
 import ThemisModel
 
 /// Everything that decides a run's result: two runs with equal settings and data give the same
@@ -111,6 +112,8 @@ public final class Trainer {
     private let engine: LoRAEngine
     /// Called after every step.
     public var progress: ((TrainProgress) -> Void)?
+    /// How the adapter's matrices are stored: f32, or f16 (half the size).
+    public var adapterType: StorageType = .f32
 
     /// A trainer of `model` on `train`, evaluated on `eval`, writing into `directory`. `recompute`:
     /// whether blocks run forward again in the backward pass (nil: only when keeping every block's
@@ -221,8 +224,15 @@ public final class Trainer {
             finalLoss: records.last?.loss, finalEvalLoss: records.last(where: { $0.evalLoss != nil })?.evalLoss, adapter: nil)
         if step == total {
             try LoRAAdapterFile.write(to: adapterPath, config: model.config, alpha: settings.lora.alpha,
-                                      matrices: try lora.matrices(), name: "themis LoRA, \(step) steps")
+                                      matrices: try lora.matrices(), name: "themis LoRA, \(step) steps", type: adapterType)
             summary.adapter = adapterPath
+            // a finished run resumed only writes its adapter again (in another type, say): its
+            // summary and report stay those of the training
+            if start == total, fm.fileExists(atPath: directory + "/summary.json"),
+               var kept = try? JSONDecoder().decode(TrainSummary.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/summary.json"))) {
+                kept.adapter = adapterPath
+                return kept
+            }
         }
         try AtomicFile.write(try encoder.encode(summary), to: directory + "/summary.json")
         try AtomicFile.write(Data(TrainingReport.html(records: records, settings: settings, summary: summary).utf8),

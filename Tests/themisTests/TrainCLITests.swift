@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ThemisModel
 import ThemisTestSupport
 
 /// `themis distill import` and `themis train`: human labels into judge samples, a run killed and
@@ -149,6 +150,23 @@ struct TrainCLITests {
         let generated = try CLI.run(["generate", "--model", Self.tinyLlama, "--lora", dir + "/killed/adapter.gguf", "--device", "cpu",
                                      "--prompt", "Question 3", "--max-tokens", "4", "--temperature", "0"], measured: 1)
         #expect(generated.status == 0, "\(generated.stderr)")
+        // the finished run given --resume writes its adapter again, in f16: half the size, the
+        // same values to f16's precision, the training's summary kept
+        let summaryPath = dir + "/killed/summary.json"
+        let summaryBefore = try Data(contentsOf: URL(fileURLWithPath: summaryPath))
+        let half = try CLI.run(common + ["--output", dir + "/killed", "--resume", "--adapter-type", "f16"], measured: 2)
+        try #require(half.status == 0, "\(half.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: summaryPath)) == summaryBefore)
+        let config = try ModelConfig(file: try GGUFFile(path: Self.tinyLlama))
+        let full = try LoRAAdapterFile(path: dir + "/whole/adapter.gguf", config: config)
+        let rounded = try LoRAAdapterFile(path: dir + "/killed/adapter.gguf", config: config)
+        #expect(rounded.entries.count == full.entries.count && rounded.entries.allSatisfy { $0.a.type == .f16 })
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/killed/adapter.gguf")).count < a.count * 6 / 10)
+        for (x, y) in zip(full.entries, rounded.entries) {
+            for (u, v) in zip(full.values(x.a) + full.values(x.b), rounded.values(y.a) + rounded.values(y.b)) {
+                #expect(abs(u - v) <= abs(u) * 1e-3 + 1e-7, "\(u) in f16: \(v)")
+            }
+        }
     }
 
     @Test func badSamplesAreSkippedWithTheirReasons() throws {

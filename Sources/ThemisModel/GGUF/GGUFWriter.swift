@@ -20,11 +20,16 @@ public struct GGUFWriter {
             self.bytes = bytes
         }
 
-        /// An f32 tensor of `values` (row-major, `shape`'s element count).
-        public init(name: String, shape: [Int], values: [Float]) {
-            self.init(name: name, shape: shape, type: .f32) {
-                values.withUnsafeBytes { Array($0) }
-            }
+        /// A tensor of `values` (row-major, `shape`'s element count) stored as f32, or rounded to
+        /// f16 (`type` `.f16`).
+        public init(name: String, shape: [Int], values: [Float], type: StorageType = .f32) {
+            precondition(type == .f32 || type == .f16, "GGUFWriter: float tensors are f32 or f16")
+            self.init(name: name, shape: shape, type: type) { Self.bytes(of: values, as: type) }
+        }
+
+        /// `values` stored as f32, or rounded to f16.
+        public static func bytes(of values: [Float], as type: StorageType) -> [UInt8] {
+            type == .f16 ? values.map { Float16($0).bitPattern }.withUnsafeBytes { Array($0) } : values.withUnsafeBytes { Array($0) }
         }
 
         var byteCount: Int { type.byteCount(elements: shape.reduce(1, *)) }

@@ -166,9 +166,11 @@ public struct LoRAAdapterFile: @unchecked Sendable {
         }
     }
 
-    /// Writes an adapter for a model of `config` in llama.cpp's format, f32 matrices.
+    /// Writes an adapter for a model of `config` in llama.cpp's format, its matrices in f32 or
+    /// (`type` `.f16`, half the size) f16.
     public static func write(to path: String, config: ModelConfig, alpha: Float, matrices: [Matrices],
-                             name: String? = nil) throws {
+                             name: String? = nil, type: StorageType = .f32) throws {
+        guard type == .f32 || type == .f16 else { throw LoRAError(path, "adapters are written in f32 or f16, not \(type)") }
         var w = GGUFWriter()
         w.set("general.type", .string("adapter"))
         w.set("general.architecture", .string(config.architecture))
@@ -181,8 +183,8 @@ public struct LoRAAdapterFile: @unchecked Sendable {
                 throw LoRAError(path, "block \(m.block) \(m.target): matrices of \(m.a.count) and \(m.b.count) values for rank \(m.rank)")
             }
             let base = m.target.weightName(block: m.block)
-            w.tensors.append(.init(name: base + ".lora_a", shape: [m.rank, inputs], values: m.a))
-            w.tensors.append(.init(name: base + ".lora_b", shape: [outputs, m.rank], values: m.b))
+            w.tensors.append(.init(name: base + ".lora_a", shape: [m.rank, inputs], values: m.a, type: type))
+            w.tensors.append(.init(name: base + ".lora_b", shape: [outputs, m.rank], values: m.b, type: type))
         }
         try w.write(to: path)
     }

@@ -37,10 +37,7 @@ public enum LoRAMerge {
                     defer { done += 1; progress?(done, total) }
                     let merged = merged(info, in: model, a: adapter.values(e.a), b: adapter.values(e.b), rank: e.rank,
                                         factor: factor)
-                    switch type {
-                    case .f32: return merged.withUnsafeBytes { Array($0) }
-                    case .f16: return merged.map { Float16($0).bitPattern }.withUnsafeBytes { Array($0) }
-                    }
+                    return GGUFWriter.TensorEntry.bytes(of: merged, as: type == .f32 ? .f32 : .f16)
                 })
             } else {
                 w.tensors.append(.init(name: info.name, shape: info.shape, type: info.type) {

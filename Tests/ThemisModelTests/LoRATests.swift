@@ -201,6 +201,22 @@ struct LoRATests {
         print("[merge \(adapter.name)] merged vs on the fly: \(worst); adapter effect \(effect)")
     }
 
+    /// `adapters/smollm2-135m-hh-harmless` (the first full training run) is an adapter of
+    /// SmolLM2's every block and projection, rank 8, in f16, and it changes the model's output.
+    @Test func theCommittedAdapterFitsSmolLM2() throws {
+        let path = TestSupport.packageRoot.appendingPathComponent("adapters/smollm2-135m-hh-harmless/adapter.gguf").path
+        let model = try TestSupport.modelPath("SmolLM2-135M-Instruct.Q4_1.gguf")
+        let config = try ModelConfig(file: GGUFFile(path: model))
+        let adapter = try LoRAAdapterFile(path: path, config: config)
+        #expect(adapter.entries.count == config.blockCount * LoRATarget.allCases.count && adapter.alpha == 16)
+        #expect(adapter.entries.allSatisfy { $0.rank == 8 && $0.a.type == .f16 && $0.b.type == .f16 })
+        let base = try LanguageModel(path: model, backend: CPUBackend(threads: 2), contextLength: 64)
+        let adapted = try LanguageModel(path: model, backend: CPUBackend(threads: 2), contextLength: 64, lora: LoRAOptions(path: path))
+        let prompt = base.tokenizer.encode("<|im_start|>user\nWhich is better, A or B?<|im_end|>\n<|im_start|>assistant\n", parseSpecial: true)
+        let x = try base.makeSession().evaluateLast(prompt), y = try adapted.makeSession().evaluateLast(prompt)
+        #expect(zip(x, y).map { abs($0 - $1) }.max()! > 0.5)
+    }
+
     @Test("an adapter that does not fit is one clear error naming what is wrong")
     func badAdaptersAreClearErrors() throws {
         let llama = TestAdapter.all[0], qwen = TestAdapter.all[1]

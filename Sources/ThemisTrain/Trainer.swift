@@ -1,6 +1,5 @@
 import Foundation
 import JSONLines
-import ThemisBackend
 import ThemisModel
 
 /// Everything that decides a run's result: two runs with equal settings and data give the same
@@ -113,7 +112,7 @@ public final class Trainer {
     /// Called after every step.
     public var progress: ((TrainProgress) -> Void)?
     /// How the adapter's matrices are stored: f32, or f16 (half the size).
-    public var adapterType: StorageType = .f32
+    public var adapterType: GGUFWriter.FloatType = .f32
 
     /// A trainer of `model` on `train`, evaluated on `eval`, writing into `directory`. `recompute`:
     /// whether blocks run forward again in the backward pass (nil: only when keeping every block's

@@ -5,6 +5,18 @@ import ThemisBackend
 /// bytes, each at a multiple of the alignment. The file appears under its name only when complete
 /// (written beside it, then renamed), so a stopped write never leaves a file that looks whole.
 public struct GGUFWriter {
+    /// The types computed float values are written in.
+    public enum FloatType: String, CaseIterable, Sendable {
+        case f32, f16
+
+        public var storage: StorageType { self == .f32 ? .f32 : .f16 }
+
+        /// `values` in this type's bytes (f16: rounded to nearest).
+        public func bytes(of values: [Float]) -> [UInt8] {
+            self == .f16 ? values.map { Float16($0).bitPattern }.withUnsafeBytes { Array($0) } : values.withUnsafeBytes { Array($0) }
+        }
+    }
+
     /// One tensor to write: `shape` outermost first (as `GGUFTensorInfo`), its bytes in `type`'s
     /// storage, given when the data section is written (so a merge never holds every tensor).
     public struct TensorEntry {
@@ -20,16 +32,9 @@ public struct GGUFWriter {
             self.bytes = bytes
         }
 
-        /// A tensor of `values` (row-major, `shape`'s element count) stored as f32, or rounded to
-        /// f16 (`type` `.f16`).
-        public init(name: String, shape: [Int], values: [Float], type: StorageType = .f32) {
-            precondition(type == .f32 || type == .f16, "GGUFWriter: float tensors are f32 or f16")
-            self.init(name: name, shape: shape, type: type) { Self.bytes(of: values, as: type) }
-        }
-
-        /// `values` stored as f32, or rounded to f16.
-        public static func bytes(of values: [Float], as type: StorageType) -> [UInt8] {
-            type == .f16 ? values.map { Float16($0).bitPattern }.withUnsafeBytes { Array($0) } : values.withUnsafeBytes { Array($0) }
+        /// A tensor of `values` (row-major, `shape`'s element count) in `type`.
+        public init(name: String, shape: [Int], values: [Float], type: FloatType = .f32) {
+            self.init(name: name, shape: shape, type: type.storage) { type.bytes(of: values) }
         }
 
         var byteCount: Int { type.byteCount(elements: shape.reduce(1, *)) }

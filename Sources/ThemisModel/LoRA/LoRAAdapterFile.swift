@@ -166,11 +166,10 @@ public struct LoRAAdapterFile: @unchecked Sendable {
         }
     }
 
-    /// Writes an adapter for a model of `config` in llama.cpp's format, its matrices in f32 or
-    /// (`type` `.f16`, half the size) f16.
+    /// Writes an adapter for a model of `config` in llama.cpp's format, its matrices in `type`
+    /// (f16: half the size).
     public static func write(to path: String, config: ModelConfig, alpha: Float, matrices: [Matrices],
-                             name: String? = nil, type: StorageType = .f32) throws {
-        guard type == .f32 || type == .f16 else { throw LoRAError(path, "adapters are written in f32 or f16, not \(type)") }
+                             name: String? = nil, type: GGUFWriter.FloatType = .f32) throws {
         var w = GGUFWriter()
         w.set("general.type", .string("adapter"))
         w.set("general.architecture", .string(config.architecture))

@@ -2,16 +2,11 @@ import ThemisBackend
 
 /// Folds a LoRA adapter into its model: every adapted weight `W` becomes `W + s · B A`.
 public enum LoRAMerge {
-    /// How merged weights are stored (the adapter's sum is not representable in the base's
-    /// quantised blocks without new rounding, so it is written in a float type).
-    public enum OutputType: String, CaseIterable, Sendable {
-        case f32, f16
-    }
-
-    /// Writes `model` to `path` with `adapter` merged at `scale`: adapted weights in `type`,
-    /// every other tensor and all metadata copied unchanged. `progress(done, total)` is called
-    /// after each tensor.
-    public static func merge(model: GGUFFile, adapter: LoRAAdapterFile, scale: Float, type: OutputType, to path: String,
+    /// Writes `model` to `path` with `adapter` merged at `scale`: adapted weights in `type` (the
+    /// adapter's sum is not representable in the base's quantised blocks without new rounding, so
+    /// it is written in a float type), every other tensor and all metadata copied unchanged.
+    /// `progress(done, total)` is called after each tensor.
+    public static func merge(model: GGUFFile, adapter: LoRAAdapterFile, scale: Float, type: GGUFWriter.FloatType, to path: String,
                              progress: ((Int, Int) -> Void)? = nil) throws {
         var adapted: [String: LoRAAdapterFile.Entry] = [:]
         for e in adapter.entries {
@@ -33,11 +28,11 @@ public enum LoRAMerge {
         for info in model.tensors {
             if let e = adapted[info.name] {
                 let factor = adapter.factor(e, scale: scale)
-                w.tensors.append(.init(name: info.name, shape: info.shape, type: type == .f32 ? .f32 : .f16) {
+                w.tensors.append(.init(name: info.name, shape: info.shape, type: type.storage) {
                     defer { done += 1; progress?(done, total) }
                     let merged = merged(info, in: model, a: adapter.values(e.a), b: adapter.values(e.b), rank: e.rank,
                                         factor: factor)
-                    return GGUFWriter.TensorEntry.bytes(of: merged, as: type == .f32 ? .f32 : .f16)
+                    return type.bytes(of: merged)
                 })
             } else {
                 w.tensors.append(.init(name: info.name, shape: info.shape, type: info.type) {

@@ -12,7 +12,7 @@ struct Merge: ParsableCommand {
     @Option(name: .customLong("lora-scale"), help: "Factor on the adapter's contribution.") var loraScale: Float = 1
     @Option(name: .long, help: "The merged GGUF to write.") var output: String
     @Option(name: .long, help: "Storage of the adapted weights: f32 (exact) or f16; other tensors keep theirs.")
-    var type: LoRAMerge.OutputType = .f32
+    var type: GGUFWriter.FloatType = .f32
 
     func validate() throws {
         if !loraScale.isFinite { throw ValidationError("--lora-scale must be a number") }
@@ -33,4 +33,4 @@ struct Merge: ParsableCommand {
     }
 }
 
-extension LoRAMerge.OutputType: ExpressibleByArgument {}
+extension GGUFWriter.FloatType: ExpressibleByArgument {}

@@ -45,7 +45,7 @@ struct Train: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Run the tokens that samples of a step begin with alike (the judge prompt's instructions) once for all of them: the same gradient, less work.")
     var sharePrefix = true
     @Option(name: .customLong("adapter-type"), help: "How RUN/adapter.gguf stores its matrices: f32, or f16 (half the size). A finished run given --resume writes its adapter again (in another type, say).")
-    var adapterType = "f32"
+    var adapterType: GGUFWriter.FloatType = .f32
     @Flag(help: "Continue the run in --output from its last checkpoint.") var resume = false
 
     func validate() throws {
@@ -60,7 +60,6 @@ struct Train: ParsableCommand {
         }
         if maxTokens < 2 { throw ValidationError("--max-tokens must be at least 2") }
         if !["auto", "on", "off"].contains(recompute) { throw ValidationError("--recompute takes auto, on or off") }
-        if !["f32", "f16"].contains(adapterType) { throw ValidationError("--adapter-type takes f32 or f16") }
     }
 
     var settings: TrainSettings {
@@ -122,7 +121,7 @@ struct Train: ParsableCommand {
                                       recompute: recompute == "auto" ? nil : recompute == "on")
             printError("themis train: \(trainer.totalSteps) steps of \(settings.batch); block activations "
                 + (trainer.recomputes ? "recomputed in the backward pass" : "kept"))
-            trainer.adapterType = adapterType == "f16" ? .f16 : .f32
+            trainer.adapterType = adapterType
             let progress = Progress(total: trainer.totalSteps, label: "step", unit: "tokens")
             trainer.progress = { p in
                 var detail = String(format: "loss %.4f", p.loss)

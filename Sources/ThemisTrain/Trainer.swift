@@ -106,6 +106,8 @@ public final class Trainer {
     public let directory: String
     public let train: [TokenizedSample]
     public let eval: [TokenizedSample]
+    /// The held-aside samples' groups (the same at every evaluation).
+    private let evalGroups: [SampleGroup]
     private let model: LanguageModel
     private let lora: TrainableLoRA
     private let engine: LoRAEngine
@@ -130,6 +132,7 @@ public final class Trainer {
         self.directory = directory
         self.train = train
         self.eval = eval
+        evalGroups = SharedPrefix.groups(eval, enabled: settings.sharePrefixes)
         self.model = model
         lora = try TrainableLoRA(settings: settings.lora, config: model.config, backend: model.backend)
         let longest = max(2, (train + eval).map(\.tokens.count).max() ?? 2)
@@ -242,7 +245,7 @@ public final class Trainer {
     /// The mean weighted cross-entropy of the held-aside samples (no dropout, no gradients).
     public func evaluate() throws -> Double {
         var loss = 0.0
-        for group in SharedPrefix.groups(eval, enabled: settings.sharePrefixes) {
+        for group in evalGroups {
             loss += try engine.run(group.members.map { eval[$0] }, sharedPrefix: group.prefix, lossFactor: 0, backward: false,
                                    dropoutSeeds: group.members.map { _ in 0 }).reduce(0, +)
         }

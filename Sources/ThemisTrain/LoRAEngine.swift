@@ -24,6 +24,10 @@ public struct TokenizedSample: Sendable, Codable, Equatable {
         self.targets = targets
     }
 
+    /// The pair the sample belongs to: its id up to a `#` (`distill import` names a pair's two
+    /// orders `<pair>#ab` and `<pair>#ba`).
+    public var pair: Substring { id.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? Substring(id) }
+
     /// The sum of the targets' weights.
     public var totalWeight: Double { targets.reduce(0) { $0 + Double($1.weight) } }
 }
@@ -35,11 +39,12 @@ public struct TokenizedSample: Sendable, Codable, Equatable {
 /// (which bounds memory by one block's activations, for a third more compute). The base weights
 /// stay frozen: gradients reach only the adapter's `A` and `B`.
 ///
-/// Sequences that begin with the same tokens (judge prompts share their long instructions) run
-/// as a group: the shared prefix runs forward once, each sequence's own rows after it attend to
-/// the prefix's keys and values, the gradients the sequences send to those keys and values are
-/// summed per block, and the prefix runs backward once with them. The gradient is the one of
-/// running every sequence whole (up to the order of float additions).
+/// Sequences that begin with the same tokens (judge prompts share their long instructions; the
+/// two orders of a pair share its conversation too) run over a tree of shared beginnings
+/// (`PrefixNode`): a node's rows run forward once, the rows after them (deeper nodes, each
+/// sequence's own) attend to their keys and values, the gradients those rows send to the keys and
+/// values are summed per block, and the node's rows run backward once with them. The gradient is
+/// the one of running every sequence whole (up to the order of float additions).
 public final class LoRAEngine {
     public let config: ModelConfig
     public let backend: any TrainingBackend
@@ -54,8 +59,8 @@ public final class LoRAEngine {
     // every block's keys (after RoPE) and values, kept in both modes: a prefix's are read by
     // each sequence of its group
     private let keys, values: [Tensor]
-    // the gradients a group's sequences send to the prefix's keys and values, per block
-    private let prefixKeyGradients, prefixValueGradients: [Tensor]
+    // per block, the gradients that rows send to the keys and values of shared rows before them
+    private let keyGradientSums, valueGradientSums: [Tensor]
     /// Whether blocks run forward again in the backward pass (one set of activations) rather than
     /// keep their activations (one set per block).
     public let recomputes: Bool
@@ -119,7 +124,7 @@ public final class LoRAEngine {
         inputs = try perBlock(d)
         final = try make(d)
         (keys, values) = (try perBlock(c.kvWidth), try perBlock(c.kvWidth))
-        (prefixKeyGradients, prefixValueGradients) = (try perBlock(c.kvWidth), try perBlock(c.kvWidth))
+        (keyGradientSums, valueGradientSums) = (try perBlock(c.kvWidth), try perBlock(c.kvWidth))
         recomputes = recompute
         activations = try (0..<(recompute ? 1 : c.blockCount)).map { _ in try BlockActivations(backend, c, rows: n) }
         proj = try make(d)
@@ -151,56 +156,99 @@ public final class LoRAEngine {
     /// `lossFactor` times its gradient to the adapter's gradients. `dropoutSeed` draws the
     /// adapter's dropout masks (none without `backward`).
     public func run(_ sample: TokenizedSample, lossFactor: Float, backward: Bool, dropoutSeed: UInt64) throws -> Double {
-        try run([sample], sharedPrefix: 0, lossFactor: lossFactor, backward: backward, dropoutSeeds: [dropoutSeed])[0]
+        try run([sample], plan: .flat(1), lossFactor: lossFactor, backward: backward, dropoutSeeds: [dropoutSeed])[0]
     }
 
-    /// Runs `samples`, whose first `prefix` tokens are the same and whose trained rows all come at
-    /// or after `prefix`, as one group (the prefix once; see the type's note), and returns each
-    /// one's summed weighted cross-entropy; with `backward`, adds `lossFactor` times their
-    /// gradient to the adapter's. `dropoutSeeds[i]` draws the masks of sample `i`'s own rows; the
-    /// prefix's come from the first seed.
-    public func run(_ samples: [TokenizedSample], sharedPrefix prefix: Int, lossFactor: Float, backward: Bool,
+    /// Runs `samples` over `plan` (each node's shared rows once; see the type's note) and returns
+    /// each one's summed weighted cross-entropy; with `backward`, adds `lossFactor` times their
+    /// gradient to the adapter's. `dropoutSeeds[i]` draws the masks of sample `i`'s own rows; a
+    /// node's come from the seed of its first sample and its end.
+    public func run(_ samples: [TokenizedSample], plan: PrefixNode, lossFactor: Float, backward: Bool,
                     dropoutSeeds: [UInt64]) throws -> [Double] {
         guard dropoutSeeds.count == samples.count, !samples.isEmpty else {
-            throw TrainError.settings("a group of \(samples.count) samples with \(dropoutSeeds.count) dropout seeds")
+            throw TrainError.settings("a batch of \(samples.count) samples with \(dropoutSeeds.count) dropout seeds")
+        }
+        guard plan.end == 0, plan.samples.sorted() == Array(samples.indices) else {
+            throw TrainError.settings("a plan that does not run each of the \(samples.count) samples once from its start")
         }
         for sample in samples {
             let n = sample.tokens.count
             guard n >= 2 && n <= maxTokens else {
                 throw TrainError.data("sample \(sample.id): \(n) tokens, this engine takes 2...\(maxTokens)")
             }
-            guard sample.targets.allSatisfy({ $0.row >= prefix && $0.row < n - 1 }) else {
-                throw TrainError.data("sample \(sample.id): a target row outside the sequence or inside the shared prefix of \(prefix)")
-            }
-            guard prefix == 0 || sample.tokens[..<prefix] == samples[0].tokens[..<prefix] else {
-                throw TrainError.data("sample \(sample.id) does not begin with the group's \(prefix) shared tokens")
+            guard sample.targets.allSatisfy({ $0.row < n - 1 }) else {
+                throw TrainError.data("sample \(sample.id): a target row outside the sequence")
             }
         }
-        let b = backend
-        let dropout: Float = backward ? lora.settings.dropout : 0
-        let shared = 0..<prefix, prefixSeed = dropoutSeeds[0] ^ 0x9E37_79B9_7F4A_7C15
-        if prefix > 0 { forward(samples[0].tokens, rows: shared, dropout: dropout, seed: prefixSeed) }
-        var result: [Double] = []
-        for (i, sample) in samples.enumerated() {
-            let own = prefix..<sample.tokens.count
-            forward(sample.tokens, rows: own, dropout: dropout, seed: dropoutSeeds[i])
-            if backward { zero(dx.rows(own)) }
-            result.append(try head(sample, lossFactor: lossFactor, backward: backward))
-            guard backward else { continue }
-            let role: Role = prefix == 0 ? .whole : .afterPrefix(first: i == 0)
-            for l in stride(from: config.blockCount - 1, through: 0, by: -1) {
-                blockBackward(l, rows: own, role: role, dropout: dropout, seed: dropoutSeeds[i])
+        try check(plan, samples)
+        var pass = Pass(samples: samples, lossFactor: lossFactor, backward: backward, seeds: dropoutSeeds,
+                        dropout: backward ? lora.settings.dropout : 0, losses: samples.map { _ in 0 })
+        try run(plan, from: 0, &pass)
+        try backend.synchronize()
+        return pass.losses
+    }
+
+    /// Refuses a plan whose node is longer than a sample below it, holds one of its trained rows,
+    /// or covers tokens the samples below it do not share.
+    private func check(_ node: PrefixNode, _ samples: [TokenizedSample], start: Int = 0) throws {
+        guard node.end >= start else { throw TrainError.settings("a plan node ends at \(node.end), before its parent's \(start)") }
+        let below = node.samples
+        guard let first = below.first else { return }
+        for i in below {
+            let s = samples[i]
+            guard node.end < s.tokens.count, s.targets.allSatisfy({ $0.row >= node.end }) else {
+                throw TrainError.data("sample \(s.id): a target row inside the shared prefix of \(node.end), or no row after it")
+            }
+            guard s.tokens[start..<node.end] == samples[first].tokens[start..<node.end] else {
+                throw TrainError.data("sample \(s.id) does not begin with its group's \(node.end) shared tokens")
             }
         }
-        if backward && prefix > 0 {
-            // no loss on the prefix's rows: only the sequences' key and value gradients reach it
-            zero(dx.rows(shared))
-            for l in stride(from: config.blockCount - 1, through: 0, by: -1) {
-                blockBackward(l, rows: shared, role: .prefix, dropout: dropout, seed: prefixSeed)
+        for case .node(let child) in node.items { try check(child, samples, start: node.end) }
+    }
+
+    /// What a pass over a batch carries from node to node.
+    private struct Pass {
+        let samples: [TokenizedSample]
+        let lossFactor: Float
+        let backward: Bool
+        let seeds: [UInt64]
+        let dropout: Float
+        var losses: [Double]
+    }
+
+    /// `node`'s rows (`start..<node.end`) forward, its items, then its rows backward with the key
+    /// and value gradients its items sent them.
+    private func run(_ node: PrefixNode, from start: Int, _ pass: inout Pass) throws {
+        let rows = start..<node.end, c = config
+        guard let first = node.samples.first else { return }
+        let seed = pass.seeds[first] ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(node.end + 1))
+        if !rows.isEmpty {
+            forward(pass.samples[first].tokens, rows: rows, dropout: pass.dropout, seed: seed)
+            if pass.backward {
+                for l in 0..<c.blockCount { zero(keyGradientSums[l].rows(rows)); zero(valueGradientSums[l].rows(rows)) }
             }
         }
-        try b.synchronize()
-        return result
+        for item in node.items {
+            switch item {
+            case .node(let child): try run(child, from: node.end, &pass)
+            case .sample(let i):
+                let sample = pass.samples[i], own = node.end..<sample.tokens.count
+                forward(sample.tokens, rows: own, dropout: pass.dropout, seed: pass.seeds[i])
+                if pass.backward { zero(dx.rows(own)) }
+                pass.losses[i] = try head(sample, lossFactor: pass.lossFactor, backward: pass.backward)
+                guard pass.backward else { continue }
+                for l in stride(from: c.blockCount - 1, through: 0, by: -1) {
+                    blockBackward(l, rows: own, receives: false, dropout: pass.dropout, seed: pass.seeds[i])
+                }
+            }
+        }
+        if pass.backward && !rows.isEmpty {
+            // no loss on a node's rows: only the key and value gradients of the rows after reach it
+            zero(dx.rows(rows))
+            for l in stride(from: c.blockCount - 1, through: 0, by: -1) {
+                blockBackward(l, rows: rows, receives: true, dropout: pass.dropout, seed: seed)
+            }
+        }
     }
 
     private func zero(_ t: Tensor) { backend.write([Float](repeating: 0, count: t.count), to: t) }
@@ -316,22 +364,12 @@ public final class LoRAEngine {
 
     // MARK: backward
 
-    /// Which rows a block's backward pass runs on.
-    private enum Role {
-        /// A sequence on its own.
-        case whole
-        /// A sequence's rows after its group's prefix: the gradients of the prefix's keys and
-        /// values are set (the group's first sequence) or added to.
-        case afterPrefix(first: Bool)
-        /// The prefix, once every sequence of its group has run: its keys and values get the
-        /// gradients the sequences sent them.
-        case prefix
-    }
-
     /// Block `l`'s backward on rows `rows` (its forward run again first when recomputing): `dx`,
     /// the gradient of its output rows, becomes the gradient of its input rows, and the adapter's
-    /// gradients grow.
-    private func blockBackward(_ l: Int, rows: Range<Int>, role: Role, dropout: Float, seed: UInt64) {
+    /// gradients grow. The gradients of the keys and values of the rows before them are added to
+    /// the sums of those rows; with `receives`, the sums of these rows (what the rows after them
+    /// sent) join their own.
+    private func blockBackward(_ l: Int, rows: Range<Int>, receives: Bool, dropout: Float, seed: UInt64) {
         let b = backend, c = config, n = rows.count, start = rows.lowerBound, seen = 0..<rows.upperBound
         let w = decoder.blocks[l], a = decoder.layouts[l]
         if recomputes {
@@ -361,17 +399,14 @@ public final class LoRAEngine {
                             headCount: c.headCount, headCountKV: c.headCountKV, startPosition: start, scale: a.scale,
                             mask: a.mask, queryGradient: dq, keyGradient: self.dk.rows(seen),
                             valueGradient: self.dv.rows(seen))
-        let shared = 0..<start, dk = self.dk.rows(rows), dv = self.dv.rows(rows)
-        switch role {
-        case .whole: break
-        case .afterPrefix(let first):
-            for (gradient, sum) in [(self.dk, prefixKeyGradients[l]), (self.dv, prefixValueGradients[l])] {
-                if first { b.scale(gradient.rows(shared), by: 1, into: sum.rows(shared)) }
-                else { b.add(sum.rows(shared), gradient.rows(shared), into: sum.rows(shared)) }
-            }
-        case .prefix:
-            b.add(dk, prefixKeyGradients[l].rows(rows), into: dk)
-            b.add(dv, prefixValueGradients[l].rows(rows), into: dv)
+        let before = 0..<start, dk = self.dk.rows(rows), dv = self.dv.rows(rows)
+        if start > 0 {
+            b.add(keyGradientSums[l].rows(before), self.dk.rows(before), into: keyGradientSums[l].rows(before))
+            b.add(valueGradientSums[l].rows(before), self.dv.rows(before), into: valueGradientSums[l].rows(before))
+        }
+        if receives {
+            b.add(dk, keyGradientSums[l].rows(rows), into: dk)
+            b.add(dv, valueGradientSums[l].rows(rows), into: dv)
         }
         b.ropeBackward(dq, headDim: c.headDim, ropeDim: a.ropeDim, startPosition: start, freqBase: a.freqBase,
                        layout: a.ropeLayout, scaling: a.ropeScaling)

@@ -23,12 +23,17 @@ public struct TrainSettings: Codable, Sendable, Equatable {
     /// Whether the samples of a step (and the held-aside ones) that begin with the same tokens
     /// run those tokens once (`SharedPrefix`): the same gradient up to the order of float sums.
     public var sharePrefixes = true
+    /// Whether the samples of a pair (ids that agree up to a `#`: a pair's two orders) follow one
+    /// another in the shuffled order, so that a step holds both orders: position has then no
+    /// gradient of its own to follow, and the pair's conversation is shared.
+    public var pairsTogether = true
 
     public init() {}
 }
 
 extension TrainSettings {
-    /// Reads settings, those of runs from before prefix sharing included (they ran without it).
+    /// Reads settings, those of runs from before prefix sharing and pair order included (they ran
+    /// without them).
     public init(from decoder: any Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         lora = try c.decode(LoRASettings.self, forKey: .lora)
@@ -42,6 +47,7 @@ extension TrainSettings {
         evalEvery = try c.decode(Int.self, forKey: .evalEvery)
         checkpointEvery = try c.decode(Int.self, forKey: .checkpointEvery)
         sharePrefixes = try c.decodeIfPresent(Bool.self, forKey: .sharePrefixes) ?? false
+        pairsTogether = try c.decodeIfPresent(Bool.self, forKey: .pairsTogether) ?? false
     }
 }
 
@@ -106,8 +112,8 @@ public final class Trainer {
     public let directory: String
     public let train: [TokenizedSample]
     public let eval: [TokenizedSample]
-    /// The held-aside samples' groups (the same at every evaluation).
-    private let evalGroups: [SampleGroup]
+    /// How the held-aside samples run (the same at every evaluation).
+    private let evalPlan: PrefixNode
     private let model: LanguageModel
     private let lora: TrainableLoRA
     private let engine: LoRAEngine
@@ -132,7 +138,7 @@ public final class Trainer {
         self.directory = directory
         self.train = train
         self.eval = eval
-        evalGroups = SharedPrefix.groups(eval, enabled: settings.sharePrefixes)
+        evalPlan = SharedPrefix.tree(eval, enabled: settings.sharePrefixes)
         self.model = model
         lora = try TrainableLoRA(settings: settings.lora, config: model.config, backend: model.backend)
         let longest = max(2, (train + eval).map(\.tokens.count).max() ?? 2)
@@ -190,13 +196,10 @@ public final class Trainer {
             let batch = samples(forStep: step)
             let weight = batch.reduce(0.0) { $0 + $1.sample.totalWeight }
             lora.zeroGradients()
-            var loss = 0.0
-            for group in SharedPrefix.groups(batch.map(\.sample), enabled: settings.sharePrefixes) {
-                let members = group.members.map { batch[$0] }
-                loss += try engine.run(members.map(\.sample), sharedPrefix: group.prefix, lossFactor: Float(1 / weight),
-                                       backward: true, dropoutSeeds: members.map { dropoutSeed($0.position) })
-                    .reduce(0, +)
-            }
+            let samples = batch.map(\.sample)
+            let loss = try engine.run(samples, plan: SharedPrefix.tree(samples, enabled: settings.sharePrefixes),
+                                      lossFactor: Float(1 / weight), backward: true,
+                                      dropoutSeeds: batch.map { dropoutSeed($0.position) }).reduce(0, +)
             let tokens = batch.reduce(0) { $0 + $1.sample.tokens.count }
             var values = try lora.values()
             let rate = settings.optimizer.learningRate(step: step, total: total)
@@ -244,17 +247,15 @@ public final class Trainer {
 
     /// The mean weighted cross-entropy of the held-aside samples (no dropout, no gradients).
     public func evaluate() throws -> Double {
-        var loss = 0.0
-        for group in evalGroups {
-            loss += try engine.run(group.members.map { eval[$0] }, sharedPrefix: group.prefix, lossFactor: 0, backward: false,
-                                   dropoutSeeds: group.members.map { _ in 0 }).reduce(0, +)
-        }
+        guard !eval.isEmpty else { return 0 }
+        let loss = try engine.run(eval, plan: evalPlan, lossFactor: 0, backward: false, dropoutSeeds: eval.map { _ in 0 })
+            .reduce(0, +)
         return loss / max(eval.reduce(0.0) { $0 + $1.totalWeight }, 1e-12)
     }
 
     /// The samples of step `step` with their positions in the run's stream: epoch after epoch,
     /// each in its own seeded order.
-    func samples(forStep step: Int) -> [(position: Int, sample: TokenizedSample)] {
+    public func samples(forStep step: Int) -> [(position: Int, sample: TokenizedSample)] {
         (0..<settings.batch).map { j in
             let position = step * settings.batch + j
             let epoch = position / train.count
@@ -264,12 +265,32 @@ public final class Trainer {
 
     private var orders: [Int: [Int]] = [:]
 
-    /// A seeded permutation of the samples for `epoch` (Fisher-Yates).
+    /// A seeded permutation of the samples for `epoch` (Fisher-Yates), of whole pairs when
+    /// `pairsTogether` (a pair's samples in the order of the data; a sample whose other order
+    /// was skipped waits for the next such one, so that pairs keep to even positions).
     private func order(epoch: Int) -> [Int] {
         if let o = orders[epoch] { return o }
         var rng = SplitMix64(seed: settings.seed &+ 0x5DEE_CE66_D &* UInt64(epoch + 1))
-        var o = Array(train.indices)
-        for i in stride(from: o.count - 1, to: 0, by: -1) { o.swapAt(i, rng.below(i + 1)) }
+        var units: [[Int]]
+        if settings.pairsTogether {
+            var index: [Substring: Int] = [:]
+            units = []
+            for (i, s) in train.enumerated() {
+                if let u = index[s.pair] { units[u].append(i) } else { index[s.pair] = units.count; units.append([i]) }
+            }
+        } else {
+            units = train.indices.map { [$0] }
+        }
+        for i in stride(from: units.count - 1, to: 0, by: -1) { units.swapAt(i, rng.below(i + 1)) }
+        var o: [Int] = [], waiting: Int?
+        for unit in units {
+            if settings.pairsTogether && unit.count % 2 == 1 {
+                if let w = waiting { o += [w] + unit; waiting = nil } else { o += unit.dropLast(); waiting = unit.last }
+            } else {
+                o += unit
+            }
+        }
+        if let w = waiting { o.append(w) }
         orders = [epoch: o]
         return o
     }

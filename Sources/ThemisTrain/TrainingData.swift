@@ -135,8 +135,7 @@ public enum HeldAside {
     public static func split(_ samples: [TokenizedSample], fraction: Double) -> (train: [TokenizedSample], held: [TokenizedSample]) {
         var train: [TokenizedSample] = [], held: [TokenizedSample] = []
         for s in samples {
-            let group = s.id.split(separator: "#", maxSplits: 1).first.map(String.init) ?? s.id
-            let h = Checkpoint.fnv1a(Data(group.utf8))
+            let h = Checkpoint.fnv1a(Data(s.pair.utf8))
             if Double(h % 10_000) < fraction * 10_000 { held.append(s) } else { train.append(s) }
         }
         return (train, held)

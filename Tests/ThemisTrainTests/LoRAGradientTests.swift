@@ -146,13 +146,15 @@ struct LoRAGradientTests {
         #expect(results[0].1.contains { $0 != 0 })
     }
 
-    /// Samples that begin alike run as one group (the shared tokens once) and give the gradient
-    /// and losses of running each whole; kept and recomputed activations give the same bits in
-    /// a group too. SmolLM2 on the CPU; the tiny llama on Vulkan against its CPU.
+    /// Samples that begin alike run over a tree of their shared beginnings (each shared token
+    /// once) and give the gradient and losses of running each whole; kept and recomputed
+    /// activations give the same bits over a tree too. SmolLM2 on the CPU (a judge prompt shared
+    /// by three samples, an instruction by two of them); the tiny llama on the CPU and on Vulkan.
     @Test func samplesSharingAPrefixGiveTheGradientOfRunningEachWhole() throws {
         let judge = "<|im_start|>user\nCompare the two responses to the instruction and answer [[A]] or [[B]].\n"
-        let texts = ["Instruction: name a prime. A: 4 B: 7<|im_end|>\n<|im_start|>assistant\nB is prime. [[B]]",
-                     "Instruction: name a prime. A: 7 B: 4<|im_end|>\n<|im_start|>assistant\nA is prime. [[A]]",
+        let prime = "Instruction: name a prime number between one and ten, and say in a few words why it is prime."
+        let texts = ["\(prime) A: 4 B: 7<|im_end|>\n<|im_start|>assistant\nB is prime. [[B]]",
+                     "\(prime) A: 7 B: 4<|im_end|>\n<|im_start|>assistant\nA is prime. [[A]]",
                      "Instruction: say hello. A: hello B: bye<|im_end|>\n<|im_start|>assistant\nA greets. [[A]]"]
         let smol = try LanguageModel(path: TrainTestSupport.smolLM2, backend: CPUBackend(threads: 2), contextLength: 64)
         let samples = texts.enumerated().map { i, text in
@@ -160,13 +162,19 @@ struct LoRAGradientTests {
             return TokenizedSample(id: "s\(i)", tokens: tokens,
                                    targets: (tokens.count - 7..<tokens.count - 1).map { .init(row: $0, weight: $0 % 2 == 0 ? 1 : 0.5) })
         }
-        let groups = SharedPrefix.groups(samples)
-        #expect(groups.count == 1 && groups[0].members.count == 3, "\(groups)")
-        let prefix = groups[0].prefix
-        #expect(prefix >= SharedPrefix.minimumPrefix && prefix <= samples.map { $0.targets[0].row }.min()!)
+        let plan = SharedPrefix.tree(samples)
+        // root -> the judge prompt (all three) -> the prime instruction (the first two)
+        guard case .node(let judgeNode) = plan.items.first, plan.items.count == 1,
+              let primeNode = judgeNode.items.compactMap({ if case .node(let n) = $0 { n } else { nil } }).first else {
+            Issue.record("not a two-level tree: \(plan)")
+            return
+        }
+        #expect(Set(primeNode.samples) == [0, 1] && Set(judgeNode.samples) == [0, 1, 2])
+        #expect(judgeNode.end >= SharedPrefix.minimumPrefix && primeNode.end >= judgeNode.end + SharedPrefix.minimumPrefix)
+        #expect(primeNode.end <= samples[..<2].map { $0.targets[0].row }.min()! && judgeNode.end <= samples[2].targets[0].row)
         let settings = LoRASettings(rank: 3, alpha: 6, blocks: [0, 11, 29])
-        let grouped = try Self.groupedAgainstWhole(smol, settings: settings, samples: samples, prefix: prefix)
-        print("[shared prefix, SmolLM2, cpu] prefix \(prefix) of \(samples.map(\.tokens.count)) tokens: gradient NMSE \(grouped.nmse), loss difference \(grouped.lossDifference)")
+        let grouped = try Self.groupedAgainstWhole(smol, settings: settings, samples: samples, plan: plan)
+        print("[shared prefixes, SmolLM2, cpu] nodes ending at \(judgeNode.end), \(primeNode.end) of \(samples.map(\.tokens.count)) tokens: gradient NMSE \(grouped.nmse), loss difference \(grouped.lossDifference)")
         #expect(grouped.nmse < 1e-9 && grouped.lossDifference < 1e-5)
         var kept: [[Float]] = []
         for recompute in [true, false] {
@@ -174,47 +182,53 @@ struct LoRAGradientTests {
             var rng = SplitMix64(seed: 3)
             lora.load((0..<lora.count).map { _ in rng.uniform() * 0.05 })
             let engine = try LoRAEngine(model: smol, lora: lora, maxTokens: 64, recompute: recompute)
-            _ = try engine.run(samples, sharedPrefix: prefix, lossFactor: 1, backward: true, dropoutSeeds: [1, 2, 3])
+            _ = try engine.run(samples, plan: plan, lossFactor: 1, backward: true, dropoutSeeds: [1, 2, 3])
             kept.append(try lora.gradients())
         }
         #expect(kept[0] == kept[1])
-        // the tiny llama: its own vocabulary, token ids drawn at random after a shared beginning
+        // the tiny llama: its own vocabulary, token ids drawn at random; all three share 20
+        // tokens, the first two 18 more
         var rng = SplitMix64(seed: 21)
         let tiny = try LanguageModel(path: TrainTestSupport.tinyLlama, backend: CPUBackend(threads: 2), contextLength: 64)
-        let head = (0..<20).map { _ in Int32(rng.below(tiny.config.vocabularySize)) }
-        let tinySamples = [9, 14, 5].enumerated().map { i, tail in
-            let tokens = head + (0..<tail).map { _ in Int32(rng.below(tiny.config.vocabularySize)) }
-            return TokenizedSample(id: "t\(i)", tokens: tokens, targets: (20..<tokens.count - 1).map { .init(row: $0, weight: 1) })
+        func draw(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.below(tiny.config.vocabularySize)) } }
+        let head = draw(20), mid = draw(18)
+        let tinySamples = [head + mid + draw(9), head + mid + draw(5), head + draw(14)].enumerated().map { i, tokens in
+            TokenizedSample(id: "t\(i)", tokens: tokens, targets: (tokens.count - 5..<tokens.count - 1).map { .init(row: $0, weight: 1) })
         }
+        let tinyPlan = PrefixNode(end: 0, items: [.node(PrefixNode(end: 20, items: [
+            .node(PrefixNode(end: 38, items: [.sample(0), .sample(1)])), .sample(2)]))])
+        let lengths = tinySamples.map(\.tokens.count)
+        #expect(SharedPrefix.tree(tinySamples).tokensRun(lengths: lengths) == 20 + 18 + 9 + 5 + 14)
+        #expect(tinyPlan.tokensRun(lengths: lengths) == 20 + 18 + 9 + 5 + 14)
         let tinySettings = LoRASettings(rank: 2, alpha: 4, blocks: [0, 1, 2])
-        var results = [try Self.groupedAgainstWhole(tiny, settings: tinySettings, samples: tinySamples, prefix: 20)]
+        var results = [try Self.groupedAgainstWhole(tiny, settings: tinySettings, samples: tinySamples, plan: tinyPlan)]
         if let vulkan = try TrainTestSupport.backend("vulkan") {
             let model = try LanguageModel(path: TrainTestSupport.tinyLlama, backend: vulkan, contextLength: 64)
-            results.append(try Self.groupedAgainstWhole(model, settings: tinySettings, samples: tinySamples, prefix: 20))
+            results.append(try Self.groupedAgainstWhole(model, settings: tinySettings, samples: tinySamples, plan: tinyPlan))
         }
         for (backend, r) in zip(["cpu", "vulkan"], results) {
-            print("[shared prefix, tiny llama, \(backend)] gradient NMSE \(r.nmse), loss difference \(r.lossDifference)")
+            print("[shared prefixes, tiny llama, \(backend)] gradient NMSE \(r.nmse), loss difference \(r.lossDifference)")
             #expect(r.nmse < 1e-9 && r.lossDifference < 1e-5, "\(backend)")
         }
     }
 
     /// The gradient NMSE and the largest relative loss difference between running `samples` as a
-    /// group over `prefix` tokens and running each whole (random adapter values, no dropout).
+    /// tree `plan` and running each whole (random adapter values, no dropout).
     static func groupedAgainstWhole(_ model: LanguageModel, settings: LoRASettings, samples: [TokenizedSample],
-                                    prefix: Int) throws -> (nmse: Double, lossDifference: Double) {
+                                    plan: PrefixNode) throws -> (nmse: Double, lossDifference: Double) {
         let lora = try TrainableLoRA(settings: settings, config: model.config, backend: model.backend)
         var rng = SplitMix64(seed: 3)
         lora.load((0..<lora.count).map { _ in rng.uniform() * 0.05 })
         let engine = try LoRAEngine(model: model, lora: lora, maxTokens: 64, recompute: false)
         lora.zeroGradients()
-        let grouped = try engine.run(samples, sharedPrefix: prefix, lossFactor: 0.5, backward: true,
+        let grouped = try engine.run(samples, plan: plan, lossFactor: 0.5, backward: true,
                                      dropoutSeeds: samples.map { _ in 0 })
         let g1 = try lora.gradients()
         lora.zeroGradients()
         let whole = try samples.map { try engine.run($0, lossFactor: 0.5, backward: true, dropoutSeed: 0) }
         let g2 = try lora.gradients()
         // evaluation (no backward) of the group gives the losses of the training pass
-        #expect(try engine.run(samples, sharedPrefix: prefix, lossFactor: 0, backward: false,
+        #expect(try engine.run(samples, plan: plan, lossFactor: 0, backward: false,
                                dropoutSeeds: samples.map { _ in 0 }) == grouped)
         var num = 0.0, den = 0.0
         for (a, b) in zip(g1, g2) {

@@ -1,3 +1,4 @@
+import CPUBackend
 import Foundation
 import Testing
 import ThemisDistill
@@ -39,9 +40,11 @@ struct TrainingDataTests {
         #expect(scoreOnly.targets.count == verdictTokens + 1)
     }
 
-    /// Grouping a step's samples by the tokens they begin with: two prompt families, a sample
-    /// whose answer starts early (the prefix stops at its first trained row), a loner; every
-    /// sample in one group, each group's members sharing its prefix; fewer tokens run.
+    /// Planning a step's samples over the tokens they begin with: two prompt families, a sample
+    /// whose answer starts early (its node stops at its first trained row), a loner, and a family
+    /// of two pairs (a shared rubric, each pair's conversation below it): every sample once, each
+    /// node's samples sharing its tokens, nodes at least `minimumPrefix` deeper than their
+    /// parents; fewer tokens run.
     @Test func samplesAreGroupedByTheirSharedBeginning() {
         func sample(_ id: String, _ head: [Int32], _ tail: [Int32], firstTarget: Int? = nil) -> TokenizedSample {
             let tokens = head + tail
@@ -49,33 +52,67 @@ struct TrainingDataTests {
             return TokenizedSample(id: id, tokens: tokens, targets: (first..<tokens.count - 1).map { .init(row: $0, weight: 1) })
         }
         let a = [Int32](1...40), b = [Int32](1...10) + [Int32](500...529)
+        let rubric = [Int32](1000..<1020), x = rubric + [Int32](2000..<2020), y = rubric + [Int32](3000..<3020)
         let samples = [
             sample("a1", a, [7, 8, 9, 10]), sample("b1", b, [3, 4, 5]), sample("a2", a, [7, 8, 1, 2, 3]),
             sample("lone", [900, 901, 902], [1, 2, 3, 4]), sample("b2", b, [9, 9, 9, 9]),
             sample("a3", a, [6, 6, 6], firstTarget: 30),
+            sample("x#ab", x, [1, 2, 3]), sample("y#ab", y, [4, 5, 6]), sample("x#ba", x, [3, 2, 1]), sample("y#ba", y, [6, 5, 4]),
         ]
-        let groups = SharedPrefix.groups(samples)
-        #expect(groups.flatMap(\.members).sorted() == Array(samples.indices))
-        var byFirst: [String: SampleGroup] = [:]
-        for g in groups { byFirst[samples[g.members[0]].id] = g }
-        let run = groups.reduce(0) { total, g in
-            total + g.prefix + g.members.reduce(0) { $0 + samples[$1].tokens.count - g.prefix }
-        }
-        for g in groups {
-            let first = samples[g.members[0]].tokens
-            for m in g.members {
-                #expect(Array(samples[m].tokens.prefix(g.prefix)) == Array(first.prefix(g.prefix)))
-                #expect(samples[m].targets.allSatisfy { $0.row >= g.prefix })
+        let plan = SharedPrefix.tree(samples)
+        #expect(plan.end == 0 && plan.samples.sorted() == Array(samples.indices))
+        var found: [(end: Int, samples: Set<Int>)] = []
+        func visit(_ node: PrefixNode, parent: Int) {
+            for case .node(let child) in node.items {
+                let below = child.samples
+                found.append((child.end, Set(below)))
+                #expect(child.end >= parent + SharedPrefix.minimumPrefix)
+                for m in below {
+                    #expect(Array(samples[m].tokens.prefix(child.end)) == Array(samples[below[0]].tokens.prefix(child.end)))
+                    #expect(samples[m].targets.allSatisfy { $0.row >= child.end })
+                }
+                visit(child, parent: child.end)
             }
-            #expect(g.members.count == 1 ? g.prefix == 0 : g.prefix >= SharedPrefix.minimumPrefix)
         }
+        visit(plan, parent: 0)
         // a1, a2 share 42 tokens; with a3 (trained from row 30) the three share 30: fewer in all
-        let aGroup = groups.first { g in g.members.contains(0) }!
-        #expect(Set(aGroup.members) == [0, 2, 5] && aGroup.prefix == 30)
-        let bGroup = groups.first { g in g.members.contains(1) }!
-        #expect(Set(bGroup.members) == [1, 4] && bGroup.prefix == 40)
-        #expect(groups.contains { $0.members == [3] && $0.prefix == 0 })
-        #expect(run < samples.reduce(0) { $0 + $1.tokens.count })
-        #expect(SharedPrefix.groups(samples, enabled: false) == samples.indices.map { SampleGroup(members: [$0], prefix: 0) })
+        #expect(found.contains { $0 == (30, [0, 2, 5]) }, "\(found)")
+        #expect(found.contains { $0 == (40, [1, 4]) }, "\(found)")
+        // the rubric for the four, each pair's conversation for its two orders
+        #expect(found.contains { $0 == (20, [6, 7, 8, 9]) } && found.contains { $0 == (40, [6, 8]) }
+                && found.contains { $0 == (40, [7, 9]) }, "\(found)")
+        #expect(found.count == 5 && plan.items.contains(.sample(3)))
+        let lengths = samples.map(\.tokens.count)
+        #expect(plan.tokensRun(lengths: lengths) == 30 + 14 + 15 + 13 + 40 + 3 + 4 + 7 + 20 + 2 * (20 + 3 + 3))
+        #expect(SharedPrefix.tree(samples, enabled: false) == .flat(samples.count))
+        #expect(PrefixNode.flat(samples.count).tokensRun(lengths: lengths) == lengths.reduce(0, +))
+    }
+    /// With `pairsTogether` every step of an even batch holds both orders of its pairs (two
+    /// samples whose other order is missing fill a step between them); without it, the seeded
+    /// shuffle splits pairs. Every sample once per epoch either way.
+    @Test func bothOrdersOfAPairShareAStep() throws {
+        let model = try LanguageModel(path: TrainTestSupport.tinyLlama, backend: CPUBackend(threads: 1), contextLength: 64)
+        var samples: [TokenizedSample] = []
+        for p in 0..<15 {
+            for order in p == 4 || p == 9 ? ["ab"] : ["ab", "ba"] {
+                samples.append(TokenizedSample(id: "p\(p)#\(order)", tokens: [1, 2, Int32(p + 3)], targets: [.init(row: 1, weight: 1)]))
+            }
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("themis-pairs-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for together in [true, false] {
+            var settings = TrainSettings()
+            settings.batch = 4
+            settings.pairsTogether = together
+            let trainer = try Trainer(model: model, settings: settings, train: samples, eval: [], directory: dir)
+            let steps = (0..<trainer.totalSteps).map { trainer.samples(forStep: $0).map(\.sample) }
+            #expect(steps.count == 7)
+            let epoch = steps.flatMap { $0 }.prefix(samples.count)
+            #expect(Set(epoch.map(\.id)) == Set(samples.map(\.id)))
+            let whole = steps.dropLast().map { step in
+                Dictionary(grouping: step, by: \.pair).values.allSatisfy { $0.count == 2 || ["p4", "p9"].contains($0[0].pair) }
+            }
+            if together { #expect(whole.allSatisfy { $0 }, "\(steps.map { $0.map(\.id) })") } else { #expect(whole.contains(false)) }
+        }
     }
 }

@@ -44,6 +44,8 @@ struct Train: ParsableCommand {
     var recompute = "auto"
     @Flag(inversion: .prefixedNo, help: "Run the tokens that samples of a step begin with alike (the judge prompt's instructions) once for all of them: the same gradient, less work.")
     var sharePrefix = true
+    @Flag(name: .customLong("pairs-together"), inversion: .prefixedNo, help: "Keep the two orders of a pair (ids <pair>#ab, <pair>#ba) next to each other in the shuffled order, so that a step trains both: position alone then gets no gradient, and the pair's conversation is shared.")
+    var pairsTogether = true
     @Option(name: .customLong("adapter-type"), help: "How RUN/adapter.gguf stores its matrices: f32, or f16 (half the size). A finished run given --resume writes its adapter again (in another type, say).")
     var adapterType: GGUFWriter.FloatType = .f32
     @Flag(help: "Continue the run in --output from its last checkpoint.") var resume = false
@@ -79,6 +81,7 @@ struct Train: ParsableCommand {
         s.evalEvery = evalEvery
         s.checkpointEvery = checkpointEvery
         s.sharePrefixes = sharePrefix
+        s.pairsTogether = pairsTogether
         return s
     }
 

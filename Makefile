@@ -11,7 +11,7 @@ export THEMIS_MODELS ?= $(HOME)/.cache/themis/models
 APT_PACKAGES = libvulkan-dev glslang-tools spirv-tools mesa-vulkan-drivers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps models llamacpp build test test-all run bench bench-train bench-served compare-served bench-kernels fuzz fuzz-smoke clean
+.PHONY: all deps models llamacpp build test test-all test-avx2 run bench bench-train bench-served compare-served bench-kernels fuzz fuzz-smoke clean
 
 all: build
 
@@ -59,6 +59,14 @@ test-all: deps models llamacpp
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	THEMIS_TEST_ALL=1 SWIFT=$(SWIFT) scripts/run-tests -c $(CONFIG) --skip-build --no-parallel
 
+# The CPU kernels built for AVX2 only (THEMIS_TARGET_CPU=znver3, into .build-avx2) against the
+# scalar reference and llama.cpp's recorded logits: on an AVX-512 machine this checks the code an
+# AVX2-only machine (Zen 3, most laptops) runs. CI runs it after make test.
+AVX2_TESTS = CPUBackendTests|ReferenceModelTests|ArchitectureReferenceTests|PrefixReuseTests
+test-avx2: deps models
+	THEMIS_TARGET_CPU=znver3 $(SWIFT) build -c $(CONFIG) --scratch-path .build-avx2 --build-tests
+	SWIFT=$(SWIFT) scripts/run-tests -c $(CONFIG) --scratch-path .build-avx2 --skip-build --no-parallel --filter "$(AVX2_TESTS)"
+
 # Coverage-guided fuzzing of everything that reads untrusted input (libFuzzer + AddressSanitizer,
 # its own build folder): FUZZ_SECONDS per target (default 600), FUZZ_JOBS targets at a time
 # (default 1; one core each), seeds in Fuzz/corpus.
@@ -78,7 +86,9 @@ run: models build
 	.build/$(CONFIG)/themis judge --model smollm2-135m --device auto --input examples/judge-examples.jsonl \
 		--keep-fields label --explain short | $(PYTHON) scripts/show-verdicts.py
 
-# Side by side with llama.cpp (installed into .venv on first use), both default models.
+# Side by side with llama.cpp (installed into .venv on first use), the three default models; on a
+# machine with AVX-512 also both engines built for AVX2 only (themis for znver3 in .build-avx2,
+# llama.cpp with its AVX-512 options off in .venv-avx2), in the same table.
 bench: models build
 	scripts/bench-vs-llamacpp
 

@@ -79,25 +79,6 @@ struct QuantizedRow {
 }
 
 
-/// `w · x` over 32 lanes (`w0` then `w1`, against `x[0 ..< 32]`) as 16 float lane sums of
-/// adjacent pairs. Written as a plain loop over pointers: the compiler turns it into the
-/// multiply-add of 16-bit pairs into 32-bit lanes (`vpmaddwd`), which SIMD lane code does not
-/// reach (it multiplies in 16-bit lanes and widens after).
-@inline(__always) func pairSums(_ w0: SIMD16<Int16>, _ w1: SIMD16<Int16>, _ x: UnsafePointer<Int16>) -> F16x {
-    var w = (w0, w1)
-    var t = SIMD16<Int32>()
-    withUnsafeBytes(of: &w) { raw in
-        let a = raw.baseAddress!.assumingMemoryBound(to: Int16.self)
-        withUnsafeMutableBytes(of: &t) { out in
-            let o = out.baseAddress!.assumingMemoryBound(to: Int32.self)
-            for l in 0..<16 { o[l] = Int32(a[2 * l]) &* Int32(x[2 * l]) &+ Int32(a[2 * l + 1]) &* Int32(x[2 * l + 1]) }
-        }
-    }
-    var f = F16x()
-    for i in 0..<16 { f[i] = Float(t[i]) }
-    return f
-}
-
 /// A block format with an 8-bit-activation dot.
 protocol BlockDotQ8: BlockKernel {
     /// `acc` (lane partial sums) and `accS` (scalar terms) gain `w_block · x_block`; `xq`, `xd`,
@@ -149,7 +130,8 @@ extension KernelQ5_0: BlockDotQ8 {
         let q = load16(src, 6)
         let high = SIMD16<Int16>(repeating: -16)
         let v0 = int16(q & 0x0F) | (~m0 & high), v1 = int16(q &>> 4) | (~m1 & high)
-        acc = acc.addingProduct(pairSums(v0, v1, xq), F16x(repeating: d * xd[0]))
+        let t = v0 &* loadQ(xq) &+ v1 &* loadQ(xq + 16)
+        acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
     }
 }
 
@@ -173,7 +155,8 @@ extension KernelQ8_0: BlockDotQ8 {
         let d = halfToFloat(src)
         let w0 = src.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
         let w1 = src.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
-        acc = acc.addingProduct(pairSums(int16(w0), int16(w1), xq), F16x(repeating: d * xd[0]))
+        let t = int16(w0) &* loadQ(xq) &+ int16(w1) &* loadQ(xq + 16)
+        acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
     }
 }
 

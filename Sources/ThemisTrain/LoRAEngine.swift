@@ -56,8 +56,8 @@ public final class LoRAEngine {
     // the input of every block, and the last block's output
     private let inputs: [Tensor]
     private let final: Tensor
-    // every block's keys (after RoPE) and values, kept in both modes: a prefix's are read by
-    // each sequence of its group
+    // every block's keys (after RoPE) and values, kept in both modes: a shared node's are read
+    // by every row that runs after it
     private let keys, values: [Tensor]
     // per block, the gradients that rows send to the keys and values of shared rows before them
     private let keyGradientSums, valueGradientSums: [Tensor]

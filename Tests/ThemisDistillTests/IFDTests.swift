@@ -60,11 +60,16 @@ struct IFDTests {
         }
     }
 
-    /// llama.cpp's log-probabilities of the same tokens (scripts/ifd-reference.py). llama.cpp rounds
-    /// activations to 8 bits inside its quantised matmuls, we keep them in f32 when scoring, so
-    /// the two differ by that rounding: measured, per-token values within 0.22 nats, mean
-    /// cross-entropies within 1.9% and IFD within 1.5% (relative; 3.4% of a tiny 0.0027). The bounds: 0.3 nats,
-    /// 3%, 2.5% + 0.001.
+    /// llama.cpp's log-probabilities of the same tokens (scripts/ifd-reference.py). Both engines
+    /// round activations to 8 bits in their decode matmuls (ours: up to 8 rows at a time, so the
+    /// 7-token answers here; longer ones run through f32 panels), and on these short texts the
+    /// means are sensitive to it: a value rounded the other way moves the next layer by a whole
+    /// quantum. Measured with the integer block sums held equal and only the order of the float
+    /// adds changed (lanes of the block dot reversed): SmolLM2's conditioned mean of the first
+    /// record moved 0.389 -> 0.424 -> 0.407 (llama.cpp 0.396), Qwen's unconditioned 7.07 -> 7.18 ->
+    /// 7.19 (llama.cpp 6.94), IFD up to 7% of 0.089. The bounds sit above that noise and far
+    /// below what a wrong token or prefix does (whole nats): per token 0.3 nats, means 5% + 0.03
+    /// nats, IFD 5% + 0.01.
     @Test func ifdAgreesWithLlamaCpp() async throws {
         let url = try #require(Bundle.module.url(forResource: "Fixtures/ifd-reference", withExtension: "json"))
         let reference = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
@@ -90,9 +95,9 @@ struct IFDTests {
                 let ceC = -theirs.reduce(0, +) / Double(theirs.count)
                 let u = try #require(r["llama_unconditioned"] as? [Double])
                 let ceU = -u.reduce(0, +) / Double(u.count)
-                #expect(abs(s.conditioned - ceC) <= 0.03 * ceC && abs(s.unconditioned - ceU) <= 0.03 * ceU, "\(file): \(s) vs \(ceC), \(ceU)")
+                #expect(abs(s.conditioned - ceC) <= 0.05 * ceC + 0.03 && abs(s.unconditioned - ceU) <= 0.05 * ceU + 0.03, "\(file): \(s) vs \(ceC), \(ceU)")
                 let llamaIFD = try #require(r["llama_ifd"] as? Double)
-                #expect(abs(s.ifd - llamaIFD) <= 0.025 * llamaIFD + 0.001, "\(file): IFD \(s.ifd) vs \(llamaIFD)")
+                #expect(abs(s.ifd - llamaIFD) <= 0.05 * llamaIFD + 0.01, "\(file): IFD \(s.ifd) vs \(llamaIFD)")
                 _ = (start, client)
             }
         }

@@ -1,8 +1,9 @@
 /// Decode matvec with 8-bit activations, as llama.cpp does: the activation row is quantised once
 /// per matmul (per 32 elements: scale `d`, sum `s = d·Σq`, values widened to Int16), and each
-/// weight block is dotted in 16-bit integer lanes (`vpmullw`; every product and every sum of two
-/// fits in Int16), then widened, converted and scaled once per 32 (or 16) elements. This needs
-/// about a third of the vector work of dequantising to floats, and decode is bound by it.
+/// weight block is dotted as signed 16-bit pairs multiplied and added into 32-bit lanes
+/// (`pairSums`: `vpmaddwd`, one per 32 weights with AVX-512, two with AVX2; unsigned quants are
+/// centred first), then converted and scaled once per 32 (or 16) elements. Q6_K still multiplies
+/// in 16-bit lanes (`vpmullw`; every product fits in Int16) and widens after.
 
 /// An activation row quantised for `BlockDotQ8` kernels.
 struct QuantizedRow {
@@ -79,6 +80,33 @@ struct QuantizedRow {
 }
 
 
+/// `w · x` over 32 lanes (`w0` then `w1`, against `x[0 ..< 32]`) as 16 float lane sums of
+/// adjacent pairs. Written as a plain loop over pointers: the compiler turns it into the
+/// multiply-add of 16-bit pairs into 32-bit lanes (`vpmaddwd`), which SIMD lane code does not
+/// reach (it multiplies in 16-bit lanes and widens after).
+@inline(__always) func pairSums(_ w0: SIMD16<Int16>, _ w1: SIMD16<Int16>, _ x: UnsafePointer<Int16>) -> F16x {
+    var w = (w0, w1)
+    var t = SIMD16<Int32>()
+    withUnsafeBytes(of: &w) { raw in
+        let a = raw.baseAddress!.assumingMemoryBound(to: Int16.self)
+        withUnsafeMutableBytes(of: &t) { out in
+            let o = out.baseAddress!.assumingMemoryBound(to: Int32.self)
+            for l in 0..<16 { o[l] = Int32(a[2 * l]) &* Int32(x[2 * l]) &+ Int32(a[2 * l + 1]) &* Int32(x[2 * l + 1]) }
+        }
+    }
+    var f = F16x()
+    for i in 0..<16 { f[i] = Float(t[i]) }
+    return f
+}
+
+/// Unsigned quants (nibbles, five-bit values) minus `c`, as signed 16-bit lanes. `pairSums` gets
+/// its single multiply-add only from values that may be negative: for values the compiler can
+/// prove non-negative it splits even and odd lanes into two. The `c · Σx` this takes away is
+/// added back in the block's scalar term.
+@inline(__always) func centred(_ v: SIMD16<UInt8>, _ c: UInt8) -> SIMD16<Int16> {
+    int16(SIMD16<Int8>(truncatingIfNeeded: v &- c))
+}
+
 /// A block format with an 8-bit-activation dot.
 protocol BlockDotQ8: BlockKernel {
     /// `acc` (lane partial sums) and `accS` (scalar terms) gain `w_block · x_block`; `xq`, `xd`,
@@ -92,9 +120,7 @@ extension KernelQ4_0: BlockDotQ8 {
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
         let d = halfToFloat(src)
         let q = load16(src, 2)
-        let t = int16(q & 0x0F) &* loadQ(xq) &+ int16(q &>> 4) &* loadQ(xq + 16)
-        acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
-        accS -= 8 * d * xs[0]
+        acc = acc.addingProduct(pairSums(centred(q & 0x0F, 8), centred(q &>> 4, 8), xq), F16x(repeating: d * xd[0]))
     }
 }
 
@@ -103,9 +129,8 @@ extension KernelQ4_1: BlockDotQ8 {
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
         let d = halfToFloat(src), m = halfToFloat(src, 2)
         let q = load16(src, 4)
-        let t = int16(q & 0x0F) &* loadQ(xq) &+ int16(q &>> 4) &* loadQ(xq + 16)
-        acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
-        accS += m * xs[0]
+        acc = acc.addingProduct(pairSums(centred(q & 0x0F, 8), centred(q &>> 4, 8), xq), F16x(repeating: d * xd[0]))
+        accS += (m + 8 * d) * xs[0]
     }
 }
 
@@ -130,8 +155,7 @@ extension KernelQ5_0: BlockDotQ8 {
         let q = load16(src, 6)
         let high = SIMD16<Int16>(repeating: -16)
         let v0 = int16(q & 0x0F) | (~m0 & high), v1 = int16(q &>> 4) | (~m1 & high)
-        let t = v0 &* loadQ(xq) &+ v1 &* loadQ(xq + 16)
-        acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
+        acc = acc.addingProduct(pairSums(v0, v1, xq), F16x(repeating: d * xd[0]))
     }
 }
 
@@ -143,9 +167,8 @@ extension KernelQ5_1: BlockDotQ8 {
         let q = load16(src, 8)
         let sixteen = SIMD16<Int16>(repeating: 16)
         let v0 = int16(q & 0x0F) | (m0 & sixteen), v1 = int16(q &>> 4) | (m1 & sixteen)
-        let t = v0 &* loadQ(xq) &+ v1 &* loadQ(xq + 16)
-        acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
-        accS += m * xs[0]
+        acc = acc.addingProduct(pairSums(v0 &- sixteen, v1 &- sixteen, xq), F16x(repeating: d * xd[0]))
+        accS += (m + 16 * d) * xs[0]
     }
 }
 
@@ -155,8 +178,7 @@ extension KernelQ8_0: BlockDotQ8 {
         let d = halfToFloat(src)
         let w0 = src.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
         let w1 = src.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
-        let t = int16(w0) &* loadQ(xq) &+ int16(w1) &* loadQ(xq + 16)
-        acc = acc.addingProduct(floats(t), F16x(repeating: d * xd[0]))
+        acc = acc.addingProduct(pairSums(int16(w0), int16(w1), xq), F16x(repeating: d * xd[0]))
     }
 }
 
@@ -165,19 +187,19 @@ extension KernelQ4K: BlockDotQ8 {
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
         let d = halfToFloat(src), dmin = halfToFloat(src, 2)
         let scales = src + 4
-        var mins: Float = 0
+        var mins: Float = 0, centre: Float = 0
         for j in 0..<4 {
             let (s1, m1) = scaleMinK4(2 * j, scales)
             let (s2, m2) = scaleMinK4(2 * j + 1, scales)
             let qa = load16(src, 16 + 32 * j), qb = load16(src, 32 + 32 * j)
             let x = xq + 64 * j
-            let t1 = int16(qa & 0x0F) &* loadQ(x) &+ int16(qb & 0x0F) &* loadQ(x + 16)
-            let t2 = int16(qa &>> 4) &* loadQ(x + 32) &+ int16(qb &>> 4) &* loadQ(x + 48)
-            acc = acc.addingProduct(floats(t1), F16x(repeating: d * s1 * xd[2 * j]))
-            acc = acc.addingProduct(floats(t2), F16x(repeating: d * s2 * xd[2 * j + 1]))
+            acc = acc.addingProduct(pairSums(centred(qa & 0x0F, 8), centred(qb & 0x0F, 8), x), F16x(repeating: d * s1 * xd[2 * j]))
+            acc = acc.addingProduct(pairSums(centred(qa &>> 4, 8), centred(qb &>> 4, 8), x + 32),
+                                    F16x(repeating: d * s2 * xd[2 * j + 1]))
             mins += m1 * xs[2 * j] + m2 * xs[2 * j + 1]
+            centre += s1 * xs[2 * j] + s2 * xs[2 * j + 1]
         }
-        accS -= dmin * mins
+        accS += 8 * d * centre - dmin * mins
     }
 }
 
@@ -187,7 +209,7 @@ extension KernelQ5K: BlockDotQ8 {
         let d = halfToFloat(src), dmin = halfToFloat(src, 2)
         let scales = src + 4
         let qh0 = load16(src, 16), qh1 = load16(src, 32)
-        var mins: Float = 0
+        var mins: Float = 0, centre: Float = 0
         for j in 0..<4 {
             let (s1, m1) = scaleMinK4(2 * j, scales)
             let (s2, m2) = scaleMinK4(2 * j + 1, scales)
@@ -196,13 +218,12 @@ extension KernelQ5K: BlockDotQ8 {
             let a0 = (qa & 0x0F) | (((qh0 &>> sl) & 1) &<< 4), b0 = (qb & 0x0F) | (((qh1 &>> sl) & 1) &<< 4)
             let a1 = (qa &>> 4) | (((qh0 &>> sh) & 1) &<< 4), b1 = (qb &>> 4) | (((qh1 &>> sh) & 1) &<< 4)
             let x = xq + 64 * j
-            let t1 = int16(a0) &* loadQ(x) &+ int16(b0) &* loadQ(x + 16)
-            let t2 = int16(a1) &* loadQ(x + 32) &+ int16(b1) &* loadQ(x + 48)
-            acc = acc.addingProduct(floats(t1), F16x(repeating: d * s1 * xd[2 * j]))
-            acc = acc.addingProduct(floats(t2), F16x(repeating: d * s2 * xd[2 * j + 1]))
+            acc = acc.addingProduct(pairSums(centred(a0, 16), centred(b0, 16), x), F16x(repeating: d * s1 * xd[2 * j]))
+            acc = acc.addingProduct(pairSums(centred(a1, 16), centred(b1, 16), x + 32), F16x(repeating: d * s2 * xd[2 * j + 1]))
             mins += m1 * xs[2 * j] + m2 * xs[2 * j + 1]
+            centre += s1 * xs[2 * j] + s2 * xs[2 * j + 1]
         }
-        accS -= dmin * mins
+        accS += 16 * d * centre - dmin * mins
     }
 }
 

@@ -228,29 +228,32 @@ extension KernelQ5K: BlockDotQ8 {
 }
 
 extension KernelQ6K: BlockDotQ8 {
+    /// Values are 6 bits minus 32 (signed already, so `pairSums` gets its single multiply-add);
+    /// each 32 elements span two 16-element scales, so the lane scales are two halves.
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
         // the 16 sub-block scales times d, converted in one go (not 16 scalar conversions)
         let sd = floats(src.loadUnaligned(fromByteOffset: 192, as: SIMD16<Int8>.self)) * halfToFloat(src, 208)
         let bias = SIMD16<Int16>(repeating: 32)
+        @inline(__always) func scales(_ i: Int, _ x: Float) -> F16x {
+            F16x(lowHalf: SIMD8(repeating: sd[i] * x), highHalf: SIMD8(repeating: sd[i + 1] * x))
+        }
         for n in 0..<2 {
             let ql = 64 * n, qh = 128 + 32 * n
             let s = 8 * n
             let x = xq + 128 * n
             let xdn = xd + 4 * n
-            for c in 0..<2 {
-                let a = load16(src, ql + 16 * c), b = load16(src, ql + 32 + 16 * c)
-                let h = load16(src, qh + 16 * c)
-                let q1 = int16((a & 0x0F) | ((h & 3) &<< 4)) &- bias
-                let q2 = int16((b & 0x0F) | (((h &>> 2) & 3) &<< 4)) &- bias
-                let q3 = int16((a &>> 4) | (((h &>> 4) & 3) &<< 4)) &- bias
-                let q4 = int16((b &>> 4) | (((h &>> 6) & 3) &<< 4)) &- bias
-                let o = 16 * c
-                acc = acc.addingProduct(floats(q1 &* loadQ(x + o)), F16x(repeating: sd[s + c] * xdn[0]))
-                acc = acc.addingProduct(floats(q2 &* loadQ(x + 32 + o)), F16x(repeating: sd[s + c + 2] * xdn[1]))
-                acc = acc.addingProduct(floats(q3 &* loadQ(x + 64 + o)), F16x(repeating: sd[s + c + 4] * xdn[2]))
-                acc = acc.addingProduct(floats(q4 &* loadQ(x + 96 + o)), F16x(repeating: sd[s + c + 6] * xdn[3]))
+            let a0 = load16(src, ql), a1 = load16(src, ql + 16), b0 = load16(src, ql + 32), b1 = load16(src, ql + 48)
+            let h0 = load16(src, qh), h1 = load16(src, qh + 16)
+            @inline(__always) func six(_ low: SIMD16<UInt8>, _ high: SIMD16<UInt8>) -> SIMD16<Int16> {
+                int16(low | (high &<< 4)) &- bias
             }
+            acc = acc.addingProduct(pairSums(six(a0 & 0x0F, h0 & 3), six(a1 & 0x0F, h1 & 3), x), scales(s, xdn[0]))
+            acc = acc.addingProduct(pairSums(six(b0 & 0x0F, (h0 &>> 2) & 3), six(b1 & 0x0F, (h1 &>> 2) & 3), x + 32),
+                                    scales(s + 2, xdn[1]))
+            acc = acc.addingProduct(pairSums(six(a0 &>> 4, (h0 &>> 4) & 3), six(a1 &>> 4, (h1 &>> 4) & 3), x + 64),
+                                    scales(s + 4, xdn[2]))
+            acc = acc.addingProduct(pairSums(six(b0 &>> 4, h0 &>> 6), six(b1 &>> 4, h1 &>> 6), x + 96), scales(s + 6, xdn[3]))
         }
     }
 }

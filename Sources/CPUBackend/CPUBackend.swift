@@ -150,9 +150,15 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         for (w, y) in zip(weights, outputs) {
             precondition(w.rowLength == k && y.rowLength == w.rowCount && y.rowCount == 1, "matmul shapes x\(x.shape) w\(w.shape) y\(y.shape)")
         }
-        ensureScratch(256 + QuantizedRow.floatsNeeded(k: k))
-        let xq = QuantizedRow(pointer(x), k: k, buffer: scratch[0] + 256)
+        // the row quantised with one scale per block of each format present: 32 elements, and
+        // 256 for the K-quants (whose dots then sum whole blocks in integers)
+        let size = QuantizedRow.floatsNeeded(k: k)
+        ensureScratch(256 + 2 * size)
+        let x32 = weights.contains { $0.type.blockSize == 32 } ? QuantizedRow(pointer(x), k: k, buffer: scratch[0] + 256) : nil
+        let x256 = weights.contains { $0.type.blockSize == 256 }
+            ? QuantizedRow(pointer(x), k: k, group: 256, buffer: scratch[0] + 256 + size) : nil
         let kernels = zip(weights, outputs).map { w, y in
+            let xq = w.type.blockSize == 256 ? x256! : x32!
             let job = RowKernelJob(w: rawPointer(w), rowBytes: w.rowBytes, k: k, x: xq, y: pointer(y))
             dispatch(w.type, job)
             return (rows: w.rowCount, run: job.kernel.run!)

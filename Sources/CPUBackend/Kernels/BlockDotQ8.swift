@@ -1,15 +1,17 @@
 /// Decode matvec with 8-bit activations, as llama.cpp does: the activation row is quantised once
-/// per matmul (per 32 elements: scale `d`, sum `s = d·Σq`, values widened to Int16), and each
-/// weight block is dotted as signed 16-bit pairs multiplied and added into 32-bit lanes
-/// (`pairSums`: `vpmaddwd`, one per 32 weights with AVX-512, two with AVX2; unsigned quants are
-/// centred first), then converted and scaled once per 32 (or 16) elements. Q6_K still multiplies
-/// in 16-bit lanes (`vpmullw`; every product fits in Int16) and widens after.
+/// per matmul (values widened to Int16, a scale per 32 elements for the 32-element formats and
+/// per 256 for the K-quants, and per 32 elements the sum `s = d·Σq`), and each weight block is
+/// dotted as signed 16-bit pairs multiplied and added into 32-bit lanes (`pairSums`: `vpmaddwd`,
+/// one per 32 weights with AVX-512, two with AVX2; unsigned quants are centred first). The
+/// 32-element formats convert and scale once per block; the K-quants multiply their small
+/// integer sub-block scales into the weights first (`vpmullw`), so a whole 256-element block
+/// sums in integers and converts once, which one activation scale per 256 allows.
 
 /// An activation row quantised for `BlockDotQ8` kernels.
 struct QuantizedRow {
     /// `k` values in -127...127.
     let q: UnsafeMutablePointer<Int16>
-    /// Per 32 elements: the scale.
+    /// Per 32 elements: the scale (the same for all 32-element pieces of a group).
     let d: UnsafeMutablePointer<Float>
     /// Per 32 elements: `d · Σq`.
     let s: UnsafeMutablePointer<Float>
@@ -17,17 +19,24 @@ struct QuantizedRow {
     /// Floats needed for a row of `k` elements (the Int16 values take `k / 2` of them).
     static func floatsNeeded(k: Int) -> Int { k / 2 + 2 * (k / 32) + 64 }
 
-    /// Quantises `x[0 ..< k]` (k a multiple of 32) into `buffer`.
-    init(_ x: UnsafePointer<Float>, k: Int, buffer: UnsafeMutablePointer<Float>) {
-        let blocks = k / 32
+    /// Quantises `x[0 ..< k]` into `buffer` with one scale per `group` elements (32, or 256
+    /// for the K-quants; `k` a multiple of it).
+    init(_ x: UnsafePointer<Float>, k: Int, group: Int = 32, buffer: UnsafeMutablePointer<Float>) {
+        let blocks = k / 32, per = group / 32
         d = buffer
         s = buffer + blocks
         q = UnsafeMutableRawPointer(buffer + 2 * blocks).bindMemory(to: Int16.self, capacity: k)
+        var scale: Float = 0
         for b in 0..<blocks {
             let x0 = loadF(x + 32 * b), x1 = loadF(x + 32 * b + 16)
-            let a0 = absolute(x0), a1 = absolute(x1)
-            let amax = a0.replacing(with: a1, where: a1 .> a0).max()
-            let scale = amax / 127
+            if b % per == 0 {
+                var top = F16x()
+                for i in stride(from: 32 * b, to: 32 * (b + per), by: 16) {
+                    let a = absolute(loadF(x + i))
+                    top.replace(with: a, where: a .> top)
+                }
+                scale = top.max() / 127
+            }
             let inv = F16x(repeating: scale == 0 ? 0 : 1 / scale)
             let r0 = roundedToEven(x0 * inv), r1 = roundedToEven(x1 * inv)
             UnsafeMutableRawPointer(q + 32 * b).storeBytes(of: int16(r0), as: SIMD16<Int16>.self)
@@ -75,6 +84,12 @@ struct QuantizedRow {
     return r
 }
 
+@inline(__always) func floats(_ v: SIMD16<Int32>) -> F16x {
+    var r = F16x()
+    for i in 0..<16 { r[i] = Float(v[i]) }
+    return r
+}
+
 @inline(__always) func loadQ(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self)
 }
@@ -85,6 +100,11 @@ struct QuantizedRow {
 /// multiply-add of 16-bit pairs into 32-bit lanes (`vpmaddwd`), which SIMD lane code does not
 /// reach (it multiplies in 16-bit lanes and widens after).
 @inline(__always) func pairSums(_ w0: SIMD16<Int16>, _ w1: SIMD16<Int16>, _ x: UnsafePointer<Int16>) -> F16x {
+    floats(pairSumsInt(w0, w1, x))
+}
+
+/// `pairSums` before the conversion to floats.
+@inline(__always) func pairSumsInt(_ w0: SIMD16<Int16>, _ w1: SIMD16<Int16>, _ x: UnsafePointer<Int16>) -> SIMD16<Int32> {
     var w = (w0, w1)
     var t = SIMD16<Int32>()
     withUnsafeBytes(of: &w) { raw in
@@ -94,9 +114,7 @@ struct QuantizedRow {
             for l in 0..<16 { o[l] = Int32(a[2 * l]) &* Int32(x[2 * l]) &+ Int32(a[2 * l + 1]) &* Int32(x[2 * l + 1]) }
         }
     }
-    var f = F16x()
-    for i in 0..<16 { f[i] = Float(t[i]) }
-    return f
+    return t
 }
 
 /// Unsigned quants (nibbles, five-bit values) minus `c`, as signed 16-bit lanes. `pairSums` gets
@@ -110,7 +128,8 @@ struct QuantizedRow {
 /// A block format with an 8-bit-activation dot.
 protocol BlockDotQ8: BlockKernel {
     /// `acc` (lane partial sums) and `accS` (scalar terms) gain `w_block · x_block`; `xq`, `xd`,
-    /// `xs` point at the block's first element, scale and sum.
+    /// `xs` point at the block's first element, scale and sum. The row was quantised with one
+    /// scale per block (`group` = `elements`).
     static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
                       _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float)
 }
@@ -182,79 +201,95 @@ extension KernelQ8_0: BlockDotQ8 {
     }
 }
 
+/// Integer scale `v` in every lane.
+@inline(__always) private func lanes(_ v: UInt8) -> SIMD16<Int16> { SIMD16(repeating: Int16(v)) }
+
+/// Q4_K and Q5_K's eight 6-bit scales and eight mins, unpacked from their 12 bytes with 32-bit
+/// masks and shifts (sub-blocks 0-3 keep six low bits; 4-7 take a nibble of bytes 8-11 and two
+/// high bits of bytes 0-7).
+@inline(__always) private func scalesMinsK(_ q: UnsafeRawPointer) -> (scales: SIMD8<UInt8>, mins: SIMD8<UInt8>) {
+    let w0 = q.loadUnaligned(as: UInt32.self), w1 = q.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+    let w2 = q.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+    let low6: UInt32 = 0x3F3F_3F3F, low4: UInt32 = 0x0F0F_0F0F, low2: UInt32 = 0x0303_0303
+    let scales = SIMD2<UInt32>(w0 & low6, (w2 & low4) | (((w0 >> 6) & low2) << 4))
+    let mins = SIMD2<UInt32>(w1 & low6, ((w2 >> 4) & low4) | (((w1 >> 6) & low2) << 4))
+    return (unsafeBitCast(scales, to: SIMD8<UInt8>.self), unsafeBitCast(mins, to: SIMD8<UInt8>.self))
+}
+
+/// `Σ v[i]·xs[i]` over 8 sub-blocks.
+@inline(__always) private func dot8(_ v: SIMD8<UInt8>, _ xs: UnsafePointer<Float>) -> Float {
+    var f = SIMD8<Float>()
+    for i in 0..<8 { f[i] = Float(v[i]) }
+    return (f * UnsafeRawPointer(xs).loadUnaligned(as: SIMD8<Float>.self)).sum()
+}
+
 extension KernelQ4K: BlockDotQ8 {
+    /// Σ_j s_j·Σ(q - 8)·x in integers (|(q - 8)·s| ≤ 504 fits Int16), then 8·Σ_j s_j·Σx and the
+    /// mins through the sub-block activation sums.
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
         let d = halfToFloat(src), dmin = halfToFloat(src, 2)
-        let scales = src + 4
-        var mins: Float = 0, centre: Float = 0
+        let (scales, mins) = scalesMinsK(src + 4)
+        var sum = SIMD16<Int32>()
         for j in 0..<4 {
-            let (s1, m1) = scaleMinK4(2 * j, scales)
-            let (s2, m2) = scaleMinK4(2 * j + 1, scales)
             let qa = load16(src, 16 + 32 * j), qb = load16(src, 32 + 32 * j)
             let x = xq + 64 * j
-            acc = acc.addingProduct(pairSums(centred(qa & 0x0F, 8), centred(qb & 0x0F, 8), x), F16x(repeating: d * s1 * xd[2 * j]))
-            acc = acc.addingProduct(pairSums(centred(qa &>> 4, 8), centred(qb &>> 4, 8), x + 32),
-                                    F16x(repeating: d * s2 * xd[2 * j + 1]))
-            mins += m1 * xs[2 * j] + m2 * xs[2 * j + 1]
-            centre += s1 * xs[2 * j] + s2 * xs[2 * j + 1]
+            let v1 = lanes(scales[2 * j]), v2 = lanes(scales[2 * j + 1])
+            sum &+= pairSumsInt(centred(qa & 0x0F, 8) &* v1, centred(qb & 0x0F, 8) &* v1, x)
+            sum &+= pairSumsInt(centred(qa &>> 4, 8) &* v2, centred(qb &>> 4, 8) &* v2, x + 32)
         }
-        accS += 8 * d * centre - dmin * mins
+        acc = acc.addingProduct(floats(sum), F16x(repeating: d * xd[0]))
+        accS += 8 * d * dot8(scales, xs) - dmin * dot8(mins, xs)
     }
 }
 
 extension KernelQ5K: BlockDotQ8 {
+    /// As Q4_K, with five-bit values centred by 16 (|(q - 16)·s| ≤ 1008).
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
         let d = halfToFloat(src), dmin = halfToFloat(src, 2)
-        let scales = src + 4
         let qh0 = load16(src, 16), qh1 = load16(src, 32)
-        var mins: Float = 0, centre: Float = 0
+        let (scales, mins) = scalesMinsK(src + 4)
+        var sum = SIMD16<Int32>()
         for j in 0..<4 {
-            let (s1, m1) = scaleMinK4(2 * j, scales)
-            let (s2, m2) = scaleMinK4(2 * j + 1, scales)
             let qa = load16(src, 48 + 32 * j), qb = load16(src, 64 + 32 * j)
             let sl = UInt8(2 * j), sh = UInt8(2 * j + 1)
             let a0 = (qa & 0x0F) | (((qh0 &>> sl) & 1) &<< 4), b0 = (qb & 0x0F) | (((qh1 &>> sl) & 1) &<< 4)
             let a1 = (qa &>> 4) | (((qh0 &>> sh) & 1) &<< 4), b1 = (qb &>> 4) | (((qh1 &>> sh) & 1) &<< 4)
             let x = xq + 64 * j
-            acc = acc.addingProduct(pairSums(centred(a0, 16), centred(b0, 16), x), F16x(repeating: d * s1 * xd[2 * j]))
-            acc = acc.addingProduct(pairSums(centred(a1, 16), centred(b1, 16), x + 32), F16x(repeating: d * s2 * xd[2 * j + 1]))
-            mins += m1 * xs[2 * j] + m2 * xs[2 * j + 1]
-            centre += s1 * xs[2 * j] + s2 * xs[2 * j + 1]
+            let v1 = lanes(scales[2 * j]), v2 = lanes(scales[2 * j + 1])
+            sum &+= pairSumsInt(centred(a0, 16) &* v1, centred(b0, 16) &* v1, x)
+            sum &+= pairSumsInt(centred(a1, 16) &* v2, centred(b1, 16) &* v2, x + 32)
         }
-        accS += 16 * d * centre - dmin * mins
+        acc = acc.addingProduct(floats(sum), F16x(repeating: d * xd[0]))
+        accS += 16 * d * dot8(scales, xs) - dmin * dot8(mins, xs)
     }
 }
 
 extension KernelQ6K: BlockDotQ8 {
-    /// Values are 6 bits minus 32 (signed already, so `pairSums` gets its single multiply-add);
-    /// each 32 elements span two 16-element scales, so the lane scales are two halves.
+    /// Values are 6 bits minus 32 (signed already, so `pairSums` gets its single multiply-add),
+    /// times their 16-element signed scale (|product| ≤ 4096 fits Int16), summed in integers.
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
-        // the 16 sub-block scales times d, converted in one go (not 16 scalar conversions)
-        let sd = floats(src.loadUnaligned(fromByteOffset: 192, as: SIMD16<Int8>.self)) * halfToFloat(src, 208)
+        let sc = int16(src.loadUnaligned(fromByteOffset: 192, as: SIMD16<Int8>.self))
         let bias = SIMD16<Int16>(repeating: 32)
-        @inline(__always) func scales(_ i: Int, _ x: Float) -> F16x {
-            F16x(lowHalf: SIMD8(repeating: sd[i] * x), highHalf: SIMD8(repeating: sd[i + 1] * x))
-        }
+        var sum = SIMD16<Int32>()
         for n in 0..<2 {
             let ql = 64 * n, qh = 128 + 32 * n
             let s = 8 * n
             let x = xq + 128 * n
-            let xdn = xd + 4 * n
             let a0 = load16(src, ql), a1 = load16(src, ql + 16), b0 = load16(src, ql + 32), b1 = load16(src, ql + 48)
             let h0 = load16(src, qh), h1 = load16(src, qh + 16)
-            @inline(__always) func six(_ low: SIMD16<UInt8>, _ high: SIMD16<UInt8>) -> SIMD16<Int16> {
-                int16(low | (high &<< 4)) &- bias
+            // the six-bit values of 16 elements times the scale of their sub-block i
+            @inline(__always) func six(_ low: SIMD16<UInt8>, _ high: SIMD16<UInt8>, _ i: Int) -> SIMD16<Int16> {
+                (int16(low | (high &<< 4)) &- bias) &* SIMD16(repeating: sc[i])
             }
-            acc = acc.addingProduct(pairSums(six(a0 & 0x0F, h0 & 3), six(a1 & 0x0F, h1 & 3), x), scales(s, xdn[0]))
-            acc = acc.addingProduct(pairSums(six(b0 & 0x0F, (h0 &>> 2) & 3), six(b1 & 0x0F, (h1 &>> 2) & 3), x + 32),
-                                    scales(s + 2, xdn[1]))
-            acc = acc.addingProduct(pairSums(six(a0 &>> 4, (h0 &>> 4) & 3), six(a1 &>> 4, (h1 &>> 4) & 3), x + 64),
-                                    scales(s + 4, xdn[2]))
-            acc = acc.addingProduct(pairSums(six(b0 &>> 4, h0 &>> 6), six(b1 &>> 4, h1 &>> 6), x + 96), scales(s + 6, xdn[3]))
+            sum &+= pairSumsInt(six(a0 & 0x0F, h0 & 3, s), six(a1 & 0x0F, h1 & 3, s + 1), x)
+            sum &+= pairSumsInt(six(b0 & 0x0F, (h0 &>> 2) & 3, s + 2), six(b1 & 0x0F, (h1 &>> 2) & 3, s + 3), x + 32)
+            sum &+= pairSumsInt(six(a0 &>> 4, (h0 &>> 4) & 3, s + 4), six(a1 &>> 4, (h1 &>> 4) & 3, s + 5), x + 64)
+            sum &+= pairSumsInt(six(b0 &>> 4, h0 &>> 6, s + 6), six(b1 &>> 4, h1 &>> 6, s + 7), x + 96)
         }
+        acc = acc.addingProduct(floats(sum), F16x(repeating: halfToFloat(src, 208) * xd[0]))
     }
 }
 

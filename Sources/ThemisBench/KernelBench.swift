@@ -86,6 +86,11 @@ public struct KernelBench {
                 })
             }
         }
+        // the read bandwidth decode is bound by: a 256 MiB f32 weight (far past the caches),
+        // streamed once per call with one multiply-add per 4 bytes
+        cases.append(Case(name: "matmul read bandwidth n=1") {
+            try self.matmul(.f32, m: 65536, k: 1024, n: 1, label: "read bandwidth")
+        })
         for (model, heads, kvHeads) in [("smollm2", 9, 3), ("qwen2.5", 14, 2)] {
             for context in [128, 512, 2048] {
                 cases.append(Case(name: "attention \(model) ctx=\(context)") {

@@ -154,15 +154,16 @@ extension KernelQ4_1: BlockDotQ8 {
 }
 
 /// The fifth bits of a Q5 block as lane masks (all ones where the bit is set): low 16 lanes
-/// from bits 0-15, high 16 from bits 16-31. Shifting bit i to the top and back arithmetically
-/// spreads it over the lane in two shifts.
+/// from bits 0-15, high 16 from bits 16-31. Each lane tests its own bit (an and and a compare):
+/// shifting it into place instead takes a variable 16-bit shift, which AVX2 does not have (the
+/// compiler emulates it, and Q5_0 ran at half the speed of Q4_0 there).
 @inline(__always) private func fifthBitMasks(_ qh: UInt32) -> (SIMD16<Int16>, SIMD16<Int16>) {
-    let lo = SIMD16<Int16>(repeating: Int16(truncatingIfNeeded: qh))
-    let hi = SIMD16<Int16>(repeating: Int16(truncatingIfNeeded: qh >> 16))
-    return ((lo &<< bitToTop) &>> 15, (hi &<< bitToTop) &>> 15)
+    // a local constant: a global one costs a lazy-initialisation call (and spills) per row
+    let laneBits = SIMD16<Int16>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, -32768)
+    let lo = SIMD16<Int16>(repeating: Int16(truncatingIfNeeded: qh)) & laneBits
+    let hi = SIMD16<Int16>(repeating: Int16(truncatingIfNeeded: qh >> 16)) & laneBits
+    return (unsafeBitCast(lo .== laneBits, to: SIMD16<Int16>.self), unsafeBitCast(hi .== laneBits, to: SIMD16<Int16>.self))
 }
-
-private let bitToTop = SIMD16<Int16>(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
 
 extension KernelQ5_0: BlockDotQ8 {
     /// value = nibble + 16·bit - 16, which in two's complement is the nibble with 0xFFF0 set

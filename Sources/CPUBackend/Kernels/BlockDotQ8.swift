@@ -78,20 +78,10 @@ struct QuantizedRow {
     return r
 }
 
-@inline(__always) func floats(_ v: SIMD16<Int16>) -> F16x {
-    var r = F16x()
-    for i in 0..<16 { r[i] = Float(Int32(v[i])) }
-    return r
-}
-
 @inline(__always) func floats(_ v: SIMD16<Int32>) -> F16x {
     var r = F16x()
     for i in 0..<16 { r[i] = Float(v[i]) }
     return r
-}
-
-@inline(__always) func loadQ(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self)
 }
 
 
@@ -204,18 +194,6 @@ extension KernelQ8_0: BlockDotQ8 {
 
 /// Integer scale `v` in every lane.
 @inline(__always) private func lanes(_ v: UInt8) -> SIMD16<Int16> { SIMD16(repeating: Int16(v)) }
-
-/// Q4_K and Q5_K's eight 6-bit scales and eight mins, unpacked from their 12 bytes with 32-bit
-/// masks and shifts (sub-blocks 0-3 keep six low bits; 4-7 take a nibble of bytes 8-11 and two
-/// high bits of bytes 0-7).
-@inline(__always) private func scalesMinsK(_ q: UnsafeRawPointer) -> (scales: SIMD8<UInt8>, mins: SIMD8<UInt8>) {
-    let w0 = q.loadUnaligned(as: UInt32.self), w1 = q.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-    let w2 = q.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
-    let low6: UInt32 = 0x3F3F_3F3F, low4: UInt32 = 0x0F0F_0F0F, low2: UInt32 = 0x0303_0303
-    let scales = SIMD2<UInt32>(w0 & low6, (w2 & low4) | (((w0 >> 6) & low2) << 4))
-    let mins = SIMD2<UInt32>(w1 & low6, ((w2 >> 4) & low4) | (((w1 >> 6) & low2) << 4))
-    return (unsafeBitCast(scales, to: SIMD8<UInt8>.self), unsafeBitCast(mins, to: SIMD8<UInt8>.self))
-}
 
 /// `Σ v[i]·xs[i]` over 8 sub-blocks.
 @inline(__always) private func dot8(_ v: SIMD8<UInt8>, _ xs: UnsafePointer<Float>) -> Float {

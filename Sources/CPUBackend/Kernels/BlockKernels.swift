@@ -131,15 +131,16 @@ enum KernelQ8_0: BlockKernel {
     }
 }
 
-/// The 6-bit scale and min of sub-block `j` of a Q4_K / Q5_K block (ggml's packing).
-@inline(__always) func scaleMinK4(_ j: Int, _ q: UnsafeRawPointer) -> (Float, Float) {
-    let b = q.assumingMemoryBound(to: UInt8.self)
-    if j < 4 {
-        return (Float(b[j] & 63), Float(b[j + 4] & 63))
-    }
-    let sc = (b[j + 4] & 0x0F) | ((b[j - 4] >> 6) << 4)
-    let mn = (b[j + 4] >> 4) | ((b[j] >> 6) << 4)
-    return (Float(sc), Float(mn))
+/// Q4_K and Q5_K's eight 6-bit scales and eight mins, unpacked from their 12 bytes with 32-bit
+/// masks and shifts (sub-blocks 0-3 keep six low bits; 4-7 take a nibble of bytes 8-11 and two
+/// high bits of bytes 0-7); the words are read little-endian, as x86 and arm64 store them.
+@inline(__always) func scalesMinsK(_ q: UnsafeRawPointer) -> (scales: SIMD8<UInt8>, mins: SIMD8<UInt8>) {
+    let w0 = q.loadUnaligned(as: UInt32.self), w1 = q.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+    let w2 = q.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+    let low6: UInt32 = 0x3F3F_3F3F, low4: UInt32 = 0x0F0F_0F0F, low2: UInt32 = 0x0303_0303
+    let scales = SIMD2<UInt32>(w0 & low6, (w2 & low4) | (((w0 >> 6) & low2) << 4))
+    let mins = SIMD2<UInt32>(w1 & low6, ((w2 >> 4) & low4) | (((w1 >> 6) & low2) << 4))
+    return (unsafeBitCast(scales, to: SIMD8<UInt8>.self), unsafeBitCast(mins, to: SIMD8<UInt8>.self))
 }
 
 /// Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles (256 elements).
@@ -149,12 +150,10 @@ enum KernelQ4K: BlockKernel {
     @inline(__always) static func dequantize(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>) {
         let d = halfToFloat(src)
         let dmin = halfToFloat(src, 2)
-        let scales = src + 4
+        let (scales, mins) = scalesMinsK(src + 4)
         for j in 0..<4 {
-            let (s1, m1) = scaleMinK4(2 * j, scales)
-            let (s2, m2) = scaleMinK4(2 * j + 1, scales)
-            let d1 = F16x(repeating: d * s1), n1 = F16x(repeating: dmin * m1)
-            let d2 = F16x(repeating: d * s2), n2 = F16x(repeating: dmin * m2)
+            let d1 = F16x(repeating: d * Float(scales[2 * j])), n1 = F16x(repeating: dmin * Float(mins[2 * j]))
+            let d2 = F16x(repeating: d * Float(scales[2 * j + 1])), n2 = F16x(repeating: dmin * Float(mins[2 * j + 1]))
             let y = dst + 64 * j
             for h in 0..<2 {
                 let q = load16(src, 16 + 32 * j + 16 * h)
@@ -172,12 +171,10 @@ enum KernelQ5K: BlockKernel {
     @inline(__always) static func dequantize(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>) {
         let d = halfToFloat(src)
         let dmin = halfToFloat(src, 2)
-        let scales = src + 4
+        let (scales, mins) = scalesMinsK(src + 4)
         for j in 0..<4 {
-            let (s1, m1) = scaleMinK4(2 * j, scales)
-            let (s2, m2) = scaleMinK4(2 * j + 1, scales)
-            let d1 = F16x(repeating: d * s1), n1 = F16x(repeating: dmin * m1)
-            let d2 = F16x(repeating: d * s2), n2 = F16x(repeating: dmin * m2)
+            let d1 = F16x(repeating: d * Float(scales[2 * j])), n1 = F16x(repeating: dmin * Float(mins[2 * j]))
+            let d2 = F16x(repeating: d * Float(scales[2 * j + 1])), n2 = F16x(repeating: dmin * Float(mins[2 * j + 1]))
             let y = dst + 64 * j
             let shiftLo = UInt8(2 * j), shiftHi = UInt8(2 * j + 1)
             for h in 0..<2 {

@@ -11,7 +11,7 @@ export THEMIS_MODELS ?= $(HOME)/.cache/themis/models
 APT_PACKAGES = libvulkan-dev glslang-tools spirv-tools mesa-vulkan-drivers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps models llamacpp build test test-all test-avx2 run bench bench-train bench-served compare-served bench-kernels fuzz fuzz-smoke clean
+.PHONY: all deps models llamacpp build test test-all test-avx2 run bench bench-train bench-served bench-latency compare-served bench-kernels fuzz fuzz-smoke clean
 
 all: build
 
@@ -109,6 +109,11 @@ compare-served: models build llamacpp
 # Items/s of the judge run here and through themis serve --parallel 8 (--concurrency 1 and 8).
 bench-served: models build
 	scripts/served-judges bench
+
+# Time to first token and the running streams' inter-token latency while a 2,000-token prompt
+# arrives at themis serve (Qwen2.5-0.5B), for --prefill-chunk 512, 128 and 32.
+bench-latency: models build
+	scripts/served-judges latency
 
 # The package-benchmark suite over every kernel on every device (a package of its own in
 # Benchmarks/). Prefill shapes use THEMIS_BENCH_PREFILL tokens (lavapipe is slow: try 32).

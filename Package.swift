@@ -50,7 +50,11 @@ let package = Package(
         // The Backend protocol, device descriptions, storage formats and the scalar reference ops.
         .target(name: "ThemisBackend", swiftSettings: kernelFlags),
         // SIMD, multi-threaded CPU implementation of the Backend protocol.
-        .target(name: "CPUBackend", dependencies: ["ThemisBackend"], swiftSettings: kernelFlags),
+        .target(name: "CPUBackend", dependencies: ["ThemisBackend", "CByteDots"], swiftSettings: kernelFlags),
+        // The byte multiply-adds Swift does not emit (vpdpbusd, vpmaddubsw): the one-token dots of
+        // the 32-element block formats in C intrinsics, for the same target CPU; CPUBackend's Swift
+        // kernels are the portable path where they are absent.
+        .target(name: "CByteDots", cSettings: [.unsafeFlags(["-march=\(targetCPU)", "-O3"])]),
         // <vulkan/vulkan.h> without prototypes (libvulkan-dev); the loader is opened at run time.
         .systemLibrary(name: "CVulkan", path: "Sources/CVulkan", providers: [.apt(["libvulkan-dev"])]),
         // Vulkan compute implementation of the Backend protocol; its SPIR-V is compiled from

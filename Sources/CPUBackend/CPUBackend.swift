@@ -1,3 +1,4 @@
+import CByteDots
 import ThemisBackend
 #if canImport(Glibc)
 import Glibc
@@ -31,8 +32,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// fast path, as llama.cpp's CPU backend does) rather than use them in f32.
     public let roundsDecodeActivations: Bool
 
-    public init(threads: Int? = nil, roundDecodeActivations: Bool = true) {
+    /// Whether one-token dots of the 32-element block formats use the C byte multiply-adds
+    /// (`CByteDots`) where this build has them, rather than the portable Swift kernels.
+    public let usesByteDots: Bool
+
+    /// `byteDots: false` keeps the Swift kernels everywhere (the tests run both).
+    public init(threads: Int? = nil, roundDecodeActivations: Bool = true, byteDots: Bool = true) {
         roundsDecodeActivations = roundDecodeActivations
+        usesByteDots = byteDots && themis_byte_rows(Int32(THEMIS_BYTE_Q4_0.rawValue)) != nil
         let n = threads ?? CPUProvider.defaultThreadCount
         pool = ThreadPool(threads: n)
         device = CPUProvider.deviceInfo(threads: n)
@@ -159,7 +166,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             ? QuantizedRow(pointer(x), k: k, group: 256, buffer: scratch[0] + 256 + size) : nil
         let kernels = zip(weights, outputs).map { w, y in
             let xq = w.type.blockSize == 256 ? x256! : x32!
-            let job = RowKernelJob(w: rawPointer(w), rowBytes: w.rowBytes, k: k, x: xq, y: pointer(y))
+            let job = RowKernelJob(w: rawPointer(w), rowBytes: w.rowBytes, k: k, x: xq, y: pointer(y), byteDots: usesByteDots)
             dispatch(w.type, job)
             return (rows: w.rowCount, run: job.kernel.run!)
         }

@@ -1,3 +1,4 @@
+import CByteDots
 import ThemisBackend
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +28,15 @@ public struct CPUProvider: BackendProvider {
     }
 
     public func makeBackend(on device: DeviceInfo) throws -> any Backend {
-        CPUBackend(threads: threads, roundDecodeActivations: roundDecodeActivations)
+        CPUBackend(threads: threads, roundDecodeActivations: roundDecodeActivations, byteDots: Self.byteDotsWanted)
+    }
+
+    /// `THEMIS_BYTE_DOTS=0` keeps the portable Swift dots (to compare the two side by side).
+    static var byteDotsWanted: Bool { ProcessInfo.processInfo.environment["THEMIS_BYTE_DOTS"] != "0" }
+
+    /// The byte multiply-adds the one-token dots use: "avx512-vnni", "avx2", or "none".
+    static var byteDotsISA: String {
+        byteDotsWanted ? String(cString: themis_byte_dots_isa()) : "none"
     }
 
     static func deviceInfo(threads: Int) -> DeviceInfo {
@@ -39,7 +48,7 @@ public struct CPUProvider: BackendProvider {
         }
         return DeviceInfo(id: "cpu", name: name, kind: .cpu, memoryBytes: ProcessInfo.processInfo.physicalMemory,
                           computeUnits: threads,
-                          features: DeviceFeatures(fp16: true, int8Dot: false, storage16Bit: true, subgroupSize: 16),
-                          details: ["threads: \(threads)", "SIMD: 16 x f32 lanes"])
+                          features: DeviceFeatures(fp16: true, int8Dot: byteDotsISA != "none", storage16Bit: true, subgroupSize: 16),
+                          details: ["threads: \(threads)", "SIMD: 16 x f32 lanes", "byte dots: \(byteDotsISA)"])
     }
 }

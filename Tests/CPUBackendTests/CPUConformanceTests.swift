@@ -4,19 +4,48 @@ import Testing
 import ThemisBackend
 
 /// Every conformance case on the CPU backend, with one thread and with two (the pool's paths),
-/// and with f32 decode activations (the multi-row decode kernel).
+/// with f32 decode activations (the multi-row decode kernel), and with the portable Swift
+/// one-token dots instead of the C byte dots (where this build has those).
 @Suite("CPU backend conformance", .serialized)
 struct CPUConformanceTests {
     static let twoThreads = CPUBackend(threads: 2)
     static let oneThread = CPUBackend(threads: 1)
     static let f32Decode = CPUBackend(threads: 2, roundDecodeActivations: false)
+    static let swiftDots = CPUBackend(threads: 2, byteDots: false)
 
     @Test(arguments: Conformance.cases)
     func matchesReference(_ c: ConformanceCase) throws {
-        for backend in [Self.twoThreads, Self.oneThread, Self.f32Decode] {
+        for (name, backend) in [("2 threads", Self.twoThreads), ("1 thread", Self.oneThread), ("f32 decode", Self.f32Decode),
+                                ("Swift dots", Self.swiftDots)] {
             let nmse = try c.nmse(on: backend)
-            #expect(nmse <= c.tolerance, "\(c.name) on \(backend.device.computeUnits) threads: NMSE \(nmse) > \(c.tolerance)")
+            #expect(nmse <= c.tolerance, "\(c.name) on \(name): NMSE \(nmse) > \(c.tolerance)")
         }
+    }
+
+    /// The byte dots and the Swift dots sum the same integers per block: their results differ only
+    /// by the order of float additions (and the scalar offset terms), far inside the conformance
+    /// tolerance. Where this build has no byte dots both backends run the Swift path.
+    @Test(arguments: [StorageType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0])
+    func byteDotsAgreeWithSwiftDots(_ type: StorageType) throws {
+        print("[byte dots] \(type): \(Self.twoThreads.usesByteDots ? "C byte multiply-adds" : "none in this build")")
+        let k = 4864, m = 37
+        var r = Inputs(seed: 1234 &+ UInt64(type.rawValue))
+        let box = ByteBox(r.weightBytes(type, rows: m, k: k))
+        var results: [[Float]] = []
+        for b in [Self.twoThreads, Self.swiftDots] {
+            let w = try b.makeWeight(type: type, shape: [m, k], bytes: UnsafeRawBufferPointer(box.bytes))
+            let x = try b.makeTensor(shape: [1, k])
+            var xr = Inputs(seed: 99)
+            b.write(xr.floats(k), to: x)
+            let y = try b.makeTensor(shape: [1, m])
+            b.matmul(x, weight: w, into: y)
+            results.append(try b.read(y))
+        }
+        let scale = results[1].map { abs($0) }.max() ?? 1
+        for i in 0..<m {
+            #expect(abs(results[0][i] - results[1][i]) <= 1e-4 * scale, "\(type) row \(i): \(results[0][i]) vs \(results[1][i])")
+        }
+        withExtendedLifetime(box) {}
     }
 
     @Test(arguments: TrainingConformance.cases)

@@ -1,3 +1,4 @@
+import CByteDots
 /// Decode matvec with 8-bit activations, as llama.cpp does: the activation row is quantised once
 /// per matmul (values widened to Int16, a scale per 32 elements for the 32-element formats and
 /// per 256 for the K-quants, and per 32 elements the sum `s = d·Σq`), and each weight block is
@@ -15,9 +16,12 @@ struct QuantizedRow {
     let d: UnsafeMutablePointer<Float>
     /// Per 32 elements: `d · Σq`.
     let s: UnsafeMutablePointer<Float>
+    /// The same `k` values as bytes, for the C byte dots.
+    let bytes: UnsafeMutablePointer<Int8>
 
-    /// Floats needed for a row of `k` elements (the Int16 values take `k / 2` of them).
-    static func floatsNeeded(k: Int) -> Int { k / 2 + 2 * (k / 32) + 64 }
+    /// Floats needed for a row of `k` elements (the Int16 values take `k / 2` of them, the
+    /// bytes `k / 4`).
+    static func floatsNeeded(k: Int) -> Int { k / 2 + k / 4 + 2 * (k / 32) + 64 }
 
     /// Quantises `x[0 ..< k]` into `buffer` with one scale per `group` elements (32, or 256
     /// for the K-quants; `k` a multiple of it).
@@ -26,6 +30,7 @@ struct QuantizedRow {
         d = buffer
         s = buffer + blocks
         q = UnsafeMutableRawPointer(buffer + 2 * blocks).bindMemory(to: Int16.self, capacity: k)
+        bytes = UnsafeMutableRawPointer(buffer + 2 * blocks + k / 2).bindMemory(to: Int8.self, capacity: k)
         var scale: Float = 0
         for b in 0..<blocks {
             let x0 = loadF(x + 32 * b), x1 = loadF(x + 32 * b + 16)
@@ -41,6 +46,8 @@ struct QuantizedRow {
             let r0 = roundedToEven(x0 * inv), r1 = roundedToEven(x1 * inv)
             UnsafeMutableRawPointer(q + 32 * b).storeBytes(of: int16(r0), as: SIMD16<Int16>.self)
             UnsafeMutableRawPointer(q + 32 * b + 16).storeBytes(of: int16(r1), as: SIMD16<Int16>.self)
+            UnsafeMutableRawPointer(bytes + 32 * b).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: int16(r0)), as: SIMD16<Int8>.self)
+            UnsafeMutableRawPointer(bytes + 32 * b + 16).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: int16(r1)), as: SIMD16<Int8>.self)
             d[b] = scale
             s[b] = scale * (r0 + r1).sum()
         }
@@ -117,6 +124,8 @@ struct QuantizedRow {
 
 /// A block format with an 8-bit-activation dot.
 protocol BlockDotQ8: BlockKernel {
+    /// Its format among the C byte dots (`CByteDots`), if it has one.
+    static var byteFormat: themis_byte_format? { get }
     /// `acc` (lane partial sums) and `accS` (scalar terms) gain `w_block · x_block`; `xq`, `xd`,
     /// `xs` point at the block's first element, scale and sum. The row was quantised with one
     /// scale per block (`group` = `elements`).
@@ -124,7 +133,12 @@ protocol BlockDotQ8: BlockKernel {
                       _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float)
 }
 
+extension BlockDotQ8 {
+    static var byteFormat: themis_byte_format? { nil }
+}
+
 extension KernelQ4_0: BlockDotQ8 {
+    static var byteFormat: themis_byte_format? { THEMIS_BYTE_Q4_0 }
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
         let d = halfToFloat(src)
@@ -134,6 +148,7 @@ extension KernelQ4_0: BlockDotQ8 {
 }
 
 extension KernelQ4_1: BlockDotQ8 {
+    static var byteFormat: themis_byte_format? { THEMIS_BYTE_Q4_1 }
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
         let d = halfToFloat(src), m = halfToFloat(src, 2)
@@ -156,6 +171,7 @@ extension KernelQ4_1: BlockDotQ8 {
 }
 
 extension KernelQ5_0: BlockDotQ8 {
+    static var byteFormat: themis_byte_format? { THEMIS_BYTE_Q5_0 }
     /// value = nibble + 16·bit - 16, which in two's complement is the nibble with 0xFFF0 set
     /// where the bit is clear: no separate offset term.
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
@@ -170,6 +186,7 @@ extension KernelQ5_0: BlockDotQ8 {
 }
 
 extension KernelQ5_1: BlockDotQ8 {
+    static var byteFormat: themis_byte_format? { THEMIS_BYTE_Q5_1 }
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
         let d = halfToFloat(src), m = halfToFloat(src, 2)
@@ -183,6 +200,7 @@ extension KernelQ5_1: BlockDotQ8 {
 }
 
 extension KernelQ8_0: BlockDotQ8 {
+    static var byteFormat: themis_byte_format? { THEMIS_BYTE_Q8_0 }
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
         let d = halfToFloat(src)

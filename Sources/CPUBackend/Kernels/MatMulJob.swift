@@ -1,3 +1,4 @@
+import CByteDots
 /// `y[n, m] = x[n, k] · wᵀ`: matrix-vector rows for up to `CPUBackend.decodeRows` tokens (float
 /// weights, or any weights with f32 decode; quantised ones otherwise take
 /// `CPUBackend.matmul(_:weights:into:)`), 32-row GEMM panels for more tokens.
@@ -69,6 +70,8 @@ struct RowKernelJob: KernelVisitor {
     let k: Int
     let x: QuantizedRow
     let y: UnsafeMutablePointer<Float>
+    /// Whether to use the C byte dots where the format and this build have them.
+    let byteDots: Bool
     let kernel = Kernel()
 
     func visit<K: BlockKernel>(_ kernel: K.Type) {
@@ -77,6 +80,12 @@ struct RowKernelJob: KernelVisitor {
 
     func visitQuantized<K: BlockDotQ8>(_: K.Type) {
         let (w, rowBytes, k, x, y) = (w, rowBytes, k, x, y)
+        if byteDots, let format = K.byteFormat, let rowsC = themis_byte_rows(Int32(format.rawValue)) {
+            kernel.run = { rows in
+                rowsC(w, rowBytes, Int32(k), x.bytes, x.d, x.s, y, Int32(rows.lowerBound), Int32(rows.upperBound))
+            }
+            return
+        }
         kernel.run = { rows in matVecRowsQ8(K.self, w: w, rowBytes: rowBytes, k: k, x: x, y: y, rows: rows) }
     }
 }

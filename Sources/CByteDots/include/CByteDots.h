@@ -1,0 +1,33 @@
+// The one-token dots of the 32-element block formats against 8-bit activations, with the x86
+// byte multiply-adds Swift does not reach: vpdpbusd (AVX-512 VNNI) and vpmaddubsw (AVX2).
+// The CPU backend's Swift kernels compute the same sums and stay the portable path: where this
+// build has neither instruction set, themis_byte_rows returns NULL.
+#ifndef THEMIS_CBYTEDOTS_H
+#define THEMIS_CBYTEDOTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Block formats with a byte dot (GGUF's Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
+typedef enum {
+    THEMIS_BYTE_Q4_0 = 0,
+    THEMIS_BYTE_Q4_1 = 1,
+    THEMIS_BYTE_Q5_0 = 2,
+    THEMIS_BYTE_Q5_1 = 3,
+    THEMIS_BYTE_Q8_0 = 4,
+} themis_byte_format;
+
+/// y[r] = dot(weight row r, x) for r in [row_start, row_end). `w`: the weight's first row,
+/// rows `row_bytes` apart, `k` (a multiple of 32) elements each. `xq`: x rounded to k signed
+/// bytes (-127...127), `xd[b]`: the scale of its 32-element block b, `xs[b]`: xd[b] times the
+/// sum of that block's bytes.
+typedef void (*themis_byte_rows_fn)(const void *w, size_t row_bytes, int k, const int8_t *xq, const float *xd,
+                                    const float *xs, float *y, int row_start, int row_end);
+
+/// The row kernel of `format`, or NULL when this build has no byte multiply-add.
+themis_byte_rows_fn themis_byte_rows(int format);
+
+/// The instructions the kernels use: "avx512-vnni", "avx2", or "none".
+const char *themis_byte_dots_isa(void);
+
+#endif

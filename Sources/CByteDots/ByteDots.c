@@ -1,7 +1,7 @@
-// Byte dots of the 32-element block formats (see include/CByteDots.h). Each block's weights are
-// brought to 32 unsigned bytes (nibbles, five-bit values, or |q8| with the sign moved onto x),
-// multiplied with x's signed bytes and summed into 8 int32 lanes by one multiply-add chain;
-// what the offsets (-8, -16) and the mins add is a scalar per block, through x's block sums.
+// Byte dots of the quantised block formats (see include/CByteDots.h). Each block's weights are
+// brought to unsigned bytes (nibbles, five- or six-bit values, or |q8| with the sign moved onto
+// x), multiplied with x's signed bytes and summed into 8 int32 lanes by one multiply-add chain;
+// what the offsets (-8, -16, -32) and the mins add comes through x's block sums.
 #include "CByteDots.h"
 
 #if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
@@ -20,6 +20,13 @@ static inline __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_dpbusd_avx_
 static inline __m256i dot_u8s8(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
+#endif
+
+// Whether dot_u8s8 sums into 32-bit lanes directly (VNNI) rather than through 16-bit pairs.
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
+static inline int defined_vnni(void) { return 1; }
+#else
+static inline int defined_vnni(void) { return 0; }
 #endif
 
 static inline float half(const uint8_t *p) { return _cvtsh_ss((uint16_t)(p[0] | (p[1] << 8))); }
@@ -130,7 +137,8 @@ static inline __attribute__((always_inline)) void rows(int format, size_t block_
 
 #define ROWS(name, format, bytes)                                                                                   \
     static void name(const void *w, size_t row_bytes, int k, const int8_t *xq, const float *xd, const float *xs,   \
-                     float *y, int row_start, int row_end) {                                                       \
+                     const int16_t *xsum16, float *y, int row_start, int row_end) {                                \
+        (void)xsum16;                                                                                              \
         rows(format, bytes, w, row_bytes, k, xq, xd, xs, y, row_start, row_end);                                   \
     }
 ROWS(rows_q4_0, THEMIS_BYTE_Q4_0, 18)
@@ -139,8 +147,128 @@ ROWS(rows_q5_0, THEMIS_BYTE_Q5_0, 22)
 ROWS(rows_q5_1, THEMIS_BYTE_Q5_1, 24)
 ROWS(rows_q8_0, THEMIS_BYTE_Q8_0, 34)
 
+// --- K-quants: 256-element blocks, x with one scale per block ---
+
+// The sum of u·s over each group of 4 bytes, times `scale` (|u| <= 63, |scale| <= 128).
+static inline __m256i scaled_dot(__m256i u, __m256i s, __m256i scale32, __m256i scale16) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
+    (void)scale16;
+    return _mm256_mullo_epi32(dot_u8s8(u, s), scale32);
+#else
+    (void)scale32;
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16);
+#endif
+}
+
+static inline __m256i scale_lanes(int lo, int hi, int lanes) {
+    // lanes 0 ..< lanes/2 get `lo`, the rest `hi` (as 32-bit or 16-bit lanes)
+    return lanes == 8 ? _mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi)
+                      : _mm256_setr_epi16(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi);
+}
+
+// Q4_K and Q5_K's eight 6-bit scales and eight mins from their 12 bytes (sub-blocks 0-3 keep six
+// low bits; 4-7 take a nibble of bytes 8-11 and the two high bits of bytes 0-7).
+static inline void scales_mins_k(const uint8_t *q, uint8_t scales[8], uint8_t mins[8]) {
+    uint32_t w0 = load32(q), w1 = load32(q + 4), w2 = load32(q + 8);
+    uint32_t s[2] = {w0 & 0x3F3F3F3Fu, (w2 & 0x0F0F0F0Fu) | (((w0 >> 6) & 0x03030303u) << 4)};
+    uint32_t m[2] = {w1 & 0x3F3F3F3Fu, ((w2 >> 4) & 0x0F0F0F0Fu) | (((w1 >> 6) & 0x03030303u) << 4)};
+    __builtin_memcpy(scales, s, 8);
+    __builtin_memcpy(mins, m, 8);
+}
+
+// Bit `bit` of every byte of `v`, moved to bit 4 (the fifth bit of a Q5_K value).
+static inline __m256i bit_to_16(__m256i v, int bit) {
+    __m256i moved = bit <= 4 ? _mm256_slli_epi16(v, 4 - bit) : _mm256_srli_epi16(v, bit - 4);
+    return _mm256_and_si256(moved, _mm256_set1_epi8(16));
+}
+
+static inline __attribute__((always_inline)) void rows_k(int format, size_t block_bytes, const void *w,
+                                                          size_t row_bytes, int k, const int8_t *xq, const float *xd,
+                                                          const float *xs, const int16_t *xsum16, float *y,
+                                                          int row_start, int row_end) {
+    const int blocks = k / 256;
+    const int lanes = (defined_vnni()) ? 8 : 16;
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int r = row_start; r < row_end; r++) {
+        const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
+        __m256 acc = _mm256_setzero_ps(), accMin = _mm256_setzero_ps();
+        for (int b = 0; b < blocks; b++) {
+            const uint8_t *blk = row + b * block_bytes;
+            const int8_t *x = xq + 256 * b;
+            __m256i sum = _mm256_setzero_si256();
+            float d;
+            if (format == THEMIS_BYTE_Q6_K) {
+                // 128 low nibbles, 64 bytes of 2-bit highs, 16 signed scales, f16 d; (q - 32)·s·d
+                const int8_t *sc = (const int8_t *)(blk + 192);
+                for (int n = 0; n < 2; n++) {
+                    __m256i a = _mm256_loadu_si256((const __m256i *)(blk + 64 * n));
+                    __m256i c = _mm256_loadu_si256((const __m256i *)(blk + 64 * n + 32));
+                    __m256i h = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * n));
+                    __m256i q[4] = {
+                        _mm256_or_si256(_mm256_and_si256(a, low4),
+                                        _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x03)), 4)),
+                        _mm256_or_si256(_mm256_and_si256(c, low4),
+                                        _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x0C)), 2)),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4),
+                                        _mm256_and_si256(h, _mm256_set1_epi8(0x30))),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4),
+                                        _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8((char)0xC0)), 2)),
+                    };
+                    for (int g = 0; g < 4; g++) {
+                        int lo = sc[8 * n + 2 * g], hi = sc[8 * n + 2 * g + 1];
+                        __m256i s = scale_lanes(lo, hi, lanes);
+                        sum = _mm256_add_epi32(sum, scaled_dot(q[g], _mm256_loadu_si256((const __m256i *)(x + 128 * n + 32 * g)), s, s));
+                    }
+                }
+                // the -32: 32·Σ_i s_i·(the sum of x's 16 bytes of sub-block i)
+                __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+                __m256i offset = _mm256_madd_epi16(s16, _mm256_loadu_si256((const __m256i *)(xsum16 + 16 * b)));
+                sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(offset, 5));
+                d = half(blk + 208);
+            } else {
+                // f16 d, f16 dmin, 12 bytes of scales/mins, [Q5_K: 32 bytes of fifth bits,] 128
+                // nibble bytes; s·q·d - m·dmin per 32-element sub-block
+                uint8_t scales[8], mins[8];
+                scales_mins_k(blk + 4, scales, mins);
+                const uint8_t *qs = blk + (format == THEMIS_BYTE_Q5_K ? 48 : 16);
+                __m256i qh = format == THEMIS_BYTE_Q5_K ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+                for (int j = 0; j < 4; j++) {
+                    __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+                    __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+                    if (format == THEMIS_BYTE_Q5_K) {
+                        lo = _mm256_or_si256(lo, bit_to_16(qh, 2 * j));
+                        hi = _mm256_or_si256(hi, bit_to_16(qh, 2 * j + 1));
+                    }
+                    __m256i s1 = scale_lanes(scales[2 * j], scales[2 * j], lanes);
+                    __m256i s2 = scale_lanes(scales[2 * j + 1], scales[2 * j + 1], lanes);
+                    sum = _mm256_add_epi32(sum, scaled_dot(lo, _mm256_loadu_si256((const __m256i *)(x + 64 * j)), s1, s1));
+                    sum = _mm256_add_epi32(sum, scaled_dot(hi, _mm256_loadu_si256((const __m256i *)(x + 64 * j + 32)), s2, s2));
+                }
+                d = half(blk);
+                // the mins through x's 32-element sums (xs: already times x's scale)
+                __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)mins)));
+                accMin = _mm256_fmadd_ps(_mm256_mul_ps(m, _mm256_loadu_ps(xs + 8 * b)), _mm256_set1_ps(half(blk + 2)), accMin);
+            }
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * xd[8 * b]), acc);
+        }
+        y[r] = hsum(_mm256_sub_ps(acc, accMin));
+    }
+}
+
+#define ROWS_K(name, format, bytes)                                                                                 \
+    static void name(const void *w, size_t row_bytes, int k, const int8_t *xq, const float *xd, const float *xs,   \
+                     const int16_t *xsum16, float *y, int row_start, int row_end) {                                \
+        rows_k(format, bytes, w, row_bytes, k, xq, xd, xs, xsum16, y, row_start, row_end);                         \
+    }
+ROWS_K(rows_q4_k, THEMIS_BYTE_Q4_K, 144)
+ROWS_K(rows_q5_k, THEMIS_BYTE_Q5_K, 176)
+ROWS_K(rows_q6_k, THEMIS_BYTE_Q6_K, 210)
+
 themis_byte_rows_fn themis_byte_rows(int format) {
     switch (format) {
+    case THEMIS_BYTE_Q4_K: return rows_q4_k;
+    case THEMIS_BYTE_Q5_K: return rows_q5_k;
+    case THEMIS_BYTE_Q6_K: return rows_q6_k;
     case THEMIS_BYTE_Q4_0: return rows_q4_0;
     case THEMIS_BYTE_Q4_1: return rows_q4_1;
     case THEMIS_BYTE_Q5_0: return rows_q5_0;

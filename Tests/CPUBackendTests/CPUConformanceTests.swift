@@ -25,7 +25,7 @@ struct CPUConformanceTests {
     /// The byte dots and the Swift dots sum the same integers per block: their results differ only
     /// by the order of float additions (and the scalar offset terms), far inside the conformance
     /// tolerance. Where this build has no byte dots both backends run the Swift path.
-    @Test(arguments: [StorageType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0])
+    @Test(arguments: [StorageType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4K, .q5K, .q6K])
     func byteDotsAgreeWithSwiftDots(_ type: StorageType) throws {
         print("[byte dots] \(type): \(Self.twoThreads.usesByteDots ? "C byte multiply-adds" : "none in this build")")
         let k = 4864, m = 37

@@ -1,4 +1,4 @@
-// The one-token dots of the 32-element block formats against 8-bit activations, with the x86
+// The one-token dots of the quantised block formats against 8-bit activations, with the x86
 // byte multiply-adds Swift does not reach: vpdpbusd (AVX-512 VNNI) and vpmaddubsw (AVX2).
 // The CPU backend's Swift kernels compute the same sums and stay the portable path: where this
 // build has neither instruction set, themis_byte_rows returns NULL.
@@ -8,21 +8,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// Block formats with a byte dot (GGUF's Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
+/// Block formats with a byte dot (GGUF's Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K).
 typedef enum {
     THEMIS_BYTE_Q4_0 = 0,
     THEMIS_BYTE_Q4_1 = 1,
     THEMIS_BYTE_Q5_0 = 2,
     THEMIS_BYTE_Q5_1 = 3,
     THEMIS_BYTE_Q8_0 = 4,
+    THEMIS_BYTE_Q4_K = 5,
+    THEMIS_BYTE_Q5_K = 6,
+    THEMIS_BYTE_Q6_K = 7,
 } themis_byte_format;
 
 /// y[r] = dot(weight row r, x) for r in [row_start, row_end). `w`: the weight's first row,
-/// rows `row_bytes` apart, `k` (a multiple of 32) elements each. `xq`: x rounded to k signed
-/// bytes (-127...127), `xd[b]`: the scale of its 32-element block b, `xs[b]`: xd[b] times the
-/// sum of that block's bytes.
+/// rows `row_bytes` apart, `k` (a multiple of the format's block) elements each. `xq`: x rounded
+/// to k signed bytes (-127...127), `xd[b]`: the scale of its 32-element piece b (for the
+/// K-quants one scale per 256 elements, repeated over its 8 pieces), `xs[b]`: xd[b] times the
+/// sum of piece b's bytes, `xsum16[i]`: the sum of bytes 16i ..< 16i + 16 (Q6_K's offsets).
 typedef void (*themis_byte_rows_fn)(const void *w, size_t row_bytes, int k, const int8_t *xq, const float *xd,
-                                    const float *xs, float *y, int row_start, int row_end);
+                                    const float *xs, const int16_t *xsum16, float *y, int row_start, int row_end);
 
 /// The row kernel of `format`, or NULL when this build has no byte multiply-add.
 themis_byte_rows_fn themis_byte_rows(int format);

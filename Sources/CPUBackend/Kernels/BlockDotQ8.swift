@@ -18,10 +18,12 @@ struct QuantizedRow {
     let s: UnsafeMutablePointer<Float>
     /// The same `k` values as bytes, for the C byte dots.
     let bytes: UnsafeMutablePointer<Int8>
+    /// Per 16 elements: `Σq` (for Q6_K's offsets in the byte dots).
+    let sums16: UnsafeMutablePointer<Int16>
 
     /// Floats needed for a row of `k` elements (the Int16 values take `k / 2` of them, the
-    /// bytes `k / 4`).
-    static func floatsNeeded(k: Int) -> Int { k / 2 + k / 4 + 2 * (k / 32) + 64 }
+    /// bytes `k / 4`, the 16-element sums `k / 32`).
+    static func floatsNeeded(k: Int) -> Int { k / 2 + k / 4 + 3 * (k / 32) + 64 }
 
     /// Quantises `x[0 ..< k]` into `buffer` with one scale per `group` elements (32, or 256
     /// for the K-quants; `k` a multiple of it).
@@ -31,6 +33,7 @@ struct QuantizedRow {
         s = buffer + blocks
         q = UnsafeMutableRawPointer(buffer + 2 * blocks).bindMemory(to: Int16.self, capacity: k)
         bytes = UnsafeMutableRawPointer(buffer + 2 * blocks + k / 2).bindMemory(to: Int8.self, capacity: k)
+        sums16 = UnsafeMutableRawPointer(buffer + 2 * blocks + k / 2 + k / 4).bindMemory(to: Int16.self, capacity: k / 16)
         var scale: Float = 0
         for b in 0..<blocks {
             let x0 = loadF(x + 32 * b), x1 = loadF(x + 32 * b + 16)
@@ -48,6 +51,9 @@ struct QuantizedRow {
             UnsafeMutableRawPointer(q + 32 * b + 16).storeBytes(of: int16(r1), as: SIMD16<Int16>.self)
             UnsafeMutableRawPointer(bytes + 32 * b).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: int16(r0)), as: SIMD16<Int8>.self)
             UnsafeMutableRawPointer(bytes + 32 * b + 16).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: int16(r1)), as: SIMD16<Int8>.self)
+            let sum0 = r0.sum(), sum1 = r1.sum()  // integers, exact in floats
+            sums16[2 * b] = Int16(sum0)
+            sums16[2 * b + 1] = Int16(sum1)
             d[b] = scale
             s[b] = scale * (r0 + r1).sum()
         }
@@ -221,6 +227,7 @@ extension KernelQ8_0: BlockDotQ8 {
 }
 
 extension KernelQ4K: BlockDotQ8 {
+    static var byteFormat: themis_byte_format? { THEMIS_BYTE_Q4_K }
     /// Σ_j s_j·Σ(q - 8)·x in integers (|(q - 8)·s| ≤ 504 fits Int16), then 8·Σ_j s_j·Σx and the
     /// mins through the sub-block activation sums.
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
@@ -241,6 +248,7 @@ extension KernelQ4K: BlockDotQ8 {
 }
 
 extension KernelQ5K: BlockDotQ8 {
+    static var byteFormat: themis_byte_format? { THEMIS_BYTE_Q5_K }
     /// As Q4_K, with five-bit values centred by 16 (|(q - 16)·s| ≤ 1008).
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,
                                         _ xs: UnsafePointer<Float>, _ acc: inout F16x, _ accS: inout Float) {
@@ -264,6 +272,7 @@ extension KernelQ5K: BlockDotQ8 {
 }
 
 extension KernelQ6K: BlockDotQ8 {
+    static var byteFormat: themis_byte_format? { THEMIS_BYTE_Q6_K }
     /// Values are 6 bits minus 32 (signed already, so `pairSums` gets its single multiply-add),
     /// times their 16-element signed scale (|product| ≤ 4096 fits Int16), summed in integers.
     @inline(__always) static func dotQ8(_ src: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ xd: UnsafePointer<Float>,

@@ -82,7 +82,7 @@ struct RowKernelJob: KernelVisitor {
         let (w, rowBytes, k, x, y) = (w, rowBytes, k, x, y)
         if byteDots, let format = K.byteFormat, let rowsC = themis_byte_rows(Int32(format.rawValue)) {
             kernel.run = { rows in
-                rowsC(w, rowBytes, Int32(k), x.bytes, x.d, x.s, y, Int32(rows.lowerBound), Int32(rows.upperBound))
+                rowsC(w, rowBytes, Int32(k), x.bytes, x.d, x.s, x.sums16, y, Int32(rows.lowerBound), Int32(rows.upperBound))
             }
             return
         }

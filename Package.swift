@@ -5,6 +5,17 @@ import Foundation
 // The CPU kernels need a concrete target CPU: without it Swift emits the SSE2 baseline and
 // FMA / f16 conversions become library calls (see shared/cpu-kernel-notes.md).
 let targetCPU = ProcessInfo.processInfo.environment["THEMIS_TARGET_CPU"] ?? "native"
+// Whether the target CPU has AVX-512 (32 vector registers of 16 floats): the f32 GEMM's register
+// tile is sized for it (THEMIS_AVX512) or for AVX2's 16 registers of 8 (GEMM.swift).
+let wideVectors: Bool = {
+    if targetCPU == "native" {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        return info.contains(" avx512f ")
+    }
+    return ["znver4", "znver5", "skylake-avx512", "cascadelake", "cooperlake", "icelake-client", "icelake-server",
+            "tigerlake", "rocketlake", "sapphirerapids", "emeraldrapids", "graniterapids", "x86-64-v4"].contains(targetCPU)
+}()
+let wideDefine: [SwiftSetting] = wideVectors ? [.define("THEMIS_AVX512")] : []
 // `make fuzz` (THEMIS_FUZZ=1, its own build folder) instruments our modules for libFuzzer and
 // AddressSanitizer, keeps Swift's own checks (no -Ounchecked), and adds the fuzz executable.
 let fuzzing = ProcessInfo.processInfo.environment["THEMIS_FUZZ"] != nil
@@ -12,9 +23,9 @@ let fuzzFlags: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,addre
 // The CPU kernels' modules drop Swift's checks (-Ounchecked); everything that reads input (the
 // GGUF reader, tokenizer, templates, the loader's validation) keeps them: measured, the checks
 // cost nothing there (README, "Layout").
-let kernelFlags: [SwiftSetting] = fuzzing
+let kernelFlags: [SwiftSetting] = wideDefine + (fuzzing
     ? [.unsafeFlags(["-target-cpu", targetCPU, "-sanitize=fuzzer,address"])]
-    : [.unsafeFlags(["-target-cpu", targetCPU, "-Ounchecked"])]
+    : [.unsafeFlags(["-target-cpu", targetCPU, "-Ounchecked"])])
 let nativeFlags: [SwiftSetting] = fuzzing
     ? [.unsafeFlags(["-target-cpu", targetCPU, "-sanitize=fuzzer,address"])]
     : [.unsafeFlags(["-target-cpu", targetCPU])]

@@ -4,6 +4,11 @@
 // what the offsets (-8, -16, -32) and the mins add comes through x's block sums.
 #include "CByteDots.h"
 
+size_t themis_byte_gemm_panel_bytes(int k) {
+    // bytes: 16 per element; scales and offsets: 2 · 16 floats per 16-element sub-block at most
+    return (size_t)k * 16 + (size_t)(k / 16) * 16 * 4 * 2 + 64;
+}
+
 #if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
 #include <immintrin.h>
 
@@ -264,6 +269,226 @@ ROWS_K(rows_q4_k, THEMIS_BYTE_Q4_K, 144)
 ROWS_K(rows_q5_k, THEMIS_BYTE_Q5_K, 176)
 ROWS_K(rows_q6_k, THEMIS_BYTE_Q6_K, 210)
 
+// --- GEMM (prefill): VNNI only ---
+//
+// A panel of 16 weight rows is unpacked into unsigned bytes laid out for vpdpbusd: for each
+// 4 elements of k, the 16 rows' 4 bytes side by side (two vectors of 8 rows), with a scale and
+// an offset coefficient per row and sub-block (S elements: 16 for Q6_K, 32 otherwise). The
+// kernel broadcasts 4 bytes of an activation row and multiplies them into both vectors;
+// after each sub-block the integer sums become floats: acc += isum·(wd·dx) + wo·xs, in that
+// order for every output whatever the tile, so a row's numbers do not depend on n.
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
+
+// Unpacks block `b` of a weight row into `u` (its elements as unsigned bytes) and the scale and
+// offset coefficient of each of its sub-blocks of `sub` elements.
+static inline __attribute__((always_inline)) void unpack_block(int format, const uint8_t *blk, uint8_t *u,
+                                                                float *wd, float *wo) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    switch (format) {
+    case THEMIS_BYTE_Q4_0:
+        _mm256_storeu_si256((__m256i *)u, nibbles(blk + 2));
+        wd[0] = half(blk), wo[0] = -8 * wd[0];
+        break;
+    case THEMIS_BYTE_Q4_1:
+        _mm256_storeu_si256((__m256i *)u, nibbles(blk + 4));
+        wd[0] = half(blk), wo[0] = half(blk + 2);
+        break;
+    case THEMIS_BYTE_Q5_0:
+        _mm256_storeu_si256((__m256i *)u, fifth_bits(nibbles(blk + 6), load32(blk + 2)));
+        wd[0] = half(blk), wo[0] = -16 * wd[0];
+        break;
+    case THEMIS_BYTE_Q5_1:
+        _mm256_storeu_si256((__m256i *)u, fifth_bits(nibbles(blk + 8), load32(blk + 4)));
+        wd[0] = half(blk), wo[0] = half(blk + 2);
+        break;
+    case THEMIS_BYTE_Q8_0:  // q + 128 as unsigned, the 128 taken back through x's sums
+        _mm256_storeu_si256((__m256i *)u, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)),
+                                                            _mm256_set1_epi8((char)0x80)));
+        wd[0] = half(blk), wo[0] = -128 * wd[0];
+        break;
+    case THEMIS_BYTE_Q4_K:
+    case THEMIS_BYTE_Q5_K: {
+        uint8_t scales[8], mins[8];
+        scales_mins_k(blk + 4, scales, mins);
+        const float d = half(blk), dmin = half(blk + 2);
+        const uint8_t *qs = blk + (format == THEMIS_BYTE_Q5_K ? 48 : 16);
+        __m256i qh = format == THEMIS_BYTE_Q5_K ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            if (format == THEMIS_BYTE_Q5_K) {
+                lo = _mm256_or_si256(lo, bit_to_16(qh, 2 * j));
+                hi = _mm256_or_si256(hi, bit_to_16(qh, 2 * j + 1));
+            }
+            _mm256_storeu_si256((__m256i *)(u + 64 * j), lo);
+            _mm256_storeu_si256((__m256i *)(u + 64 * j + 32), hi);
+        }
+        for (int j = 0; j < 8; j++) wd[j] = d * scales[j], wo[j] = -dmin * mins[j];
+        break;
+    }
+    default: {  // Q6_K, sub-blocks of 16
+        const int8_t *sc = (const int8_t *)(blk + 192);
+        const float d = half(blk + 208);
+        for (int n = 0; n < 2; n++) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(blk + 64 * n));
+            __m256i c = _mm256_loadu_si256((const __m256i *)(blk + 64 * n + 32));
+            __m256i h = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * n));
+            uint8_t *o = u + 128 * n;
+            _mm256_storeu_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(a, low4),
+                                                              _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x03)), 4)));
+            _mm256_storeu_si256((__m256i *)(o + 32), _mm256_or_si256(_mm256_and_si256(c, low4),
+                                                                     _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x0C)), 2)));
+            _mm256_storeu_si256((__m256i *)(o + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4),
+                                                                     _mm256_and_si256(h, _mm256_set1_epi8(0x30))));
+            _mm256_storeu_si256((__m256i *)(o + 96),
+                                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4),
+                                                _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8((char)0xC0)), 2)));
+        }
+        for (int j = 0; j < 16; j++) wd[j] = d * sc[j], wo[j] = -32 * wd[j];
+        break;
+    }
+    }
+}
+
+// One tile: R activation rows (x0 ... ) times the panel's 16 rows, written to y.
+static inline __attribute__((always_inline)) void gemm_tile(const int R, const int sub, int k, const uint8_t *panel,
+                                                             const float *wd, const float *wo, themis_byte_rows_in x,
+                                                             int i0, float *y, size_t ldy, int cols) {
+    __m256 acc[6][2];
+    const int8_t *xq[6];
+    const float *xd[6];
+    const int16_t *xs16[6];
+    for (int r = 0; r < R; r++) {
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        size_t o = (size_t)(i0 + r) * x.stride;
+        xq[r] = (const int8_t *)((const char *)x.q + o);
+        xd[r] = (const float *)((const char *)x.d + o);
+        xs16[r] = (const int16_t *)((const char *)x.sums16 + o);
+    }
+    const int subs = k / sub;
+    for (int b = 0; b < subs; b++) {
+        __m256i isum[6][2];
+        for (int r = 0; r < R; r++) isum[r][0] = isum[r][1] = _mm256_setzero_si256();
+        const uint8_t *p = panel + (size_t)b * sub * 16;
+        for (int t = 0; t < sub / 4; t++) {
+            __m256i w0 = _mm256_load_si256((const __m256i *)(p + 64 * t));
+            __m256i w1 = _mm256_load_si256((const __m256i *)(p + 64 * t + 32));
+            for (int r = 0; r < R; r++) {
+                int32_t quad;
+                __builtin_memcpy(&quad, xq[r] + b * sub + 4 * t, 4);
+                __m256i xb = _mm256_set1_epi32(quad);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+                isum[r][0] = _mm256_dpbusd_epi32(isum[r][0], w0, xb);
+                isum[r][1] = _mm256_dpbusd_epi32(isum[r][1], w1, xb);
+#else
+                isum[r][0] = _mm256_dpbusd_avx_epi32(isum[r][0], w0, xb);
+                isum[r][1] = _mm256_dpbusd_avx_epi32(isum[r][1], w1, xb);
+#endif
+            }
+        }
+        __m256 d0 = _mm256_load_ps(wd + 16 * b), d1 = _mm256_load_ps(wd + 16 * b + 8);
+        __m256 o0 = _mm256_load_ps(wo + 16 * b), o1 = _mm256_load_ps(wo + 16 * b + 8);
+        for (int r = 0; r < R; r++) {
+            // x's scale of this sub-block, and its byte sum times that scale
+            float dx = xd[r][b * sub / 32];
+            int sum = sub == 16 ? xs16[r][b] : xs16[r][2 * b] + xs16[r][2 * b + 1];
+            __m256 dxb = _mm256_set1_ps(dx), xsb = _mm256_set1_ps(dx * (float)sum);
+            acc[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][0]), _mm256_mul_ps(d0, dxb), acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][1]), _mm256_mul_ps(d1, dxb), acc[r][1]);
+            acc[r][0] = _mm256_fmadd_ps(o0, xsb, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(o1, xsb, acc[r][1]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *yr = y + (size_t)(i0 + r) * ldy;
+        if (cols == 16) {
+            _mm256_storeu_ps(yr, acc[r][0]);
+            _mm256_storeu_ps(yr + 8, acc[r][1]);
+        } else {
+            float tmp[16];
+            _mm256_storeu_ps(tmp, acc[r][0]);
+            _mm256_storeu_ps(tmp + 8, acc[r][1]);
+            for (int c = 0; c < cols; c++) yr[c] = tmp[c];
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void gemm(int format, size_t block_bytes, int block, int sub,
+                                                        const void *w, size_t row_bytes, int k, int m, int j0,
+                                                        themis_byte_rows_in x, int n, float *y, size_t ldy,
+                                                        void *panel_memory) {
+    uint8_t *panel = (uint8_t *)panel_memory;
+    float *wd = (float *)(panel + (size_t)k * 16), *wo = wd + (k / sub) * 16;
+    const int cols = m - j0 < 16 ? m - j0 : 16;
+    uint8_t u[256];
+    float bd[16], bo[16];
+    for (int c = 0; c < 16; c++) {
+        const uint8_t *row = (const uint8_t *)w + (size_t)(c < cols ? j0 + c : j0) * row_bytes;
+        for (int b = 0; b < k / block; b++) {
+            unpack_block(format, row + b * block_bytes, u, bd, bo);
+            for (int e = 0; e < block; e += 4) {
+                uint32_t quad = 0;
+                if (c < cols) __builtin_memcpy(&quad, u + e, 4);  // rows past m: zeros
+                __builtin_memcpy(panel + ((size_t)(b * block + e) / 4 * 16 + c) * 4, &quad, 4);
+            }
+            for (int j = 0; j < block / sub; j++) {
+                int s = b * (block / sub) + j;
+                wd[16 * s + c] = c < cols ? bd[j] : 0;
+                wo[16 * s + c] = c < cols ? bo[j] : 0;
+            }
+        }
+    }
+    y += j0;
+    int i = 0;
+    for (; i + 6 <= n; i += 6) gemm_tile(6, sub, k, panel, wd, wo, x, i, y, ldy, cols);
+    switch (n - i) {
+    case 5: gemm_tile(5, sub, k, panel, wd, wo, x, i, y, ldy, cols); break;
+    case 4: gemm_tile(4, sub, k, panel, wd, wo, x, i, y, ldy, cols); break;
+    case 3: gemm_tile(3, sub, k, panel, wd, wo, x, i, y, ldy, cols); break;
+    case 2: gemm_tile(2, sub, k, panel, wd, wo, x, i, y, ldy, cols); break;
+    case 1: gemm_tile(1, sub, k, panel, wd, wo, x, i, y, ldy, cols); break;
+    default: break;
+    }
+}
+
+#define GEMM(name, format, bytes, block, sub)                                                                      \
+    static void name(const void *w, size_t row_bytes, int k, int m, int j0, themis_byte_rows_in x, int n, float *y, \
+                     size_t ldy, void *panel) {                                                                    \
+        gemm(format, bytes, block, sub, w, row_bytes, k, m, j0, x, n, y, ldy, panel);                              \
+    }
+GEMM(gemm_q4_0, THEMIS_BYTE_Q4_0, 18, 32, 32)
+GEMM(gemm_q4_1, THEMIS_BYTE_Q4_1, 20, 32, 32)
+GEMM(gemm_q5_0, THEMIS_BYTE_Q5_0, 22, 32, 32)
+GEMM(gemm_q5_1, THEMIS_BYTE_Q5_1, 24, 32, 32)
+GEMM(gemm_q8_0, THEMIS_BYTE_Q8_0, 34, 32, 32)
+GEMM(gemm_q4_k, THEMIS_BYTE_Q4_K, 144, 256, 32)
+GEMM(gemm_q5_k, THEMIS_BYTE_Q5_K, 176, 256, 32)
+GEMM(gemm_q6_k, THEMIS_BYTE_Q6_K, 210, 256, 16)
+
+themis_byte_gemm_fn themis_byte_gemm(int format) {
+    switch (format) {
+    case THEMIS_BYTE_Q4_0: return gemm_q4_0;
+    case THEMIS_BYTE_Q4_1: return gemm_q4_1;
+    case THEMIS_BYTE_Q5_0: return gemm_q5_0;
+    case THEMIS_BYTE_Q5_1: return gemm_q5_1;
+    case THEMIS_BYTE_Q8_0: return gemm_q8_0;
+    case THEMIS_BYTE_Q4_K: return gemm_q4_k;
+    case THEMIS_BYTE_Q5_K: return gemm_q5_k;
+    case THEMIS_BYTE_Q6_K: return gemm_q6_k;
+    default: return 0;
+    }
+}
+
+#else
+
+themis_byte_gemm_fn themis_byte_gemm(int format) {
+    (void)format;
+    return 0;
+}
+
+#endif
+
 themis_byte_rows_fn themis_byte_rows(int format) {
     switch (format) {
     case THEMIS_BYTE_Q4_K: return rows_q4_k;
@@ -283,6 +508,11 @@ const char *themis_byte_dots_isa(void) { return ISA; }
 #else
 
 themis_byte_rows_fn themis_byte_rows(int format) {
+    (void)format;
+    return 0;
+}
+
+themis_byte_gemm_fn themis_byte_gemm(int format) {
     (void)format;
     return 0;
 }

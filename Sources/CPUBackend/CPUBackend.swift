@@ -21,6 +21,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// between calls (a fresh allocation per call costs page faults on every layer).
     private var attentionWork = UnsafeMutablePointer<Float>.allocate(capacity: 0)
     private var attentionWorkCount = 0
+    /// Prompt rows rounded to bytes for the byte GEMM, kept between calls.
+    private var quantizedRows = UnsafeMutablePointer<Float>.allocate(capacity: 0)
+    private var quantizedRowsCount = 0
 
     /// A backend using `threads` threads (default: every core).
     /// Matmuls of up to this many rows are decode steps: on quantised weights the one-token 8-bit
@@ -28,11 +31,13 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     static let decodeRows = 8
     public var decodeKernelRows: Int { Self.decodeRows }
 
-    /// Whether one-token matmuls on quantised weights round the activations to 8-bit blocks (the
-    /// fast path, as llama.cpp's CPU backend does) rather than use them in f32.
+    /// Whether matmuls on quantised weights round the activations to 8-bit blocks (the fast path,
+    /// as llama.cpp's CPU backend does) rather than use them in f32: one-token rows always, prompt
+    /// rows where this build has the byte GEMM (VNNI). Training wants it off: its backward pass
+    /// is in f32.
     public let roundsDecodeActivations: Bool
 
-    /// Whether one-token dots of the 32-element block formats use the C byte multiply-adds
+    /// Whether the 8-bit dots (one-token rows, and the prompt GEMM) use the C byte multiply-adds
     /// (`CByteDots`) where this build has them, rather than the portable Swift kernels.
     public let usesByteDots: Bool
 
@@ -51,6 +56,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         for p in scratch { p.deallocate() }
         keyBlocks.deallocate()
         attentionWork.deallocate()
+        quantizedRows.deallocate()
     }
 
     /// At least `count` floats of the attention backward pass's work space.
@@ -131,9 +137,47 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                      "matmul shapes x\(x.shape) w\(w.shape) y\(y.shape)")
         // one token on a quantised weight: the 8-bit path, shared with several weights
         if n <= Self.decodeRows && w.type.blockSize > 1 && roundsDecodeActivations { return matmul(x, weights: [w], into: [y]) }
+        // a prompt on a quantised weight: the byte GEMM where this build has one (VNNI)
+        if roundsDecodeActivations, usesByteDots, let format = ByteFormatOf.format(of: w.type),
+           let gemm = themis_byte_gemm(Int32(format.rawValue)) {
+            return byteGEMM(gemm, x, w, y)
+        }
         ensureScratch(n == 1 ? 256 : n <= Self.decodeRows ? k + 256 : 64 * k + 256)
         dispatch(w.type, MatMulJob(pool: pool, scratch: scratch, w: rawPointer(w), rowBytes: w.rowBytes,
                                    x: pointer(x), y: pointer(y), n: n, k: k, m: m))
+    }
+
+    /// `y = x · wᵀ` by the C byte GEMM: the rows of `x` rounded to bytes (one scale per 32
+    /// elements, each row on its own, so a row's numbers do not depend on the others), then
+    /// panels of 16 weight rows, one per task, each unpacked once and multiplied with every row.
+    private func byteGEMM(_ gemm: themis_byte_gemm_fn, _ x: Tensor, _ w: Tensor, _ y: Tensor) {
+        let n = x.rowCount, k = x.rowLength, m = w.rowCount
+        let rowFloats = QuantizedRow.floatsNeeded(k: k)
+        let rows = quantizedRowsBuffer(n * rowFloats)
+        let xp = pointer(x)
+        parallelRows(n, width: k) { i in _ = QuantizedRow(xp + i * k, k: k, buffer: rows + i * rowFloats) }
+        let first = QuantizedRow(layoutIn: rows, k: k)
+        let input = themis_byte_rows_in(q: first.bytes, d: first.d, sums16: first.sums16,
+                                        stride: rowFloats * MemoryLayout<Float>.stride)
+        let panelFloats = (themis_byte_gemm_panel_bytes(Int32(k)) + 3) / 4
+        ensureScratch(panelFloats + 16)
+        let wp = rawPointer(w), rowBytes = w.rowBytes, yp = pointer(y), scratch = scratch
+        pool.run(tasks: (m + 15) / 16) { t, thread in
+            // the panel's vectors are read aligned: 64 bytes
+            let raw = UnsafeMutableRawPointer(scratch[thread])
+            let panel = raw + (64 - Int(bitPattern: raw) % 64) % 64
+            gemm(wp, rowBytes, Int32(k), Int32(m), Int32(16 * t), input, Int32(n), yp, m, panel)
+        }
+    }
+
+    /// At least `count` floats for activation rows rounded to bytes, kept between calls.
+    private func quantizedRowsBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > quantizedRowsCount {
+            quantizedRows.deallocate()
+            quantizedRowsCount = max(count, quantizedRowsCount * 2)
+            quantizedRows = .allocate(capacity: quantizedRowsCount)
+        }
+        return quantizedRows
     }
 
     /// One token through quantised weights: the activation row is quantised once (by the caller,

@@ -48,6 +48,46 @@ struct CPUConformanceTests {
         withExtendedLifetime(box) {}
     }
 
+    /// A prompt's rows through the byte GEMM (where this build has it) equal each row alone through
+    /// the one-token dots: the 32-element formats round every row alike (a scale per 32), so the
+    /// integer block sums are the same and only the order of float adds differs. The K-quants'
+    /// one-token rows take one scale per 256 instead: a different rounding, so NMSE as in the
+    /// conformance cases. 21 rows: three full tiles of 6 and a remainder of 3; 37 weight rows:
+    /// two full panels of 16 and a partial one.
+    @Test(arguments: [StorageType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4K, .q5K, .q6K])
+    func promptRowsEqualLoneRows(_ type: StorageType) throws {
+        let b = Self.twoThreads
+        let k = 1024, m = 37, n = 21
+        var r = Inputs(seed: 4321 &+ UInt64(type.rawValue))
+        let box = ByteBox(r.weightBytes(type, rows: m, k: k))
+        let w = try b.makeWeight(type: type, shape: [m, k], bytes: UnsafeRawBufferPointer(box.bytes))
+        let values = r.floats(n * k)
+        let x = try b.makeTensor(shape: [n, k])
+        b.write(values, to: x)
+        let y = try b.makeTensor(shape: [n, m])
+        b.matmul(x, weight: w, into: y)
+        let together = try b.read(y)
+        var alone: [Float] = []
+        for i in 0..<n {
+            let xi = try b.makeTensor(shape: [1, k])
+            b.write(Array(values[i * k..<(i + 1) * k]), to: xi)
+            let yi = try b.makeTensor(shape: [1, m])
+            b.matmul(xi, weight: w, into: yi)
+            alone += try b.read(yi)
+        }
+        let scale = alone.map { abs($0) }.max() ?? 1
+        if type.blockSize == 32 {
+            for j in 0..<(n * m) {
+                #expect(abs(together[j] - alone[j]) <= 1e-5 * scale, "\(type) row \(j / m) column \(j % m): \(together[j]) vs \(alone[j])")
+            }
+        } else {
+            var num = 0.0, den = 0.0
+            for (a, e) in zip(together, alone) { num += Double(a - e) * Double(a - e); den += Double(e) * Double(e) }
+            #expect(num / den < 2e-4, "\(type): NMSE \(num / den) between prompt rows and lone rows")
+        }
+        withExtendedLifetime(box) {}
+    }
+
     @Test(arguments: TrainingConformance.cases)
     func backwardMatchesReference(_ c: ConformanceCase) throws {
         for backend in [Self.twoThreads, Self.oneThread] {

@@ -61,14 +61,15 @@ struct IFDTests {
     }
 
     /// llama.cpp's log-probabilities of the same tokens (scripts/ifd-reference.py). Both engines
-    /// round activations to 8 bits in their decode matmuls (ours: up to 8 rows at a time, so the
-    /// 7-token answers here; longer ones run through f32 panels), and on these short texts the
-    /// means are sensitive to it: a value rounded the other way moves the next layer by a whole
-    /// quantum. Measured with the integer block sums held equal and only the order of the float
+    /// round activations to 8 bits in their matmuls (ours: up to 8 rows at a time through the
+    /// decode dots, longer pieces through the byte GEMM where the CPU has VNNI, else f32 panels),
+    /// and on these short texts the means are sensitive to it: a value rounded the other way
+    /// moves the next layer by a whole quantum. Per token, with the byte GEMM: Qwen within 0.09
+    /// nats of llama.cpp, SmolLM2 up to 0.39 (a token at -7.8; 0.3 and under with f32 panels). Measured with the integer block sums held equal and only the order of the float
     /// adds changed (lanes of the block dot reversed): SmolLM2's conditioned mean of the first
     /// record moved 0.389 -> 0.424 -> 0.407 (llama.cpp 0.396), Qwen's unconditioned 7.07 -> 7.18 ->
     /// 7.19 (llama.cpp 6.94), IFD up to 7% of 0.089. The bounds sit above that noise and far
-    /// below what a wrong token or prefix does (whole nats): per token 0.3 nats, means 5% + 0.03
+    /// below what a wrong token or prefix does (whole nats): per token 0.5 nats, means 5% + 0.03
     /// nats, IFD 5% + 0.01.
     @Test func ifdAgreesWithLlamaCpp() async throws {
         let url = try #require(Bundle.module.url(forResource: "Fixtures/ifd-reference", withExtension: "json"))
@@ -90,7 +91,7 @@ struct IFDTests {
                 let ours = try session.logProbabilities(prefix: prefix, continuation: answer)
                 let theirs = try #require(r["llama_conditioned"] as? [Double])
                 let worst = try #require(zip(ours, theirs).map { abs(Double($0) - $1) }.max())
-                #expect(worst < 0.3, "\(file): conditioned log-probabilities differ by up to \(worst)")
+                #expect(worst < 0.5, "\(file): conditioned log-probabilities differ by up to \(worst)")
                 let s = try await scorer.score(instruction: instruction, answer: answerText)
                 let ceC = -theirs.reduce(0, +) / Double(theirs.count)
                 let u = try #require(r["llama_unconditioned"] as? [Double])

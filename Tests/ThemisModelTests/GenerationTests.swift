@@ -120,9 +120,13 @@ struct GenerationTests {
             let lse = mx + log(logits.map { exp(Double($0 - mx)) }.reduce(0, +)).asFloat
             try #require(logits.indices.contains(Int(id)), "token \(i): id \(id) is outside the \(logits.count) logits")
             let expected = logits[Int(id)] - lse
-            // one-token steps use 8-bit activations (as llama.cpp does), batches use f32: they
-            // agree to about 0.1 nats, well inside the 0.25 logit tolerance against llama.cpp
-            #expect(abs(batched[i] - expected) < 0.2, "token \(i): \(batched[i]) vs \(expected)")
+            // both round activations to 8 bits (as llama.cpp does), one-token steps through the
+            // decode dots, the batch through the byte GEMM where the CPU has VNNI (else in f32):
+            // the same rounding of each row, but float sums in another order, and on SmolLM2 a
+            // value rounded the other way moves the next layers (see IFDTests). Measured: most
+            // tokens within 0.03 nats, the largest 0.28 (a token at -4; 0.16 with f32 batches);
+            // a wrong position or mask costs whole nats
+            #expect(abs(batched[i] - expected) < 0.35, "token \(i): \(batched[i]) vs \(expected)")
             logits = try session.evaluateLast([id])
         }
         #expect(batched.allSatisfy { $0 <= 0 && $0.isFinite })

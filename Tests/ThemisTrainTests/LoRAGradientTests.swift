@@ -18,7 +18,7 @@ enum TrainTestSupport {
 
     /// The CPU backend, or the first Vulkan device (nil when there is none).
     static func backend(_ device: String) throws -> (any Backend)? {
-        if device == "cpu" { return CPUBackend(threads: 2) }
+        if device == "cpu" { return CPUBackend(threads: 2, roundDecodeActivations: false) }
         let provider = VulkanProvider()
         guard let d = provider.devices().devices.first else { return nil }
         return try provider.makeBackend(on: d)
@@ -88,7 +88,7 @@ struct LoRAGradientTests {
     /// the gradient of the weighted loss of a short answer equals central differences of the
     /// loss (steps of ±4e-2), for the three largest entries of every adapted matrix.
     @Test func smolLM2GradientMatchesFiniteDifferences() throws {
-        let model = try LanguageModel(path: TrainTestSupport.smolLM2, backend: CPUBackend(threads: 2), contextLength: 256)
+        let model = try LanguageModel(path: TrainTestSupport.smolLM2, backend: CPUBackend(threads: 2, roundDecodeActivations: false), contextLength: 256)
         let r = try Self.check(model, settings: Self.smolSettings, seed: 7, text: Self.smolText, answerTokens: 14,
                                perMatrix: 3, step: 4e-2)
         print("[lora gradient, SmolLM2, cpu] NMSE \(r.nmse), worst error \(r.worst) of its matrix's largest gradient, loss \(r.loss)")
@@ -107,7 +107,7 @@ struct LoRAGradientTests {
             return try Self.check(model, settings: Self.smolSettings, seed: 7, text: Self.smolText, answerTokens: 14,
                                   perMatrix: 0, step: 4e-2).gradients
         }
-        let cpu = try gradient(CPUBackend(threads: 2)), gpu = try gradient(vulkan)
+        let cpu = try gradient(CPUBackend(threads: 2, roundDecodeActivations: false)), gpu = try gradient(vulkan)
         var num = 0.0, den = 0.0
         for (a, b) in zip(gpu, cpu) {
             num += (Double(a) - Double(b)) * (Double(a) - Double(b))
@@ -115,7 +115,7 @@ struct LoRAGradientTests {
         }
         print("[lora gradient, SmolLM2] Vulkan vs CPU: NMSE \(num / den)")
         #expect(num / den < 1e-6, "Vulkan's gradient differs from the CPU's: NMSE \(num / den)")
-        for (name, backend) in [("cpu", CPUBackend(threads: 2) as any Backend), ("vulkan", vulkan)] {
+        for (name, backend) in [("cpu", CPUBackend(threads: 2, roundDecodeActivations: false) as any Backend), ("vulkan", vulkan)] {
             let model = try LanguageModel(path: TrainTestSupport.tinyLlama, backend: backend, contextLength: 64)
             let r = try Self.check(model, settings: LoRASettings(rank: 3, alpha: 6, blocks: [0, 2]), seed: 5,
                                    text: "Once upon a time, in a small village, there lived a judge.", answerTokens: 8,
@@ -127,7 +127,7 @@ struct LoRAGradientTests {
 
     /// Keeping every block's activations or running each block again gives the same bits.
     @Test func keptAndRecomputedActivationsGiveTheSameGradients() throws {
-        let model = try LanguageModel(path: TrainTestSupport.smolLM2, backend: CPUBackend(threads: 2), contextLength: 64)
+        let model = try LanguageModel(path: TrainTestSupport.smolLM2, backend: CPUBackend(threads: 2, roundDecodeActivations: false), contextLength: 64)
         let settings = LoRASettings(rank: 4, alpha: 8, dropout: 0.1, targets: [.k, .o, .gate, .down], blocks: [0, 7, 29])
         let lora = try TrainableLoRA(settings: settings, config: model.config, backend: model.backend)
         var rng = SplitMix64(seed: 11)
@@ -156,7 +156,7 @@ struct LoRAGradientTests {
         let texts = ["\(prime) A: 4 B: 7<|im_end|>\n<|im_start|>assistant\nB is prime. [[B]]",
                      "\(prime) A: 7 B: 4<|im_end|>\n<|im_start|>assistant\nA is prime. [[A]]",
                      "Instruction: say hello. A: hello B: bye<|im_end|>\n<|im_start|>assistant\nA greets. [[A]]"]
-        let smol = try LanguageModel(path: TrainTestSupport.smolLM2, backend: CPUBackend(threads: 2), contextLength: 64)
+        let smol = try LanguageModel(path: TrainTestSupport.smolLM2, backend: CPUBackend(threads: 2, roundDecodeActivations: false), contextLength: 64)
         let samples = texts.enumerated().map { i, text in
             let tokens = smol.tokenizer.encode(judge + text, parseSpecial: true, addBOS: false)
             return TokenizedSample(id: "s\(i)", tokens: tokens,
@@ -189,7 +189,7 @@ struct LoRAGradientTests {
         // the tiny llama: its own vocabulary, token ids drawn at random; all three share 20
         // tokens, the first two 18 more
         var rng = SplitMix64(seed: 21)
-        let tiny = try LanguageModel(path: TrainTestSupport.tinyLlama, backend: CPUBackend(threads: 2), contextLength: 64)
+        let tiny = try LanguageModel(path: TrainTestSupport.tinyLlama, backend: CPUBackend(threads: 2, roundDecodeActivations: false), contextLength: 64)
         func draw(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.below(tiny.config.vocabularySize)) } }
         let head = draw(20), mid = draw(18)
         let tinySamples = [head + mid + draw(9), head + mid + draw(5), head + draw(14)].enumerated().map { i, tokens in

@@ -31,6 +31,29 @@ typedef void (*themis_byte_rows_fn)(const void *w, size_t row_bytes, int k, cons
 /// The row kernel of `format`, or NULL when this build has no byte multiply-add.
 themis_byte_rows_fn themis_byte_rows(int format);
 
+/// Activation rows rounded to bytes for the GEMM: row i's k bytes at `q + i·stride`, its scale
+/// per 32 elements at `d + i·stride` and its sums per 16 bytes at `sums16 + i·stride` (every
+/// pointer advanced by `stride` bytes per row).
+typedef struct {
+    const int8_t *q;
+    const float *d;
+    const int16_t *sums16;
+    size_t stride;
+} themis_byte_rows_in;
+
+/// y[i][j] = dot(weight row j0 + j, x row i) for i < n and j < min(16, m - j0), y's rows `ldy`
+/// floats apart: one panel of 16 weight rows, unpacked once into `panel`
+/// (themis_byte_gemm_panel_bytes(k) bytes, 64-byte aligned) and multiplied with every x row.
+typedef void (*themis_byte_gemm_fn)(const void *w, size_t row_bytes, int k, int m, int j0, themis_byte_rows_in x,
+                                    int n, float *y, size_t ldy, void *panel);
+
+/// The GEMM of `format`, or NULL where this build lacks the 8-bit dot into 32-bit lanes (VNNI):
+/// without it the byte GEMM does not beat the f32 one.
+themis_byte_gemm_fn themis_byte_gemm(int format);
+
+/// Bytes of a GEMM panel for rows of `k` elements.
+size_t themis_byte_gemm_panel_bytes(int k);
+
 /// The instructions the kernels use: "avx512-vnni", "avx2", or "none".
 const char *themis_byte_dots_isa(void);
 

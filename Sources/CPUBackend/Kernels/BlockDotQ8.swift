@@ -25,15 +25,23 @@ struct QuantizedRow {
     /// bytes `k / 4`, the 16-element sums `k / 32`).
     static func floatsNeeded(k: Int) -> Int { k / 2 + k / 4 + 3 * (k / 32) + 64 }
 
-    /// Quantises `x[0 ..< k]` into `buffer` with one scale per `group` elements (32, or 256
-    /// for the K-quants; `k` a multiple of it).
-    init(_ x: UnsafePointer<Float>, k: Int, group: Int = 32, buffer: UnsafeMutablePointer<Float>) {
-        let blocks = k / 32, per = group / 32
+    /// The arrays of a row of `k` elements in `buffer` (`floatsNeeded(k:)` floats), as the
+    /// quantising initialiser lays them out: rows quantised into buffers a fixed stride apart
+    /// have every array that stride apart (the C GEMM reads them so).
+    init(layoutIn buffer: UnsafeMutablePointer<Float>, k: Int) {
+        let blocks = k / 32
         d = buffer
         s = buffer + blocks
         q = UnsafeMutableRawPointer(buffer + 2 * blocks).bindMemory(to: Int16.self, capacity: k)
         bytes = UnsafeMutableRawPointer(buffer + 2 * blocks + k / 2).bindMemory(to: Int8.self, capacity: k)
         sums16 = UnsafeMutableRawPointer(buffer + 2 * blocks + k / 2 + k / 4).bindMemory(to: Int16.self, capacity: k / 16)
+    }
+
+    /// Quantises `x[0 ..< k]` into `buffer` with one scale per `group` elements (32, or 256
+    /// for the K-quants; `k` a multiple of it).
+    init(_ x: UnsafePointer<Float>, k: Int, group: Int = 32, buffer: UnsafeMutablePointer<Float>) {
+        self.init(layoutIn: buffer, k: k)
+        let blocks = k / 32, per = group / 32
         var scale: Float = 0
         for b in 0..<blocks {
             let x0 = loadF(x + 32 * b), x1 = loadF(x + 32 * b + 16)

@@ -1,4 +1,5 @@
 import CByteDots
+import ThemisBackend
 /// `y[n, m] = x[n, k] · wᵀ`: matrix-vector rows for up to `CPUBackend.decodeRows` tokens (float
 /// weights, or any weights with f32 decode; quantised ones otherwise take
 /// `CPUBackend.matmul(_:weights:into:)`), 32-row GEMM panels for more tokens.
@@ -87,5 +88,23 @@ struct RowKernelJob: KernelVisitor {
             return
         }
         kernel.run = { rows in matVecRowsQ8(K.self, w: w, rowBytes: rowBytes, k: k, x: x, y: y, rows: rows) }
+    }
+}
+
+/// The C byte-dot format of a storage type (nil for the float types).
+struct ByteFormatOf: KernelVisitor {
+    final class Box {
+        // Set once by `visitQuantized`, then only read.
+        var format: themis_byte_format?
+    }
+    let box = Box()
+
+    func visit<K: BlockKernel>(_: K.Type) {}
+    func visitQuantized<K: BlockDotQ8>(_: K.Type) { box.format = K.byteFormat }
+
+    static func format(of type: StorageType) -> themis_byte_format? {
+        let query = ByteFormatOf()
+        dispatch(type, query)
+        return query.box.format
     }
 }

@@ -22,7 +22,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var judgeSettings: JudgeSettings
     @Option(help: "Judge explanations: none, short, full.") var explain: JudgeOptions.Explain = .short
     @Flag(name: .customLong("q8-decode"),
-          help: "CPU: round decode activations to 8 bits (faster for one stream; batched steps then read the weights once per sequence).")
+          help: "CPU: round activations to 8 bits, as themis generate does (faster for one stream, and for prompts on CPUs with VNNI; batched steps then read the weights once per sequence).")
     var q8Decode = false
 
     func validate() throws {

@@ -89,6 +89,8 @@ struct Train: ParsableCommand {
         reportingErrors {
             var options = model
             options.contextSize = options.contextSize ?? 64  // the trainer keeps no KV cache
+            // activations in f32: the backward pass is, and the gradients must be the forward pass's
+            options.exactDecode = true
             let loaded = try options.load()
             let template = try loaded.chatTemplate()
             let settings = self.settings

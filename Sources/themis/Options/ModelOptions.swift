@@ -15,7 +15,7 @@ struct ModelOptions: ParsableArguments {
     var contextSize: Int?
 
     @Flag(name: .customLong("exact-decode"),
-          help: "CPU: keep one-token activations in f32 instead of rounding them to 8 bits (slower; the Vulkan backend always does).")
+          help: "CPU: keep activations in f32 instead of rounding them to 8 bits for quantised weights (slower; the Vulkan backend always does).")
     var exactDecode = false
 
     @Option(name: .customLong("chat-template"),

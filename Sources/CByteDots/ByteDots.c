@@ -27,6 +27,12 @@ static inline __m256i dot_u8s8(__m256i u, __m256i s) {
 }
 #endif
 
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+static inline __m256i dpbusd(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
+#elif defined(__AVXVNNI__)
+static inline __m256i dpbusd(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_avx_epi32(acc, u, s); }
+#endif
+
 // Whether dot_u8s8 sums into 32-bit lanes directly (VNNI) rather than through 16-bit pairs.
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
 static inline int defined_vnni(void) { return 1; }
@@ -269,7 +275,7 @@ ROWS_K(rows_q4_k, THEMIS_BYTE_Q4_K, 144)
 ROWS_K(rows_q5_k, THEMIS_BYTE_Q5_K, 176)
 ROWS_K(rows_q6_k, THEMIS_BYTE_Q6_K, 210)
 
-// --- GEMM (prefill): VNNI only ---
+// --- GEMM (prefill) ---
 //
 // A panel of 16 weight rows is unpacked into unsigned bytes laid out for vpdpbusd: for each
 // 4 elements of k, the 16 rows' 4 bytes side by side (two vectors of 8 rows), with a scale and
@@ -277,8 +283,16 @@ ROWS_K(rows_q6_k, THEMIS_BYTE_Q6_K, 210)
 // kernel broadcasts 4 bytes of an activation row and multiplies them into both vectors;
 // after each sub-block the integer sums become floats: acc += isum·(wd·dx) + wo·xs, in that
 // order for every output whatever the tile, so a row's numbers do not depend on n.
+// Without VNNI, vpmaddubsw's 16-bit pair sums add up over `group` quads in 16-bit lanes (as many
+// as the format's largest value allows without saturating: 8 for 4-bit values, 4 for 5-bit, 2
+// for 6-bit) before one vpmaddwd widens them; Q8_0 has no GEMM there (its values would saturate).
 
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
+// Activation rows per tile: the accumulators of 6 fit AVX-512's 32 vector registers, of 3 AVX2's 16.
+#if defined(__AVX512VL__)
+#define TILE 6
+#else
+#define TILE 3
+#endif
 
 // Unpacks block `b` of a weight row into `u` (its elements as unsigned bytes) and the scale and
 // offset coefficient of each of its sub-blocks of `sub` elements.
@@ -352,9 +366,10 @@ static inline __attribute__((always_inline)) void unpack_block(int format, const
 }
 
 // One tile: R activation rows (x0 ... ) times the panel's 16 rows, written to y.
-static inline __attribute__((always_inline)) void gemm_tile(const int R, const int sub, int k, const uint8_t *panel,
-                                                             const float *wd, const float *wo, themis_byte_rows_in x,
-                                                             int i0, float *y, size_t ldy, int cols) {
+static inline __attribute__((always_inline)) void gemm_tile(const int R, const int sub, const int group, int k,
+                                                             const uint8_t *panel, const float *wd, const float *wo,
+                                                             themis_byte_rows_in x, int i0, float *y, size_t ldy,
+                                                             int cols) {
     __m256 acc[6][2];
     const int8_t *xq[6];
     const float *xd[6];
@@ -371,6 +386,8 @@ static inline __attribute__((always_inline)) void gemm_tile(const int R, const i
         __m256i isum[6][2];
         for (int r = 0; r < R; r++) isum[r][0] = isum[r][1] = _mm256_setzero_si256();
         const uint8_t *p = panel + (size_t)b * sub * 16;
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
+        (void)group;
         for (int t = 0; t < sub / 4; t++) {
             __m256i w0 = _mm256_load_si256((const __m256i *)(p + 64 * t));
             __m256i w1 = _mm256_load_si256((const __m256i *)(p + 64 * t + 32));
@@ -378,15 +395,32 @@ static inline __attribute__((always_inline)) void gemm_tile(const int R, const i
                 int32_t quad;
                 __builtin_memcpy(&quad, xq[r] + b * sub + 4 * t, 4);
                 __m256i xb = _mm256_set1_epi32(quad);
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-                isum[r][0] = _mm256_dpbusd_epi32(isum[r][0], w0, xb);
-                isum[r][1] = _mm256_dpbusd_epi32(isum[r][1], w1, xb);
-#else
-                isum[r][0] = _mm256_dpbusd_avx_epi32(isum[r][0], w0, xb);
-                isum[r][1] = _mm256_dpbusd_avx_epi32(isum[r][1], w1, xb);
-#endif
+                isum[r][0] = dpbusd(isum[r][0], w0, xb);
+                isum[r][1] = dpbusd(isum[r][1], w1, xb);
             }
         }
+#else
+        for (int g = 0; g < sub / 4; g += group) {
+            __m256i pairs[6][2];
+            for (int r = 0; r < R; r++) pairs[r][0] = pairs[r][1] = _mm256_setzero_si256();
+            for (int t = g; t < g + group; t++) {
+                __m256i w0 = _mm256_load_si256((const __m256i *)(p + 64 * t));
+                __m256i w1 = _mm256_load_si256((const __m256i *)(p + 64 * t + 32));
+                for (int r = 0; r < R; r++) {
+                    int32_t quad;
+                    __builtin_memcpy(&quad, xq[r] + b * sub + 4 * t, 4);
+                    __m256i xb = _mm256_set1_epi32(quad);
+                    pairs[r][0] = _mm256_add_epi16(pairs[r][0], _mm256_maddubs_epi16(w0, xb));
+                    pairs[r][1] = _mm256_add_epi16(pairs[r][1], _mm256_maddubs_epi16(w1, xb));
+                }
+            }
+            const __m256i ones = _mm256_set1_epi16(1);
+            for (int r = 0; r < R; r++) {
+                isum[r][0] = _mm256_add_epi32(isum[r][0], _mm256_madd_epi16(pairs[r][0], ones));
+                isum[r][1] = _mm256_add_epi32(isum[r][1], _mm256_madd_epi16(pairs[r][1], ones));
+            }
+        }
+#endif
         __m256 d0 = _mm256_load_ps(wd + 16 * b), d1 = _mm256_load_ps(wd + 16 * b + 8);
         __m256 o0 = _mm256_load_ps(wo + 16 * b), o1 = _mm256_load_ps(wo + 16 * b + 8);
         for (int r = 0; r < R; r++) {
@@ -415,7 +449,7 @@ static inline __attribute__((always_inline)) void gemm_tile(const int R, const i
 }
 
 static inline __attribute__((always_inline)) void gemm(int format, size_t block_bytes, int block, int sub,
-                                                        const void *w, size_t row_bytes, int k, int m, int j0,
+                                                        int group, const void *w, size_t row_bytes, int k, int m, int j0,
                                                         themis_byte_rows_in x, int n, float *y, size_t ldy,
                                                         void *panel_memory) {
     uint8_t *panel = (uint8_t *)panel_memory;
@@ -441,30 +475,32 @@ static inline __attribute__((always_inline)) void gemm(int format, size_t block_
     }
     y += j0;
     int i = 0;
-    for (; i + 6 <= n; i += 6) gemm_tile(6, sub, k, panel, wd, wo, x, i, y, ldy, cols);
+    for (; i + TILE <= n; i += TILE) gemm_tile(TILE, sub, group, k, panel, wd, wo, x, i, y, ldy, cols);
     switch (n - i) {
-    case 5: gemm_tile(5, sub, k, panel, wd, wo, x, i, y, ldy, cols); break;
-    case 4: gemm_tile(4, sub, k, panel, wd, wo, x, i, y, ldy, cols); break;
-    case 3: gemm_tile(3, sub, k, panel, wd, wo, x, i, y, ldy, cols); break;
-    case 2: gemm_tile(2, sub, k, panel, wd, wo, x, i, y, ldy, cols); break;
-    case 1: gemm_tile(1, sub, k, panel, wd, wo, x, i, y, ldy, cols); break;
+    case 5: gemm_tile(5, sub, group, k, panel, wd, wo, x, i, y, ldy, cols); break;
+    case 4: gemm_tile(4, sub, group, k, panel, wd, wo, x, i, y, ldy, cols); break;
+    case 3: gemm_tile(3, sub, group, k, panel, wd, wo, x, i, y, ldy, cols); break;
+    case 2: gemm_tile(2, sub, group, k, panel, wd, wo, x, i, y, ldy, cols); break;
+    case 1: gemm_tile(1, sub, group, k, panel, wd, wo, x, i, y, ldy, cols); break;
     default: break;
     }
 }
 
-#define GEMM(name, format, bytes, block, sub)                                                                      \
+#define GEMM(name, format, bytes, block, sub, group)                                                               \
     static void name(const void *w, size_t row_bytes, int k, int m, int j0, themis_byte_rows_in x, int n, float *y, \
                      size_t ldy, void *panel) {                                                                    \
-        gemm(format, bytes, block, sub, w, row_bytes, k, m, j0, x, n, y, ldy, panel);                              \
+        gemm(format, bytes, block, sub, group, w, row_bytes, k, m, j0, x, n, y, ldy, panel);                       \
     }
-GEMM(gemm_q4_0, THEMIS_BYTE_Q4_0, 18, 32, 32)
-GEMM(gemm_q4_1, THEMIS_BYTE_Q4_1, 20, 32, 32)
-GEMM(gemm_q5_0, THEMIS_BYTE_Q5_0, 22, 32, 32)
-GEMM(gemm_q5_1, THEMIS_BYTE_Q5_1, 24, 32, 32)
-GEMM(gemm_q8_0, THEMIS_BYTE_Q8_0, 34, 32, 32)
-GEMM(gemm_q4_k, THEMIS_BYTE_Q4_K, 144, 256, 32)
-GEMM(gemm_q5_k, THEMIS_BYTE_Q5_K, 176, 256, 32)
-GEMM(gemm_q6_k, THEMIS_BYTE_Q6_K, 210, 256, 16)
+GEMM(gemm_q4_0, THEMIS_BYTE_Q4_0, 18, 32, 32, 8)
+GEMM(gemm_q4_1, THEMIS_BYTE_Q4_1, 20, 32, 32, 8)
+GEMM(gemm_q5_0, THEMIS_BYTE_Q5_0, 22, 32, 32, 4)
+GEMM(gemm_q5_1, THEMIS_BYTE_Q5_1, 24, 32, 32, 4)
+GEMM(gemm_q4_k, THEMIS_BYTE_Q4_K, 144, 256, 32, 8)
+GEMM(gemm_q5_k, THEMIS_BYTE_Q5_K, 176, 256, 32, 4)
+GEMM(gemm_q6_k, THEMIS_BYTE_Q6_K, 210, 256, 16, 2)
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
+GEMM(gemm_q8_0, THEMIS_BYTE_Q8_0, 34, 32, 32, 8)
+#endif
 
 themis_byte_gemm_fn themis_byte_gemm(int format) {
     switch (format) {
@@ -472,22 +508,15 @@ themis_byte_gemm_fn themis_byte_gemm(int format) {
     case THEMIS_BYTE_Q4_1: return gemm_q4_1;
     case THEMIS_BYTE_Q5_0: return gemm_q5_0;
     case THEMIS_BYTE_Q5_1: return gemm_q5_1;
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
     case THEMIS_BYTE_Q8_0: return gemm_q8_0;
+#endif
     case THEMIS_BYTE_Q4_K: return gemm_q4_k;
     case THEMIS_BYTE_Q5_K: return gemm_q5_k;
     case THEMIS_BYTE_Q6_K: return gemm_q6_k;
     default: return 0;
     }
 }
-
-#else
-
-themis_byte_gemm_fn themis_byte_gemm(int format) {
-    (void)format;
-    return 0;
-}
-
-#endif
 
 themis_byte_rows_fn themis_byte_rows(int format) {
     switch (format) {

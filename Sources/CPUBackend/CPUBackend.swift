@@ -137,14 +137,21 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                      "matmul shapes x\(x.shape) w\(w.shape) y\(y.shape)")
         // one token on a quantised weight: the 8-bit path, shared with several weights
         if n <= Self.decodeRows && w.type.blockSize > 1 && roundsDecodeActivations { return matmul(x, weights: [w], into: [y]) }
-        // a prompt on a quantised weight: the byte GEMM where this build has one (VNNI)
-        if roundsDecodeActivations, usesByteDots, let format = ByteFormatOf.format(of: w.type),
-           let gemm = themis_byte_gemm(Int32(format.rawValue)) {
-            return byteGEMM(gemm, x, w, y)
-        }
+        // a prompt on a quantised weight: the byte GEMM where this build has one
+        if let gemm = byteGEMM(for: w.type) { return byteGEMM(gemm, x, w, y) }
         ensureScratch(n == 1 ? 256 : n <= Self.decodeRows ? k + 256 : 64 * k + 256)
         dispatch(w.type, MatMulJob(pool: pool, scratch: scratch, w: rawPointer(w), rowBytes: w.rowBytes,
                                    x: pointer(x), y: pointer(y), n: n, k: k, m: m))
+    }
+
+    /// Whether prompt rows (more than `decodeKernelRows`) through weights of `type` are rounded to
+    /// 8 bits and multiplied by the byte GEMM, rather than in f32: with rounding on, where this
+    /// build has byte multiply-adds (Q8_0: VNNI only).
+    public func roundsPromptRows(of type: StorageType) -> Bool { byteGEMM(for: type) != nil }
+
+    private func byteGEMM(for type: StorageType) -> themis_byte_gemm_fn? {
+        guard roundsDecodeActivations, usesByteDots, let format = ByteFormatOf.format(of: type) else { return nil }
+        return themis_byte_gemm(Int32(format.rawValue))
     }
 
     /// `y = x · wᵀ` by the C byte GEMM: the rows of `x` rounded to bytes (one scale per 32

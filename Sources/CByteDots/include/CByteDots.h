@@ -47,8 +47,8 @@ typedef struct {
 typedef void (*themis_byte_gemm_fn)(const void *w, size_t row_bytes, int k, int m, int j0, themis_byte_rows_in x,
                                     int n, float *y, size_t ldy, void *panel);
 
-/// The GEMM of `format`, or NULL where this build lacks the 8-bit dot into 32-bit lanes (VNNI):
-/// without it the byte GEMM does not beat the f32 one.
+/// The GEMM of `format`, or NULL where this build has no byte multiply-add (and for Q8_0 where it
+/// has no VNNI: vpmaddubsw would saturate on its values).
 themis_byte_gemm_fn themis_byte_gemm(int format);
 
 /// Bytes of a GEMM panel for rows of `k` elements.

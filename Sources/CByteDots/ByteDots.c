@@ -193,13 +193,41 @@ static inline __m256i bit_to_16(__m256i v, int bit) {
     return _mm256_and_si256(moved, _mm256_set1_epi8(16));
 }
 
+// Sub-blocks 2j and 2j + 1 of a Q4_K or Q5_K block as unsigned bytes (Q5_K's fifth bits added).
+static inline __attribute__((always_inline)) void k_pair(int format, const uint8_t *blk, int j, __m256i *lo,
+                                                          __m256i *hi) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const uint8_t *qs = blk + (format == THEMIS_BYTE_Q5_K ? 48 : 16);
+    __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+    *lo = _mm256_and_si256(q, low4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+    if (format == THEMIS_BYTE_Q5_K) {
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
+        *lo = _mm256_or_si256(*lo, bit_to_16(qh, 2 * j));
+        *hi = _mm256_or_si256(*hi, bit_to_16(qh, 2 * j + 1));
+    }
+}
+
+// Half n of a Q6_K block (128 low nibbles, then 64 bytes of 2-bit highs) as four groups of 32
+// unsigned six-bit bytes, elements 128n + 32g ..< 128n + 32g + 32.
+static inline __attribute__((always_inline)) void q6_quarters(const uint8_t *blk, int n, __m256i q[4]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256i a = _mm256_loadu_si256((const __m256i *)(blk + 64 * n));
+    __m256i c = _mm256_loadu_si256((const __m256i *)(blk + 64 * n + 32));
+    __m256i h = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * n));
+    q[0] = _mm256_or_si256(_mm256_and_si256(a, low4), _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x03)), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(c, low4), _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x0C)), 2));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4), _mm256_and_si256(h, _mm256_set1_epi8(0x30)));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4),
+                           _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8((char)0xC0)), 2));
+}
+
 static inline __attribute__((always_inline)) void rows_k(int format, size_t block_bytes, const void *w,
                                                           size_t row_bytes, int k, const int8_t *xq, const float *xd,
                                                           const float *xs, const int16_t *xsum16, float *y,
                                                           int row_start, int row_end) {
     const int blocks = k / 256;
     const int lanes = (defined_vnni()) ? 8 : 16;
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
     for (int r = row_start; r < row_end; r++) {
         const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
         __m256 acc = _mm256_setzero_ps(), accMin = _mm256_setzero_ps();
@@ -212,19 +240,8 @@ static inline __attribute__((always_inline)) void rows_k(int format, size_t bloc
                 // 128 low nibbles, 64 bytes of 2-bit highs, 16 signed scales, f16 d; (q - 32)·s·d
                 const int8_t *sc = (const int8_t *)(blk + 192);
                 for (int n = 0; n < 2; n++) {
-                    __m256i a = _mm256_loadu_si256((const __m256i *)(blk + 64 * n));
-                    __m256i c = _mm256_loadu_si256((const __m256i *)(blk + 64 * n + 32));
-                    __m256i h = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * n));
-                    __m256i q[4] = {
-                        _mm256_or_si256(_mm256_and_si256(a, low4),
-                                        _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x03)), 4)),
-                        _mm256_or_si256(_mm256_and_si256(c, low4),
-                                        _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x0C)), 2)),
-                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4),
-                                        _mm256_and_si256(h, _mm256_set1_epi8(0x30))),
-                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4),
-                                        _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8((char)0xC0)), 2)),
-                    };
+                    __m256i q[4];
+                    q6_quarters(blk, n, q);
                     for (int g = 0; g < 4; g++) {
                         int lo = sc[8 * n + 2 * g], hi = sc[8 * n + 2 * g + 1];
                         __m256i s = scale_lanes(lo, hi, lanes);
@@ -241,15 +258,9 @@ static inline __attribute__((always_inline)) void rows_k(int format, size_t bloc
                 // nibble bytes; s·q·d - m·dmin per 32-element sub-block
                 uint8_t scales[8], mins[8];
                 scales_mins_k(blk + 4, scales, mins);
-                const uint8_t *qs = blk + (format == THEMIS_BYTE_Q5_K ? 48 : 16);
-                __m256i qh = format == THEMIS_BYTE_Q5_K ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
                 for (int j = 0; j < 4; j++) {
-                    __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-                    __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-                    if (format == THEMIS_BYTE_Q5_K) {
-                        lo = _mm256_or_si256(lo, bit_to_16(qh, 2 * j));
-                        hi = _mm256_or_si256(hi, bit_to_16(qh, 2 * j + 1));
-                    }
+                    __m256i lo, hi;
+                    k_pair(format, blk, j, &lo, &hi);
                     __m256i s1 = scale_lanes(scales[2 * j], scales[2 * j], lanes);
                     __m256i s2 = scale_lanes(scales[2 * j + 1], scales[2 * j + 1], lanes);
                     sum = _mm256_add_epi32(sum, scaled_dot(lo, _mm256_loadu_si256((const __m256i *)(x + 64 * j)), s1, s1));
@@ -298,7 +309,6 @@ ROWS_K(rows_q6_k, THEMIS_BYTE_Q6_K, 210)
 // offset coefficient of each of its sub-blocks of `sub` elements.
 static inline __attribute__((always_inline)) void unpack_block(int format, const uint8_t *blk, uint8_t *u,
                                                                 float *wd, float *wo) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
     switch (format) {
     case THEMIS_BYTE_Q4_0:
         _mm256_storeu_si256((__m256i *)u, nibbles(blk + 2));
@@ -326,15 +336,9 @@ static inline __attribute__((always_inline)) void unpack_block(int format, const
         uint8_t scales[8], mins[8];
         scales_mins_k(blk + 4, scales, mins);
         const float d = half(blk), dmin = half(blk + 2);
-        const uint8_t *qs = blk + (format == THEMIS_BYTE_Q5_K ? 48 : 16);
-        __m256i qh = format == THEMIS_BYTE_Q5_K ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-            __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-            if (format == THEMIS_BYTE_Q5_K) {
-                lo = _mm256_or_si256(lo, bit_to_16(qh, 2 * j));
-                hi = _mm256_or_si256(hi, bit_to_16(qh, 2 * j + 1));
-            }
+            __m256i lo, hi;
+            k_pair(format, blk, j, &lo, &hi);
             _mm256_storeu_si256((__m256i *)(u + 64 * j), lo);
             _mm256_storeu_si256((__m256i *)(u + 64 * j + 32), hi);
         }
@@ -345,19 +349,9 @@ static inline __attribute__((always_inline)) void unpack_block(int format, const
         const int8_t *sc = (const int8_t *)(blk + 192);
         const float d = half(blk + 208);
         for (int n = 0; n < 2; n++) {
-            __m256i a = _mm256_loadu_si256((const __m256i *)(blk + 64 * n));
-            __m256i c = _mm256_loadu_si256((const __m256i *)(blk + 64 * n + 32));
-            __m256i h = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * n));
-            uint8_t *o = u + 128 * n;
-            _mm256_storeu_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(a, low4),
-                                                              _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x03)), 4)));
-            _mm256_storeu_si256((__m256i *)(o + 32), _mm256_or_si256(_mm256_and_si256(c, low4),
-                                                                     _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x0C)), 2)));
-            _mm256_storeu_si256((__m256i *)(o + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4),
-                                                                     _mm256_and_si256(h, _mm256_set1_epi8(0x30))));
-            _mm256_storeu_si256((__m256i *)(o + 96),
-                                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4),
-                                                _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8((char)0xC0)), 2)));
+            __m256i q[4];
+            q6_quarters(blk, n, q);
+            for (int g = 0; g < 4; g++) _mm256_storeu_si256((__m256i *)(u + 128 * n + 32 * g), q[g]);
         }
         for (int j = 0; j < 16; j++) wd[j] = d * sc[j], wo[j] = -32 * wd[j];
         break;

@@ -59,23 +59,7 @@ struct CPUConformanceTests {
     func promptRowsEqualLoneRows(_ type: StorageType) throws {
         let b = Self.twoThreads
         let k = 1024, m = 37, n = 21
-        var r = Inputs(seed: 4321 &+ UInt64(type.rawValue))
-        let box = ByteBox(r.weightBytes(type, rows: m, k: k))
-        let w = try b.makeWeight(type: type, shape: [m, k], bytes: UnsafeRawBufferPointer(box.bytes))
-        let values = r.floats(n * k)
-        let x = try b.makeTensor(shape: [n, k])
-        b.write(values, to: x)
-        let y = try b.makeTensor(shape: [n, m])
-        b.matmul(x, weight: w, into: y)
-        let together = try b.read(y)
-        var alone: [Float] = []
-        for i in 0..<n {
-            let xi = try b.makeTensor(shape: [1, k])
-            b.write(Array(values[i * k..<(i + 1) * k]), to: xi)
-            let yi = try b.makeTensor(shape: [1, m])
-            b.matmul(xi, weight: w, into: yi)
-            alone += try b.read(yi)
-        }
+        let (together, alone) = try Self.rowsTogetherAndAlone(b, type, k: k, m: m, n: n, seed: 4321)
         let scale = alone.map { abs($0) }.max() ?? 1
         print("[byte GEMM] \(type): \(b.roundsPromptRows(of: type) ? "prompt rows rounded to bytes" : "prompt rows in f32")")
         if type.blockSize == 32 && b.roundsPromptRows(of: type) {
@@ -87,7 +71,6 @@ struct CPUConformanceTests {
             for (a, e) in zip(together, alone) { num += Double(a - e) * Double(a - e); den += Double(e) * Double(e) }
             #expect(num / den < 2e-4, "\(type): NMSE \(num / den) between prompt rows and lone rows")
         }
-        withExtendedLifetime(box) {}
     }
 
     @Test(arguments: TrainingConformance.cases)
@@ -110,27 +93,35 @@ struct CPUConformanceTests {
     /// alone: a server's batched answers then equal a lone request's.
     @Test(arguments: StorageType.allCases)
     func batchedDecodeRowsEqualLoneRows(_ type: StorageType) throws {
-        let b = Self.f32Decode
         let k = type.blockSize > 32 ? 512 : 96, m = 21
-        var r = Inputs(seed: 77 &+ UInt64(type.rawValue))
-        let box = ByteBox(r.weightBytes(type, rows: m, k: k))
-        let w = try b.makeWeight(type: type, shape: [m, k], bytes: UnsafeRawBufferPointer(box.bytes))
         for n in [2, 4, 5, 8] {
-            let values = r.floats(n * k)
-            let x = try b.makeTensor(shape: [n, k])
-            b.write(values, to: x)
-            let y = try b.makeTensor(shape: [n, m])
-            b.matmul(x, weight: w, into: y)
-            let together = try b.read(y)
-            try #require(together.count >= n * m, "\(type): \(together.count) values for \(n) rows of \(m)")
-            for i in 0..<n {
-                let xi = try b.makeTensor(shape: [1, k])
-                b.write(Array(values[i * k..<(i + 1) * k]), to: xi)
-                let yi = try b.makeTensor(shape: [1, m])
-                b.matmul(xi, weight: w, into: yi)
-                #expect(try b.read(yi) == Array(together[i * m..<(i + 1) * m]), "\(type) row \(i) of \(n)")
-            }
+            let (together, alone) = try Self.rowsTogetherAndAlone(Self.f32Decode, type, k: k, m: m, n: n, seed: 77 &+ UInt64(n))
+            #expect(together == alone, "\(type): \(n) rows together differ from each alone")
         }
-        withExtendedLifetime(box) {}
+    }
+
+    /// `x · wᵀ` for `n` random rows of `k` at once, and each row on its own (concatenated).
+    static func rowsTogetherAndAlone(_ b: CPUBackend, _ type: StorageType, k: Int, m: Int, n: Int,
+                                     seed: UInt64) throws -> (together: [Float], alone: [Float]) {
+        var r = Inputs(seed: seed &+ UInt64(type.rawValue))
+        let box = ByteBox(r.weightBytes(type, rows: m, k: k))
+        defer { withExtendedLifetime(box) {} }
+        let w = try b.makeWeight(type: type, shape: [m, k], bytes: UnsafeRawBufferPointer(box.bytes))
+        let values = r.floats(n * k)
+        let x = try b.makeTensor(shape: [n, k])
+        b.write(values, to: x)
+        let y = try b.makeTensor(shape: [n, m])
+        b.matmul(x, weight: w, into: y)
+        let together = try b.read(y)
+        try #require(together.count >= n * m, "\(type): \(together.count) values for \(n) rows of \(m)")
+        var alone: [Float] = []
+        for i in 0..<n {
+            let xi = try b.makeTensor(shape: [1, k])
+            b.write(Array(values[i * k..<(i + 1) * k]), to: xi)
+            let yi = try b.makeTensor(shape: [1, m])
+            b.matmul(xi, weight: w, into: yi)
+            alone += try b.read(yi)
+        }
+        return (Array(together.prefix(n * m)), alone)
     }
 }

@@ -1,7 +1,9 @@
 import CByteDots
 /// Decode matvec with 8-bit activations, as llama.cpp does: the activation row is quantised once
 /// per matmul (values widened to Int16, a scale per 32 elements for the 32-element formats and
-/// per 256 for the K-quants, and per 32 elements the sum `s = d·Σq`), and each weight block is
+/// per 256 for the K-quants, and per 32 elements the sum `s = d·Σq`; the same values as bytes
+/// for the C byte dots, `CByteDots`, which run instead where the build has them). In the Swift
+/// kernels here, the portable path, each weight block is
 /// dotted as signed 16-bit pairs multiplied and added into 32-bit lanes (`pairSums`: `vpmaddwd`,
 /// one per 32 weights with AVX-512, two with AVX2; unsigned quants are centred first). The
 /// 32-element formats convert and scale once per block; the K-quants multiply their small

@@ -33,8 +33,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     /// Whether matmuls on quantised weights round the activations to 8-bit blocks (the fast path,
     /// as llama.cpp's CPU backend does) rather than use them in f32: one-token rows always, prompt
-    /// rows where this build has the byte GEMM (VNNI). Training wants it off: its backward pass
-    /// is in f32.
+    /// rows where this build has the byte GEMM (`roundsPromptRows(of:)`: x86 with AVX2, Q8_0 only
+    /// with VNNI). Training wants it off: its backward pass is in f32.
     public let roundsDecodeActivations: Bool
 
     /// Whether the 8-bit dots (one-token rows, and the prompt GEMM) use the C byte multiply-adds

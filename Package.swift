@@ -62,9 +62,9 @@ let package = Package(
         .target(name: "ThemisBackend", swiftSettings: kernelFlags),
         // SIMD, multi-threaded CPU implementation of the Backend protocol.
         .target(name: "CPUBackend", dependencies: ["ThemisBackend", "CByteDots"], swiftSettings: kernelFlags),
-        // The byte multiply-adds Swift does not emit (vpdpbusd, vpmaddubsw): the one-token dots of
-        // the 32-element block formats in C intrinsics, for the same target CPU; CPUBackend's Swift
-        // kernels are the portable path where they are absent.
+        // The byte multiply-adds Swift does not emit (vpdpbusd, vpmaddubsw): the one-token dots and
+        // the prompt GEMM of the quantised formats in C intrinsics, for the same target CPU;
+        // CPUBackend's Swift kernels are the portable path where they are absent.
         .target(name: "CByteDots", cSettings: [.unsafeFlags(["-march=\(targetCPU)", "-O3"])]),
         // <vulkan/vulkan.h> without prototypes (libvulkan-dev); the loader is opened at run time.
         .systemLibrary(name: "CVulkan", path: "Sources/CVulkan", providers: [.apt(["libvulkan-dev"])]),

@@ -12,6 +12,13 @@ size_t themis_byte_gemm_panel_bytes(int k) {
 #if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
 #include <immintrin.h>
 
+// The 8-bit dot into 32-bit lanes (vpdpbusd), with AVX-512 VNNI or AVX-VNNI.
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
+#define HAS_VNNI 1
+#else
+#define HAS_VNNI 0
+#endif
+
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
 #define ISA "avx512-vnni"
 // u8 x s8, four adjacent products summed into each int32 lane
@@ -31,13 +38,6 @@ static inline __m256i dot_u8s8(__m256i u, __m256i s) {
 static inline __m256i dpbusd(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
 #elif defined(__AVXVNNI__)
 static inline __m256i dpbusd(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_avx_epi32(acc, u, s); }
-#endif
-
-// Whether dot_u8s8 sums into 32-bit lanes directly (VNNI) rather than through 16-bit pairs.
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
-static inline int defined_vnni(void) { return 1; }
-#else
-static inline int defined_vnni(void) { return 0; }
 #endif
 
 static inline float half(const uint8_t *p) { return _cvtsh_ss((uint16_t)(p[0] | (p[1] << 8))); }
@@ -160,21 +160,24 @@ ROWS(rows_q8_0, THEMIS_BYTE_Q8_0, 34)
 
 // --- K-quants: 256-element blocks, x with one scale per block ---
 
-// The sum of u·s over each group of 4 bytes, times `scale` (|u| <= 63, |scale| <= 128).
-static inline __m256i scaled_dot(__m256i u, __m256i s, __m256i scale32, __m256i scale16) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
-    (void)scale16;
-    return _mm256_mullo_epi32(dot_u8s8(u, s), scale32);
+// The sum of u·s over each group of 4 bytes, times `scale` (|u| <= 63, |scale| <= 128; the
+// scales as scale_lanes lays them out).
+static inline __m256i scaled_dot(__m256i u, __m256i s, __m256i scale) {
+#if HAS_VNNI
+    return _mm256_mullo_epi32(dot_u8s8(u, s), scale);
 #else
-    (void)scale32;
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale);
 #endif
 }
 
-static inline __m256i scale_lanes(int lo, int hi, int lanes) {
-    // lanes 0 ..< lanes/2 get `lo`, the rest `hi` (as 32-bit or 16-bit lanes)
-    return lanes == 8 ? _mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi)
-                      : _mm256_setr_epi16(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi);
+// Scales for scaled_dot: the first half of the lanes get `lo`, the rest `hi` (32-bit lanes with
+// VNNI, whose dot sums into them; else the 16-bit pair lanes).
+static inline __m256i scale_lanes(int lo, int hi) {
+#if HAS_VNNI
+    return _mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi);
+#else
+    return _mm256_setr_epi16(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi);
+#endif
 }
 
 // Q4_K and Q5_K's eight 6-bit scales and eight mins from their 12 bytes (sub-blocks 0-3 keep six
@@ -227,7 +230,6 @@ static inline __attribute__((always_inline)) void rows_k(int format, size_t bloc
                                                           const float *xs, const int16_t *xsum16, float *y,
                                                           int row_start, int row_end) {
     const int blocks = k / 256;
-    const int lanes = (defined_vnni()) ? 8 : 16;
     for (int r = row_start; r < row_end; r++) {
         const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
         __m256 acc = _mm256_setzero_ps(), accMin = _mm256_setzero_ps();
@@ -244,8 +246,8 @@ static inline __attribute__((always_inline)) void rows_k(int format, size_t bloc
                     q6_quarters(blk, n, q);
                     for (int g = 0; g < 4; g++) {
                         int lo = sc[8 * n + 2 * g], hi = sc[8 * n + 2 * g + 1];
-                        __m256i s = scale_lanes(lo, hi, lanes);
-                        sum = _mm256_add_epi32(sum, scaled_dot(q[g], _mm256_loadu_si256((const __m256i *)(x + 128 * n + 32 * g)), s, s));
+                        __m256i s = scale_lanes(lo, hi);
+                        sum = _mm256_add_epi32(sum, scaled_dot(q[g], _mm256_loadu_si256((const __m256i *)(x + 128 * n + 32 * g)), s));
                     }
                 }
                 // the -32: 32·Σ_i s_i·(the sum of x's 16 bytes of sub-block i)
@@ -261,10 +263,10 @@ static inline __attribute__((always_inline)) void rows_k(int format, size_t bloc
                 for (int j = 0; j < 4; j++) {
                     __m256i lo, hi;
                     k_pair(format, blk, j, &lo, &hi);
-                    __m256i s1 = scale_lanes(scales[2 * j], scales[2 * j], lanes);
-                    __m256i s2 = scale_lanes(scales[2 * j + 1], scales[2 * j + 1], lanes);
-                    sum = _mm256_add_epi32(sum, scaled_dot(lo, _mm256_loadu_si256((const __m256i *)(x + 64 * j)), s1, s1));
-                    sum = _mm256_add_epi32(sum, scaled_dot(hi, _mm256_loadu_si256((const __m256i *)(x + 64 * j + 32)), s2, s2));
+                    __m256i s1 = scale_lanes(scales[2 * j], scales[2 * j]);
+                    __m256i s2 = scale_lanes(scales[2 * j + 1], scales[2 * j + 1]);
+                    sum = _mm256_add_epi32(sum, scaled_dot(lo, _mm256_loadu_si256((const __m256i *)(x + 64 * j)), s1));
+                    sum = _mm256_add_epi32(sum, scaled_dot(hi, _mm256_loadu_si256((const __m256i *)(x + 64 * j + 32)), s2));
                 }
                 d = half(blk);
                 // the mins through x's 32-element sums (xs: already times x's scale)
@@ -380,7 +382,7 @@ static inline __attribute__((always_inline)) void gemm_tile(const int R, const i
         __m256i isum[6][2];
         for (int r = 0; r < R; r++) isum[r][0] = isum[r][1] = _mm256_setzero_si256();
         const uint8_t *p = panel + (size_t)b * sub * 16;
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
+#if HAS_VNNI
         (void)group;
         for (int t = 0; t < sub / 4; t++) {
             __m256i w0 = _mm256_load_si256((const __m256i *)(p + 64 * t));
@@ -492,7 +494,7 @@ GEMM(gemm_q5_1, THEMIS_BYTE_Q5_1, 24, 32, 32, 4)
 GEMM(gemm_q4_k, THEMIS_BYTE_Q4_K, 144, 256, 32, 8)
 GEMM(gemm_q5_k, THEMIS_BYTE_Q5_K, 176, 256, 32, 4)
 GEMM(gemm_q6_k, THEMIS_BYTE_Q6_K, 210, 256, 16, 2)
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
+#if HAS_VNNI
 GEMM(gemm_q8_0, THEMIS_BYTE_Q8_0, 34, 32, 32, 8)
 #endif
 
@@ -502,7 +504,7 @@ themis_byte_gemm_fn themis_byte_gemm(int format) {
     case THEMIS_BYTE_Q4_1: return gemm_q4_1;
     case THEMIS_BYTE_Q5_0: return gemm_q5_0;
     case THEMIS_BYTE_Q5_1: return gemm_q5_1;
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__) || defined(__AVXVNNI__)
+#if HAS_VNNI
     case THEMIS_BYTE_Q8_0: return gemm_q8_0;
 #endif
     case THEMIS_BYTE_Q4_K: return gemm_q4_k;

@@ -65,7 +65,7 @@ struct QuantizedRow {
             sums16[2 * b] = Int16(sum0)
             sums16[2 * b + 1] = Int16(sum1)
             d[b] = scale
-            s[b] = scale * (r0 + r1).sum()
+            s[b] = scale * (sum0 + sum1)
         }
     }
 }
